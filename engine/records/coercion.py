@@ -1,0 +1,214 @@
+"""Turn input (JSON values, form strings, CSV cells) into the typed value of a field.
+
+One function per type family; every failure is a CoercionError with a code and a
+message an end user understands. Blank input ("" or None) is None for every type.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime, timezone
+from decimal import Decimal, InvalidOperation
+from typing import Any, Callable
+from urllib.parse import urlparse
+
+from metamodel.model import FieldDef
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+PHONE = re.compile(r"^\+?[0-9 ()\-.]{3,32}$")
+UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+TRUE_WORDS = {"true", "yes", "y", "1", "on", "是"}
+FALSE_WORDS = {"false", "no", "n", "0", "off", "否"}
+MAX_TEXT = 1_000_000
+
+
+class CoercionError(ValueError):
+    """A value that does not fit a field: `code` for programs, `message` for people."""
+
+    def __init__(self, code: str, message: str, **params: Any):
+        super().__init__(message)
+        self.code, self.message, self.params = code, message, params
+
+
+def is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "") or value == []
+
+
+def coerce(field: FieldDef, value: Any) -> Any:
+    """The typed value of `value` for `field`, or None when blank."""
+    if is_blank(value):
+        return None
+    return COERCERS[field.storage_type](field, value)
+
+
+def _text(field: FieldDef, value: Any) -> str:
+    if not isinstance(value, str):
+        raise CoercionError("invalid_type", "must be text")
+    if len(value) > MAX_TEXT:
+        raise CoercionError("too_long", f"must be at most {MAX_TEXT} characters")
+    return value
+
+
+def _email(field: FieldDef, value: Any) -> str:
+    value = _text(field, value).strip()
+    if not EMAIL.match(value):
+        raise CoercionError("invalid_email", "is not a valid email address")
+    return value
+
+
+def _phone(field: FieldDef, value: Any) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    value = _text(field, value).strip()
+    if not PHONE.match(value) or sum(c.isdigit() for c in value) < 3:
+        raise CoercionError("invalid_phone", "is not a valid phone number")
+    return value
+
+
+def _url(field: FieldDef, value: Any) -> str:
+    value = _text(field, value).strip()
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise CoercionError("invalid_url", "must be an http(s) URL")
+    return value
+
+
+def _integer(field: FieldDef, value: Any) -> int:
+    if isinstance(value, bool):
+        raise CoercionError("invalid_type", "must be a whole number")
+    if isinstance(value, int):
+        return value
+    try:
+        number = Decimal(value.strip().replace(",", "") if isinstance(value, str) else str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise CoercionError("invalid_type", "must be a whole number") from None
+    if not number.is_finite() or number != number.to_integral_value():
+        raise CoercionError("invalid_type", "must be a whole number")
+    result = int(number)
+    if abs(result) > 2**63 - 1:
+        raise CoercionError("out_of_range", "is too large")
+    return result
+
+
+def _decimal(field: FieldDef, value: Any) -> Decimal:
+    if isinstance(value, bool):
+        raise CoercionError("invalid_type", "must be a number")
+    try:
+        if isinstance(value, str):
+            value = value.strip().replace(",", "").rstrip("%").strip()
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
+    except (InvalidOperation, ValueError, TypeError):
+        raise CoercionError("invalid_type", "must be a number") from None
+    if not number.is_finite():
+        raise CoercionError("invalid_type", "must be a finite number")
+    exponent = number.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > field.scale:
+        raise CoercionError("too_many_decimals", f"must have at most {field.scale} decimal places", scale=field.scale)
+    quantized = number.quantize(Decimal(1).scaleb(-field.scale))
+    if len(quantized.as_tuple().digits) > field.precision:
+        limit = field.precision - field.scale
+        raise CoercionError("out_of_range", f"must have at most {limit} digits before the decimal point")
+    return quantized
+
+
+def _boolean(field: FieldDef, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in TRUE_WORDS:
+            return True
+        if word in FALSE_WORDS:
+            return False
+    raise CoercionError("invalid_type", "must be true or false")
+
+
+def _date(field: FieldDef, value: Any) -> date:
+    if isinstance(value, datetime):
+        raise CoercionError("invalid_type", "must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        try:
+            return date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise CoercionError("invalid_date", "must be a date (YYYY-MM-DD)")
+
+
+def _datetime(field: FieldDef, value: Any) -> datetime:
+    if isinstance(value, str):
+        text = value.strip().replace("Z", "+00:00")
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise CoercionError("invalid_datetime", "must be a date and time (ISO 8601)") from None
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+    if isinstance(value, date):
+        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+    raise CoercionError("invalid_datetime", "must be a date and time (ISO 8601)")
+
+
+def _option(field: FieldDef, value: Any) -> str:
+    if not isinstance(value, str):
+        raise CoercionError("invalid_type", "must be one of the listed values")
+    text = value.strip()
+    for option in field.options:
+        if text == option.value:
+            return option.value
+    for option in field.options:  # forms and CSV files often carry the label
+        if text in option.labels.values():
+            return option.value
+    allowed = ", ".join(field.option_values)
+    raise CoercionError("invalid_choice", f"{value!r} is not one of: {allowed}", allowed=allowed)
+
+
+def _options(field: FieldDef, value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [v for v in value.split(";")]
+    if not isinstance(value, (list, tuple)):
+        raise CoercionError("invalid_type", "must be a list of values")
+    chosen = {_option(field, v) for v in value if not is_blank(v)}
+    return [v for v in field.option_values if v in chosen]
+
+
+def _reference(field: FieldDef, value: Any) -> str:
+    if not isinstance(value, str) or not UUID.match(value.strip()):
+        raise CoercionError("invalid_reference", "must be the id of a record")
+    text = value.strip().lower().replace("-", "")
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _json(field: FieldDef, value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        raise CoercionError("invalid_type", "must be JSON data") from None
+    return value
+
+
+COERCERS: dict[str, Callable[[FieldDef, Any], Any]] = {
+    "text": _text,
+    "long_text": _text,
+    "auto_number": _text,
+    "email": _email,
+    "phone": _phone,
+    "url": _url,
+    "integer": _integer,
+    "decimal": _decimal,
+    "currency": _decimal,
+    "percent": _decimal,
+    "boolean": _boolean,
+    "date": _date,
+    "datetime": _datetime,
+    "picklist": _option,
+    "multi_picklist": _options,
+    "lookup": _reference,
+    "master_detail": _reference,
+    "user": _reference,
+    "json": _json,
+}

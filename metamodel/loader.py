@@ -1,0 +1,188 @@
+"""Read metadata documents from YAML and check them against the JSON Schemas.
+
+Each document remembers the line of every node, so that later checks (names,
+expressions, relations) can point at the exact line an admin has to fix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Iterable
+
+import jsonschema
+import yaml
+
+from metamodel.errors import MetadataError, Problem
+
+PathKey = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class Document:
+    """One metadata document: its data, the file it came from, and its line map."""
+
+    data: dict[str, Any]
+    source: str | None = None
+    lines: dict[PathKey, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def problem(self, message: str, path: PathKey = ()) -> Problem:
+        """A Problem located at `path` inside this document."""
+        return Problem(message, self.source, format_path(path), self.line_of(path))
+
+    def line_of(self, path: PathKey) -> int | None:
+        """The line of the nearest node at or above `path`."""
+        path = tuple(path)
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+@dataclass(frozen=True)
+class Template:
+    """A template directory: its manifest and its object documents."""
+
+    name: str
+    version: str
+    root: Path
+    manifest: dict[str, Any]
+    objects: tuple[Document, ...]
+
+    @property
+    def sample_data(self) -> Path | None:
+        rel = self.manifest.get("sample_data")
+        return self.root / rel if rel else None
+
+
+def format_path(path: Iterable[str | int]) -> str:
+    """Render ('fields', 3, 'type') as 'fields[3].type'."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@lru_cache(maxsize=None)
+def schema(name: str) -> dict[str, Any]:
+    """A JSON Schema shipped in metamodel/schemas (cached: parsed once per process)."""
+    text = resources.files("metamodel").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+    return json.loads(text)
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str) -> jsonschema.protocols.Validator:
+    registry = _registry()
+    return jsonschema.Draft202012Validator(schema(name), registry=registry)
+
+
+@lru_cache(maxsize=None)
+def _registry():
+    from referencing import Registry, Resource
+
+    resources_ = [
+        (f"{n}.schema.json", Resource.from_contents(schema(n))) for n in ("object", "template")
+    ]
+    resources_ += [(schema(n)["$id"], Resource.from_contents(schema(n))) for n in ("object", "template")]
+    return Registry().with_resources(resources_)
+
+
+def parse_yaml(text: str, source: str | None) -> Document:
+    """Parse YAML text into a Document with its line map; syntax errors become Problems."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        reason = getattr(exc, "problem", None) or str(exc)
+        raise MetadataError([Problem(f"invalid YAML: {reason}", source, "", line)]) from None
+    if not isinstance(data, dict):
+        raise MetadataError([Problem("a metadata document must be a mapping", source, "", 1)])
+    lines: dict[PathKey, int] = {}
+    _map_lines(node, (), lines)
+    return Document(data=data, source=source, lines=lines)
+
+
+def _map_lines(node: yaml.Node | None, path: PathKey, lines: dict[PathKey, int]) -> None:
+    if node is None:
+        return
+    lines[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                lines[path + (key.value,)] = key.start_mark.line + 1
+                _map_lines(value, path + (key.value,), lines)
+                lines[path + (key.value,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _map_lines(item, path + (index,), lines)
+
+
+def validate(document: Document, schema_name: str = "object") -> list[Problem]:
+    """Every JSON Schema violation of a document, located and readable."""
+    problems = []
+    errors = sorted(_validator(schema_name).iter_errors(document.data), key=lambda e: list(e.path))
+    for error in errors:
+        best = jsonschema.exceptions.best_match([error])
+        problems.append(document.problem(_describe(best), tuple(best.path)))
+    return problems
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return error.message.replace("Additional properties are not allowed", "unknown key(s)")
+    if error.validator == "enum":
+        allowed = ", ".join(map(str, error.validator_value))
+        return f"{error.instance!r} is not one of: {allowed}"
+    return error.message
+
+
+def load_documents(texts: Iterable[tuple[str | None, str]]) -> list[Document]:
+    """Parse and validate (source, yaml_text) pairs; raise MetadataError listing all problems."""
+    documents, problems = [], []
+    for source, text in texts:
+        try:
+            document = parse_yaml(text, source)
+        except MetadataError as exc:
+            problems.extend(exc.problems)
+            continue
+        problems.extend(validate(document))
+        documents.append(document)
+    if problems:
+        raise MetadataError(problems)
+    return documents
+
+
+def load_directory(path: str | Path) -> Template:
+    """Load a template directory (template.yaml + object files) or a bare folder of objects."""
+    root = Path(path)
+    if not root.exists():
+        raise MetadataError([Problem(f"no such template or directory: {root}")])
+    manifest_path = root / "template.yaml"
+    if manifest_path.is_file():
+        manifest_doc = parse_yaml(manifest_path.read_text("utf-8"), str(manifest_path))
+        problems = validate(manifest_doc, "template")
+        if problems:
+            raise MetadataError(problems)
+        manifest = manifest_doc.data
+        files = [root / rel for rel in manifest["objects"]]
+        missing = [
+            manifest_doc.problem(f"object file {rel!r} does not exist", ("objects", i))
+            for i, (rel, f) in enumerate(zip(manifest["objects"], files))
+            if not f.is_file()
+        ]
+        if missing:
+            raise MetadataError(missing)
+    elif root.is_dir():
+        manifest = {"name": root.name, "version": "0", "objects": []}
+        files = sorted(p for p in root.rglob("*.y*ml") if p.suffix in (".yaml", ".yml"))
+    else:
+        files, manifest = [root], {"name": root.stem, "version": "0", "objects": [root.name]}
+        root = root.parent
+    documents = load_documents((str(f), f.read_text("utf-8")) for f in files)
+    return Template(manifest["name"], str(manifest["version"]), root, manifest, tuple(documents))
