@@ -134,7 +134,7 @@ class IndexDef:
     unique: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ObjectDef:
     id: str
     name: str
@@ -180,7 +180,7 @@ class ObjectDef:
         return pick_label(self.labels, language, self.name)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Model:
     """Every object of one metadata revision."""
 

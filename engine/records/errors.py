@@ -1,0 +1,96 @@
+"""Structured record errors: per field, a code for programs and a message for people.
+
+Messages are given in the actor's language where a translation exists (English,
+Simplified and Traditional Chinese ship with the engine), and name the field by its
+label in that language.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MESSAGES: dict[str, dict[str, str]] = {
+    "required": {"en": "is required", "zh-CN": "为必填项", "zh-TW": "為必填項"},
+    "not_unique": {"en": "must be unique: {value!r} is already used", "zh-CN": "必须唯一：{value!r} 已被使用",
+                   "zh-TW": "必須唯一：{value!r} 已被使用"},
+    "min": {"en": "must be at least {limit}", "zh-CN": "不能小于 {limit}", "zh-TW": "不能小於 {limit}"},
+    "max": {"en": "must be at most {limit}", "zh-CN": "不能大于 {limit}", "zh-TW": "不能大於 {limit}"},
+    "too_short": {"en": "must be at least {limit} characters", "zh-CN": "至少 {limit} 个字符",
+                  "zh-TW": "至少 {limit} 個字元"},
+    "too_long": {"en": "must be at most {limit} characters", "zh-CN": "最多 {limit} 个字符",
+                 "zh-TW": "最多 {limit} 個字元"},
+    "pattern": {"en": "does not match the required format", "zh-CN": "格式不正确", "zh-TW": "格式不正確"},
+    "read_only": {"en": "is read-only", "zh-CN": "为只读字段", "zh-TW": "為唯讀欄位"},
+    "unknown_field": {"en": "is not a field of {object}", "zh-CN": "不是 {object} 的字段",
+                      "zh-TW": "不是 {object} 的欄位"},
+    "invalid_reference": {"en": "refers to a record that does not exist", "zh-CN": "引用的记录不存在",
+                          "zh-TW": "引用的記錄不存在"},
+    "invalid_choice": {"en": "{value!r} is not one of: {allowed}", "zh-CN": "{value!r} 不是可选值：{allowed}",
+                       "zh-TW": "{value!r} 不是可選值：{allowed}"},
+    "invalid_type": {"en": "{detail}", "zh-CN": "类型不正确（{detail}）", "zh-TW": "類型不正確（{detail}）"},
+    "conflict": {"en": "was changed by someone else (your version {given}, current {current}); reload and retry",
+                 "zh-CN": "已被他人修改（你的版本 {given}，当前 {current}），请刷新后重试",
+                 "zh-TW": "已被他人修改（你的版本 {given}，目前 {current}），請重新整理後重試"},
+    "not_found": {"en": "{object} {id} does not exist", "zh-CN": "{object} {id} 不存在", "zh-TW": "{object} {id} 不存在"},
+    "restricted": {"en": "cannot be deleted: {count} {child} record(s) refer to it through {field}",
+                   "zh-CN": "无法删除：有 {count} 条 {child} 记录通过 {field} 引用它",
+                   "zh-TW": "無法刪除：有 {count} 筆 {child} 記錄透過 {field} 引用它"},
+}
+
+
+def translate(code: str, language: str | None, default: str, **params: Any) -> str:
+    """The message for `code` in `language` (falling back to English, then `default`)."""
+    table = MESSAGES.get(code)
+    if not table:
+        return default
+    template = table.get(language or "en") or table.get((language or "").split("-")[0]) or table["en"]
+    try:
+        return template.format(detail=default, **params)
+    except (KeyError, IndexError, ValueError):
+        return default
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one field (or with the record as a whole when field is None)."""
+
+    field: str | None
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class RecordError(Exception):
+    """Base of record errors; `errors` lists every problem found."""
+
+    status = 400
+
+    def __init__(self, errors: list[FieldError], message: str | None = None):
+        self.errors = list(errors)
+        super().__init__(message or "; ".join(
+            f"{e.field}: {e.message}" if e.field else e.message for e in self.errors))
+
+
+class ValidationFailed(RecordError):
+    status = 422
+
+
+class NotFound(RecordError):
+    status = 404
+
+
+class Conflict(RecordError):
+    """The record changed since the caller read it (optimistic concurrency)."""
+
+    status = 409
+
+    def __init__(self, errors: list[FieldError], current_version: int | None):
+        super().__init__(errors)
+        self.current_version = current_version
+
+
+class UnknownObject(RecordError):
+    status = 404

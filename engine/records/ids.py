@@ -1,0 +1,29 @@
+"""Record ids: UUIDv7 (time-ordered), generated before the write.
+
+Time order keeps primary-key inserts at the right edge of the index, and generating
+ids in Python lets bulk writes use a plain executemany instead of RETURNING.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+_lock = threading.Lock()
+_last = [0, 0]
+
+
+def new_id() -> str:
+    """A UUIDv7 string; monotonic within this process."""
+    with _lock:
+        millis = time.time_ns() // 1_000_000
+        if millis <= _last[0]:
+            millis, counter = _last[0], _last[1] + 1
+        else:
+            counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+        _last[0], _last[1] = millis, counter
+    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (counter & 0xFFF) << 64 | 0b10 << 62 | rand
+    text = f"{value:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

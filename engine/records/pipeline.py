@@ -1,0 +1,191 @@
+"""The pure-Python part of a write: input -> typed, defaulted, checked, computed values.
+
+No SQL here. The service hands in the values of relation paths (`account.grade`) it
+fetched, and gets back values to write or a list of FieldErrors. Keeping this pure
+lets single writes and bulk writes share every rule.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from typing import Any, Mapping
+
+from engine.expressions import EvaluationError, Evaluator, Expression
+from engine.records.coercion import CoercionError, coerce
+from engine.records.context import Actor
+from engine.records.errors import FieldError, translate
+from metamodel.model import FieldDef, ObjectDef
+
+WRITABLE_SYSTEM = frozenset({"owner"})
+
+
+@lru_cache(maxsize=256)
+def relation_paths(obj: ObjectDef) -> tuple[tuple[str, ...], ...]:
+    """Every relation path any expression of `obj` reads (fetched once per write)."""
+    paths: set[tuple[str, ...]] = set()
+    for expression in expressions_of(obj):
+        paths |= expression.relation_paths
+    return tuple(sorted(paths))
+
+
+def expressions_of(obj: ObjectDef) -> list[Expression]:
+    found = []
+    for f in obj.fields:
+        found += [e for e in (f.expression, f.default_expression, f.required_if, f.read_only_if) if e is not None]
+    found += [rule.error_when for rule in obj.validation_rules]
+    return found
+
+
+class Pipeline:
+    """Applies one object's field rules for one actor."""
+
+    def __init__(self, obj: ObjectDef, actor: Actor, evaluator: Evaluator):
+        self.obj, self.actor, self.evaluator = obj, actor, evaluator
+        self.language = actor.language
+
+    # -- messages ------------------------------------------------------------------------
+    def error(self, field: str | None, code: str, default: str = "", **params: Any) -> FieldError:
+        label = self.obj.field(field).label(self.language) if field and self.obj.has_field(field) else field
+        text = translate(code, self.language, default, object=self.obj.label(self.language), **params)
+        return FieldError(field, code, f"{label} {text}" if label and code != "validation_rule" else text)
+
+    # -- stages ----------------------------------------------------------------------------
+    def coerce_input(self, data: Mapping[str, Any], errors: list[FieldError]) -> dict[str, Any]:
+        """Typed values for the keys the caller sent."""
+        values: dict[str, Any] = {}
+        if not isinstance(data, Mapping):
+            errors.append(FieldError(None, "invalid_type", "a record must be a JSON object"))
+            return values
+        for key, raw in data.items():
+            if key in WRITABLE_SYSTEM:
+                values[key] = self._coerce_system(key, raw, errors)
+                continue
+            if not isinstance(key, str) or not self.obj.has_field(key):
+                errors.append(self.error(str(key), "unknown_field", f"is not a field of {self.obj.name}"))
+                continue
+            field = self.obj.field(key)
+            if field.is_computed or (field.read_only and not self.actor.system):
+                errors.append(self.error(key, "read_only", "is read-only"))
+                continue
+            try:
+                values[key] = coerce(field, raw)
+            except CoercionError as exc:
+                errors.append(self.error(key, exc.code, exc.message, value=raw, **exc.params))
+        return values
+
+    def _coerce_system(self, key: str, raw: Any, errors: list[FieldError]) -> Any:
+        try:
+            return coerce(FieldDef(id=key, name=key, type="user"), raw)
+        except CoercionError as exc:
+            errors.append(FieldError(key, exc.code, f"{key} {exc.message}"))
+            return None
+
+    def apply_defaults(self, values: dict[str, Any], related: Mapping[str, Any]) -> None:
+        for field in self.obj.fields:
+            if field.name in values or field.is_computed:
+                continue
+            if field.default is not None:
+                values[field.name] = coerce(field, field.default)
+            elif field.default_expression is not None:
+                try:
+                    values[field.name] = self._cast(field, self.evaluate(field.default_expression, values, related))
+                except (EvaluationError, CoercionError):
+                    values[field.name] = None
+            else:
+                values[field.name] = None
+
+    def check(self, record: dict[str, Any], changed: set[str] | None, related: Mapping[str, Any],
+              before: Mapping[str, Any] | None, errors: list[FieldError]) -> None:
+        """Required, range, length, pattern, conditional rules, formulas, validation rules."""
+        for field in self.obj.fields:
+            if field.is_computed:
+                continue
+            value = record.get(field.name)
+            if changed is not None and field.name not in changed and not field.required_if:
+                if not (field.required and value is None):
+                    continue
+            if value is None:
+                if field.required or (field.required_if and self._true(field.required_if, record, related)):
+                    errors.append(self.error(field.name, "required", "is required"))
+                continue
+            errors.extend(self._field_limits(field, value))
+            if before is not None and field.read_only_if and field.name in (changed or ()) \
+                    and not self.actor.system and self._true(field.read_only_if, before, related):
+                errors.append(self.error(field.name, "read_only", "is read-only"))
+        self.compute_formulas(record, related, errors)
+        for rule in self.obj.validation_rules:
+            if not rule.active:
+                continue
+            try:
+                broken = self.evaluate(rule.error_when, record, related) is True
+            except EvaluationError as exc:
+                errors.append(FieldError(rule.field, "validation_rule", f"{rule.message(self.language)} ({exc})"))
+                continue
+            if broken:
+                errors.append(FieldError(rule.field, "validation_rule", rule.message(self.language)))
+
+    def _field_limits(self, field: FieldDef, value: Any) -> list[FieldError]:
+        found = []
+        if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+            if field.min is not None and value < field.min:
+                found.append(self.error(field.name, "min", f"must be at least {field.min}", limit=field.min))
+            if field.max is not None and value > field.max:
+                found.append(self.error(field.name, "max", f"must be at most {field.max}", limit=field.max))
+        if isinstance(value, str):
+            if field.min_length is not None and len(value) < field.min_length:
+                found.append(self.error(field.name, "too_short", "", limit=field.min_length))
+            if field.max_length is not None and len(value) > field.max_length:
+                found.append(self.error(field.name, "too_long", "", limit=field.max_length))
+            if field.pattern and not _pattern(field.pattern).fullmatch(value):
+                found.append(self.error(field.name, "pattern", "does not match the required format"))
+        return found
+
+    def compute_formulas(self, record: dict[str, Any], related: Mapping[str, Any], errors: list[FieldError]) -> None:
+        for name in self.obj.formula_order:
+            field = self.obj.field(name)
+            try:
+                record[name] = self._cast(field, self.evaluate(field.expression, record, related))
+            except (EvaluationError, CoercionError) as exc:
+                record[name] = None
+                errors.append(FieldError(name, "formula_error", f"{field.label(self.language)}: {exc}"))
+
+    # -- expressions -----------------------------------------------------------------------
+    def evaluate(self, expression: Expression, record: Mapping[str, Any], related: Mapping[str, Any]) -> Any:
+        names = dict(record)
+        if related:
+            names.update(related)
+        return self.evaluator.evaluate(expression, names)
+
+    def _true(self, expression: Expression, record, related) -> bool:
+        try:
+            return self.evaluate(expression, record, related) is True
+        except EvaluationError:
+            return False
+
+    @staticmethod
+    def _cast(field: FieldDef, value: Any) -> Any:
+        """A computed value in the field's stored type (numbers rounded to the scale)."""
+        if value is None:
+            return None
+        storage = field.storage_type
+        if storage in ("decimal", "currency", "percent"):
+            return Decimal(value).quantize(Decimal(1).scaleb(-field.scale), rounding=ROUND_HALF_UP)
+        if storage == "integer":
+            return int(Decimal(value).to_integral_value(rounding=ROUND_HALF_UP))
+        if storage == "text":
+            return value if isinstance(value, str) else str(value)
+        if storage == "boolean":
+            return bool(value)
+        if storage == "date" and isinstance(value, datetime):
+            return value.date()
+        if storage in ("date", "datetime") and isinstance(value, (date, datetime)):
+            return value
+        return coerce(field, value)
+
+
+@lru_cache(maxsize=512)
+def _pattern(pattern: str) -> re.Pattern:
+    return re.compile(pattern)

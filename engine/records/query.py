@@ -1,0 +1,280 @@
+"""Turn filters, sorts, text search and keyset cursors into SQL.
+
+Everything a list asks for runs in the database: conditions become WHERE clauses,
+sort becomes ORDER BY (always ending in id, so order is total), and the next page
+starts after the last row seen (keyset pagination), never at an OFFSET. Nulls sort
+as the largest value on both databases.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
+from typing import Any, Sequence
+
+import sqlalchemy as sa
+
+from engine.expressions.evaluator import Clock
+from engine.records.coercion import CoercionError, coerce
+from engine.records.errors import FieldError, ValidationFailed
+from metamodel import filters as flt
+from metamodel.model import FieldDef, ObjectDef
+from metamodel.names import SYSTEM_COLUMNS
+
+MAX_LIMIT = 1000
+NOT_NULL_SYSTEM = frozenset({"id", "created_at", "updated_at", "version"})
+
+
+@dataclass(frozen=True)
+class Query:
+    """A list request: filter (raw filter language), sort ("-field"), search, page size, cursor."""
+
+    filter: Any = None
+    sort: tuple[str, ...] = ()
+    search: str | None = None
+    limit: int = 50
+    cursor: str | None = None
+    fields: tuple[str, ...] | None = None
+
+
+class QueryError(ValidationFailed):
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__([FieldError(field, "invalid_query", message)])
+
+
+def kind_of(obj: ObjectDef):
+    """The filter language's view of an object's fields (system columns included)."""
+
+    def kind(name: str) -> str | None:
+        if obj.has_field(name):
+            return obj.field(name).kind
+        return flt.system_kind(name)
+
+    return kind
+
+
+# -- filters -------------------------------------------------------------------------------
+
+
+def where_clause(obj: ObjectDef, table: sa.Table, raw_filter: Any, clock: Clock) -> sa.ColumnElement | None:
+    try:
+        parsed = flt.parse_filter(raw_filter, kind_of(obj))
+    except flt.FilterError as exc:
+        raise QueryError(str(exc)) from None
+    return None if parsed is None else _clause(obj, table, parsed, clock)
+
+
+def _clause(obj: ObjectDef, table: sa.Table, node: flt.Filter, clock: Clock) -> sa.ColumnElement:
+    if isinstance(node, flt.And):
+        return sa.and_(sa.true(), *(_clause(obj, table, item, clock) for item in node.items))
+    if isinstance(node, flt.Or):
+        return sa.or_(sa.false(), *(_clause(obj, table, item, clock) for item in node.items))
+    if isinstance(node, flt.Not):
+        return sa.not_(_clause(obj, table, node.item, clock))
+    return _condition(obj, table, node, clock)
+
+
+def _value(obj: ObjectDef, name: str, value: Any) -> Any:
+    """A filter value typed like the field it is compared with."""
+    if value is None:
+        return None
+    field = _field_or_system(obj, name)
+    try:
+        if field.storage_type == "multi_picklist":
+            return coerce(_as_picklist(field), value)
+        return coerce(field, value if not isinstance(value, (int, float)) or field.kind != "text" else str(value))
+    except CoercionError as exc:
+        raise QueryError(f"{name}: {value!r} {exc.message}", name) from None
+
+
+def _as_picklist(field: FieldDef) -> FieldDef:
+    from dataclasses import replace
+
+    return replace(field, type="picklist")
+
+
+def _field_or_system(obj: ObjectDef, name: str) -> FieldDef:
+    if obj.has_field(name):
+        return obj.field(name)
+    kind = flt.system_kind(name)
+    type_ = {"datetime": "datetime", "number": "integer"}.get(kind, "lookup")
+    return FieldDef(id=name, name=name, type=type_, kind=kind or "text", scale=0)
+
+
+def _condition(obj: ObjectDef, table: sa.Table, cond: flt.Condition, clock: Clock) -> sa.ColumnElement:
+    column = table.c[cond.field]
+    op, value = cond.op, cond.value
+    field = _field_or_system(obj, cond.field)
+    if op == "is_null":
+        return column.is_(None) if value else column.is_not(None)
+    if op in flt.RELATIVE_DATE_OPS:
+        start, end = relative_range(op, value, clock.today())
+        return _date_range(column, field, start, end)
+    if field.storage_type == "multi_picklist":
+        return _list_condition(column, op, [_value(obj, cond.field, v) for v in _as_list(value)])
+    if op in ("in", "not_in"):
+        values = [_value(obj, cond.field, v) for v in value]
+        return column.in_(values) if op == "in" else sa.or_(column.not_in(values), column.is_(None))
+    if op == "between":
+        low, high = (_value(obj, cond.field, v) for v in value)
+        return column.between(low, high)
+    if op == "contains":
+        return column.icontains(str(value), autoescape=True)
+    if op == "starts_with":
+        return column.istartswith(str(value), autoescape=True)
+    typed = _value(obj, cond.field, value)
+    if op == "eq":
+        return column.is_(None) if typed is None else column == typed
+    if op == "ne":
+        return column.is_not(None) if typed is None else sa.or_(column != typed, column.is_(None))
+    return {"lt": column < typed, "le": column <= typed, "gt": column > typed, "ge": column >= typed}[op]
+
+
+def _as_list(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+def _list_condition(column, op: str, values: list[str]) -> sa.ColumnElement:
+    """multi_picklist values are stored as JSON text: match the quoted value."""
+    hits = [column.contains(json.dumps(v, ensure_ascii=False), autoescape=True) for v in values]
+    if op in ("eq", "contains", "in"):
+        return sa.or_(*hits)
+    if op in ("ne", "not_in"):
+        return sa.or_(column.is_(None), sa.not_(sa.or_(*hits)))
+    raise QueryError(f"operator {op!r} does not apply to a multi-picklist")
+
+
+def relative_range(op: str, days: Any, today: date) -> tuple[date, date]:
+    """Inclusive [start, end] dates of a relative date operator."""
+    if op == "today":
+        return today, today
+    if op == "yesterday":
+        return today - timedelta(days=1), today - timedelta(days=1)
+    if op == "last_n_days":
+        return today - timedelta(days=int(days)), today
+    if op == "next_n_days":
+        return today, today + timedelta(days=int(days))
+    if op == "this_week":
+        start = today - timedelta(days=today.weekday())
+        return start, start + timedelta(days=6)
+    if op == "this_month":
+        start = today.replace(day=1)
+        return start, (start + timedelta(days=32)).replace(day=1) - timedelta(days=1)
+    if op == "last_month":
+        end = today.replace(day=1) - timedelta(days=1)
+        return end.replace(day=1), end
+    if op == "this_year":
+        return today.replace(month=1, day=1), today.replace(month=12, day=31)
+    raise QueryError(f"unknown relative date operator {op!r}")
+
+
+def _date_range(column, field: FieldDef, start: date, end: date) -> sa.ColumnElement:
+    if field.kind == "datetime":
+        low = datetime.combine(start, time.min, tzinfo=timezone.utc)
+        high = datetime.combine(end + timedelta(days=1), time.min, tzinfo=timezone.utc)
+        return sa.and_(column >= low, column < high)
+    return column.between(start, end)
+
+
+# -- search --------------------------------------------------------------------------------
+
+
+def search_clause(obj: ObjectDef, table: sa.Table, text: str | None) -> sa.ColumnElement | None:
+    """Every word must appear in at least one searchable field (title field included)."""
+    if not text or not text.strip():
+        return None
+    names = list(dict.fromkeys(
+        ([obj.title_field] if obj.title_field != "id" else []) + [f.name for f in obj.searchable_fields]))
+    if not names:
+        raise QueryError(f"{obj.name} has no searchable fields")
+    words = text.split()[:8]
+    return sa.and_(*(sa.or_(*(table.c[n].icontains(word, autoescape=True) for n in names)) for word in words))
+
+
+# -- sort and keyset -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SortKey:
+    name: str
+    descending: bool
+    nullable: bool
+
+
+def sort_keys(obj: ObjectDef, sort: Sequence[str]) -> list[SortKey]:
+    keys: list[SortKey] = []
+    for item in sort or ("-created_at",):
+        name, descending = item.lstrip("-+"), item.startswith("-")
+        if not obj.has_field(name) and name not in SYSTEM_COLUMNS:
+            raise QueryError(f"cannot sort by unknown field {name!r}", name)
+        if obj.has_field(name) and obj.field(name).storage_type in ("json", "multi_picklist", "long_text"):
+            raise QueryError(f"cannot sort by {name!r}", name)
+        if name == "id" or any(k.name == name for k in keys):
+            continue
+        nullable = name not in NOT_NULL_SYSTEM and not (obj.has_field(name) and obj.field(name).required)
+        keys.append(SortKey(name, descending, nullable))
+    keys.append(SortKey("id", False, False))
+    return keys
+
+
+def order_by(table: sa.Table, keys: list[SortKey]) -> list[sa.ColumnElement]:
+    clauses = []
+    for key in keys:
+        column = table.c[key.name]
+        ordered = column.desc() if key.descending else column.asc()
+        if key.nullable:
+            ordered = ordered.nulls_first() if key.descending else ordered.nulls_last()
+        clauses.append(ordered)
+    return clauses
+
+
+def after_clause(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnElement:
+    """Rows strictly after `last` in the order given by `keys`."""
+    if all(not k.nullable for k in keys) and len({k.descending for k in keys}) == 1:
+        row = sa.tuple_(*(table.c[k.name] for k in keys))
+        values = sa.tuple_(*(sa.literal(v, table.c[k.name].type) for k, v in zip(keys, last)))
+        return row < values if keys[0].descending else row > values
+    return _after(table, keys, last)
+
+
+def _after(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnElement:
+    key, value = keys[0], last[0]
+    column = table.c[key.name]
+    if len(keys) == 1:
+        tie = sa.false()
+    else:
+        tie = _after(table, keys[1:], last[1:])
+    if value is None:  # nulls are the largest value
+        same = sa.and_(column.is_(None), tie)
+        return sa.or_(column.is_not(None), same) if key.descending else same
+    beyond = column < value if key.descending else column > value
+    if key.nullable and not key.descending:
+        beyond = sa.or_(beyond, column.is_(None))
+    return sa.or_(beyond, sa.and_(column == value, tie))
+
+
+def encode_cursor(keys: list[SortKey], row: dict[str, Any]) -> str:
+    values = [_jsonable(row[k.name]) for k in keys]
+    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not isinstance(values, list) or len(values) != len(keys):
+            raise ValueError
+        return [None if v is None else _value(obj, k.name, v) for k, v in zip(keys, values)]
+    except (ValueError, TypeError, QueryError):
+        raise QueryError("invalid cursor: it does not belong to this list (sort changed?)") from None
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value

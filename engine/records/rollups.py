@@ -1,0 +1,57 @@
+"""Rollup fields: a parent's count/sum/min/max/avg over its children, kept in SQL.
+
+After children change, each affected parent gets one UPDATE with a correlated
+subquery; no child rows are loaded into Python.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.expressions.evaluator import Clock
+from engine.records.query import where_clause
+from metamodel.model import FieldDef, Model
+
+BATCH = 1000
+
+
+def rollup_value(model: Model, tables: Mapping[str, sa.Table], parent: sa.Table, field: FieldDef,
+                 clock: Clock | None = None) -> sa.ScalarSelect:
+    """The correlated subquery computing `field` for each row of `parent`."""
+    spec = field.rollup
+    child_obj, child = model.object(spec.object), tables[spec.object]
+    if spec.function == "count":
+        aggregate = sa.func.count()
+    else:
+        aggregate = getattr(sa.func, spec.function)(child.c[spec.field])
+    query = sa.select(aggregate).where(child.c[spec.via] == parent.c.id)
+    condition = where_clause(child_obj, child, spec.filter or None, clock or Clock())
+    if condition is not None:
+        query = query.where(condition)
+    value = query.scalar_subquery()
+    if spec.function in ("count", "sum"):
+        value = sa.func.coalesce(value, 0)
+    return value
+
+
+def refresh_rollups(conn: Connection, model: Model, tables: Mapping[str, sa.Table], child: str,
+                    parent_ids: Mapping[str, Iterable[str]], only: Iterable[str] | None = None) -> None:
+    """Recompute the rollups fed by `child` for the parents named by each via field."""
+    for parent_obj, field in model.rollups_fed_by(child):
+        if only is not None and field.name not in only:
+            continue
+        ids = sorted(set(parent_ids.get(field.rollup.via, ())))
+        parent = tables[parent_obj.name]
+        for start in range(0, len(ids), BATCH):
+            conn.execute(sa.update(parent).where(parent.c.id.in_(ids[start:start + BATCH]))
+                         .values({field.name: rollup_value(model, tables, parent, field)}))
+
+
+def refresh_all(conn: Connection, model: Model, tables: Mapping[str, sa.Table], parent_name: str,
+                field: FieldDef) -> None:
+    """Recompute one rollup field for every parent row in one statement."""
+    parent = tables[parent_name]
+    conn.execute(sa.update(parent).values({field.name: rollup_value(model, tables, parent, field)}))

@@ -1,0 +1,409 @@
+"""RecordService: the one way records are written and read.
+
+A write runs, in one transaction: coercion, defaults, required/range/length/pattern
+checks, conditional rules, formulas, validation rules, lookup integrity, uniqueness,
+auto-numbers, the write itself (optimistic version check on update), rollups on
+parents, and field history. Any error leaves nothing written.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Iterable, Mapping, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from engine.expressions import Evaluator
+from engine.records import query as q
+from engine.records.autonumber import assign_numbers
+from engine.records.context import SYSTEM, Actor
+from engine.records.errors import Conflict, FieldError, NotFound, UnknownObject, ValidationFailed, translate
+from engine.records.ids import new_id
+from engine.records.pipeline import Pipeline
+from engine.records.relations import related_values
+from engine.records.rollups import refresh_rollups
+from engine.storage.metastore import SYSTEM as SYSTEM_TABLES
+from metamodel import types as ft
+from metamodel.model import Model, ObjectDef
+
+history_table = SYSTEM_TABLES["metacrm_field_history"]
+BATCH = 1000
+
+
+@dataclass
+class Page:
+    records: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+@dataclass
+class BulkResult:
+    """Ids of the records written (in input order) and errors by input index."""
+
+    ids: list[str | None] = field(default_factory=list)
+    errors: dict[int, list[FieldError]] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def written(self) -> int:
+        return sum(1 for i in self.ids if i is not None)
+
+
+class RecordService:
+    def __init__(self, runtime):
+        self.runtime = runtime
+
+    # -- plumbing ----------------------------------------------------------------------
+    def _object(self, model: Model, name: str) -> tuple[ObjectDef, sa.Table]:
+        if name not in model:
+            raise UnknownObject([FieldError(None, "unknown_object", f"unknown object {name!r}")])
+        return model.object(name), self.runtime.tables(model)[name]
+
+    def _transaction(self, conn: Connection | None):
+        return _Reuse(conn) if conn is not None else self.runtime.db.begin()
+
+    @staticmethod
+    def _row(table: sa.Table, row: Any) -> dict[str, Any]:
+        return dict(row._mapping)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, conn: Connection | None = None) -> dict[str, Any]:
+        model = self.runtime.model
+        obj, table = self._object(model, object_name)
+        with self._transaction(conn) as c:
+            row = c.execute(sa.select(table).where(table.c.id == _id(record_id))).first()
+        if row is None:
+            raise self._not_found(obj, record_id, actor)
+        return self._row(table, row)
+
+    def list(self, object_name: str, query: q.Query = q.Query(), actor: Actor = SYSTEM, *,
+             conn: Connection | None = None) -> Page:
+        model = self.runtime.model
+        obj, table = self._object(model, object_name)
+        statement = self.select(obj, table, query, actor)
+        keys = q.sort_keys(obj, query.sort)
+        limit = max(1, min(query.limit, q.MAX_LIMIT))
+        with self._transaction(conn) as c:
+            rows = [self._row(table, r) for r in c.execute(statement.limit(limit + 1))]
+        more = len(rows) > limit
+        rows = rows[:limit]
+        cursor = q.encode_cursor(keys, rows[-1]) if more and rows else None
+        if query.fields:
+            keep = set(query.fields) | {"id"}
+            rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
+        return Page(rows, cursor)
+
+    def select(self, obj: ObjectDef, table: sa.Table, query: q.Query, actor: Actor = SYSTEM) -> sa.Select:
+        """The SELECT of a list query (no LIMIT): filter, search, order, keyset position."""
+        statement = sa.select(table)
+        if query.fields:
+            unknown = [f for f in query.fields if f not in table.c]
+            if unknown:
+                raise q.QueryError(f"unknown field(s): {', '.join(unknown)}")
+        for clause in (q.where_clause(obj, table, query.filter, actor.clock), q.search_clause(obj, table, query.search)):
+            if clause is not None:
+                statement = statement.where(clause)
+        keys = q.sort_keys(obj, query.sort)
+        if query.cursor:
+            statement = statement.where(q.after_clause(table, keys, q.decode_cursor(obj, keys, query.cursor)))
+        return statement.order_by(*q.order_by(table, keys))
+
+    def count(self, object_name: str, filter: Any = None, actor: Actor = SYSTEM) -> int:
+        obj, table = self._object(self.runtime.model, object_name)
+        statement = sa.select(sa.func.count()).select_from(table)
+        clause = q.where_clause(obj, table, filter, actor.clock)
+        if clause is not None:
+            statement = statement.where(clause)
+        with self.runtime.db.engine.connect() as c:
+            return c.execute(statement).scalar_one()
+
+    def history(self, object_name: str, record_id: str, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
+        """Field changes of one record, oldest first."""
+        obj, _ = self._object(self.runtime.model, object_name)
+        self.get(object_name, record_id, actor)
+        h = history_table
+        with self.runtime.db.engine.connect() as c:
+            rows = c.execute(sa.select(h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
+                             .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
+                             .order_by(h.c.changed_at, h.c.id))
+            return [dict(r._mapping) for r in rows]
+
+    # -- writes ----------------------------------------------------------------------------
+    def create(self, object_name: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
+               conn: Connection | None = None) -> dict[str, Any]:
+        result = self.bulk_create(object_name, [data], actor, all_or_none=True, conn=conn, _single=True)
+        return result.records[0]
+
+    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
+                    all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
+        """Create many records: each validated in Python, then written in batches of plain executemany."""
+        model = self.runtime.model
+        obj, table = self._object(model, object_name)
+        pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id))
+        result = BulkResult(ids=[None] * len(rows))
+        now = actor.clock.now()
+        with self._transaction(conn) as c:
+            prepared: list[tuple[int, dict[str, Any]]] = []
+            related_cache: dict = {}
+            for index, data in enumerate(rows):
+                errors: list[FieldError] = []
+                values = pipeline.coerce_input(data, errors)
+                related = self._related(c, model, obj, values, related_cache)
+                pipeline.apply_defaults(values, related)
+                record = {"id": new_id(), "created_at": now, "created_by": actor.user_id, "updated_at": now,
+                          "updated_by": actor.user_id, "owner": values.pop("owner", None) or actor.user_id,
+                          "version": 1, **values}
+                related = self._related(c, model, obj, record, related_cache)
+                pipeline.check(record, None, related, None, errors)
+                if errors:
+                    result.errors[index] = errors
+                else:
+                    prepared.append((index, record))
+            self._check_references(c, model, obj, prepared, result, pipeline)
+            self._check_unique(c, obj, table, prepared, result, pipeline)
+            if result.errors and (all_or_none or _single):
+                raise ValidationFailed(sorted(result.errors.items())[0][1] if _single else
+                                       [e for errs in result.errors.values() for e in errs])
+            prepared = [(i, r) for i, r in prepared if i not in result.errors]
+            assign_numbers(c, obj, [r for _, r in prepared], now)
+            records = [r for _, r in prepared]
+            for start in range(0, len(records), BATCH):
+                self._insert(c, table, records[start:start + BATCH])
+            self._refresh_parents(c, model, obj, [], records)
+        for index, record in prepared:
+            result.ids[index] = record["id"]
+        result.records = records
+        return result
+
+    def update(self, object_name: str, record_id: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
+               version: int | None = None, conn: Connection | None = None) -> dict[str, Any]:
+        """Change some fields; `version` (the one the caller read) guards against lost updates."""
+        result = self.bulk_update(object_name, [{**data, "id": record_id}], actor, all_or_none=True, conn=conn,
+                                  versions=[version], _single=True)
+        return result.records[0]
+
+    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
+                    all_or_none: bool = False, conn: Connection | None = None,
+                    versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
+        """Update many records; each row carries "id" and optionally "version"."""
+        model = self.runtime.model
+        obj, table = self._object(model, object_name)
+        pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id))
+        result = BulkResult(ids=[None] * len(rows))
+        now = actor.clock.now()
+        with self._transaction(conn) as c:
+            ids = [_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
+            current = self._load(c, table, [i for i in ids if i])
+            prepared, befores, related_cache = [], {}, {}
+            for index, data in enumerate(rows):
+                record_id = ids[index]
+                before = current.get(record_id) if record_id else None
+                if before is None:
+                    result.errors[index] = [self._not_found(obj, record_id, actor).errors[0]]
+                    continue
+                data = dict(data)
+                data.pop("id", None)
+                given = data.pop("version", None)
+                if versions is not None and versions[index] is not None:
+                    given = versions[index]
+                if given is not None and str(given) != str(before["version"]):
+                    if _single:
+                        raise self._conflict(obj, before, given, actor)
+                    result.errors[index] = self._conflict(obj, before, given, actor).errors
+                    continue
+                errors: list[FieldError] = []
+                changes = pipeline.coerce_input(data, errors)
+                record = {**before, **changes}
+                related = self._related(c, model, obj, record, related_cache)
+                pipeline.check(record, set(changes), related, before, errors)
+                if errors:
+                    result.errors[index] = errors
+                    continue
+                record.update(updated_at=now, updated_by=actor.user_id, version=before["version"] + 1)
+                prepared.append((index, record))
+                befores[record["id"]] = before
+            self._check_references(c, model, obj, prepared, result, pipeline, befores)
+            self._check_unique(c, obj, table, prepared, result, pipeline, befores)
+            if result.errors and (all_or_none or _single):
+                raise ValidationFailed([e for errs in result.errors.values() for e in errs])
+            prepared = [(i, r) for i, r in prepared if i not in result.errors]
+            for index, record in prepared:
+                before = befores[record["id"]]
+                written = c.execute(
+                    sa.update(table).where(table.c.id == record["id"], table.c.version == before["version"])
+                    .values({k: v for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v})
+                ).rowcount
+                if written != 1:  # someone else committed between our read and write
+                    raise self._conflict(obj, before, before["version"], actor)
+            self._write_history(c, obj, [(befores[r["id"]], r) for _, r in prepared], actor, now)
+            self._refresh_parents(c, model, obj, list(befores.values()), [r for _, r in prepared])
+        for index, record in prepared:
+            result.ids[index] = record["id"]
+        result.records = [r for _, r in prepared]
+        return result
+
+    def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
+               conn: Connection | None = None) -> None:
+        model = self.runtime.model
+        obj, table = self._object(model, object_name)
+        with self._transaction(conn) as c:
+            before = self._load(c, table, [_id(record_id)]).get(_id(record_id))
+            if before is None:
+                raise self._not_found(obj, record_id, actor)
+            if version is not None and str(version) != str(before["version"]):
+                raise self._conflict(obj, before, version, actor)
+            self._check_restrict(c, model, obj, before["id"], actor)
+            c.execute(sa.delete(table).where(table.c.id == before["id"]))
+            self._refresh_parents(c, model, obj, [before], [])
+
+    # -- steps -------------------------------------------------------------------------------
+    def _insert(self, conn: Connection, table: sa.Table, records: list[dict[str, Any]]) -> None:
+        try:
+            conn.execute(table.insert(), records) if len(records) > 1 else conn.execute(
+                table.insert().values(records[0]))
+        except IntegrityError as exc:
+            raise ValidationFailed([FieldError(None, "integrity", _integrity_message(exc))]) from None
+
+    def _load(self, conn: Connection, table: sa.Table, ids: list[str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {}
+        statement = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+        if conn.dialect.name == "postgresql":
+            statement = statement.with_for_update()
+        for start in range(0, len(ids), BATCH):
+            for row in conn.execute(statement, {"ids": ids[start:start + BATCH]}):
+                found[row.id] = self._row(table, row)
+        return found
+
+    def _related(self, conn: Connection, model: Model, obj: ObjectDef, record: Mapping[str, Any],
+                 cache: dict) -> dict[str, Any]:
+        return related_values(conn, model, self.runtime.tables(model), obj, record, cache)
+
+    def _check_references(self, conn, model: Model, obj: ObjectDef, prepared, result: BulkResult,
+                          pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
+        """Every lookup value must name an existing record (one query per lookup field)."""
+        for f in obj.fields:
+            if f.type not in ft.RELATION_TYPES:
+                continue
+            wanted = {r[f.name] for _, r in prepared if r.get(f.name) is not None
+                      and (befores is None or befores[r["id"]].get(f.name) != r[f.name])}
+            if not wanted:
+                continue
+            target = self.runtime.tables(model)[f.target]
+            found = set()
+            wanted_list = sorted(wanted)
+            for start in range(0, len(wanted_list), BATCH):
+                found |= set(conn.execute(sa.select(target.c.id).where(target.c.id.in_(wanted_list[start:start + BATCH]))).scalars())
+            for index, record in prepared:
+                if record.get(f.name) in wanted and record[f.name] not in found:
+                    result.errors.setdefault(index, []).append(
+                        pipeline.error(f.name, "invalid_reference", "refers to a record that does not exist"))
+
+    def _check_unique(self, conn, obj: ObjectDef, table: sa.Table, prepared, result: BulkResult,
+                      pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
+        """Unique fields: clear errors for values already used, in the database or earlier in this call."""
+        for f in obj.fields:
+            if not f.unique or f.type == "auto_number":
+                continue
+            seen: dict[Any, int] = {}
+            candidates = []
+            for index, record in prepared:
+                value = record.get(f.name)
+                if value is None or (befores is not None and befores[record["id"]].get(f.name) == value):
+                    continue
+                if value in seen:
+                    result.errors.setdefault(index, []).append(pipeline.error(f.name, "not_unique", value=value))
+                else:
+                    seen[value] = index
+                    candidates.append(value)
+            for start in range(0, len(candidates), BATCH):
+                chunk = candidates[start:start + BATCH]
+                taken = set(conn.execute(sa.select(table.c[f.name]).where(table.c[f.name].in_(chunk))).scalars())
+                for value in taken:
+                    result.errors.setdefault(seen[value], []).append(pipeline.error(f.name, "not_unique", value=value))
+
+    def _check_restrict(self, conn, model: Model, obj: ObjectDef, record_id: str, actor: Actor) -> None:
+        errors = []
+        for child, f in model.children_of(obj.name):
+            if f.on_delete != "restrict":
+                continue
+            table = self.runtime.tables(model)[child.name]
+            count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[f.name] == record_id)).scalar_one()
+            if count:
+                message = translate("restricted", actor.language, "", count=count, child=child.label(actor.language),
+                                    field=f.label(actor.language))
+                errors.append(FieldError(None, "restricted", message))
+        if errors:
+            raise ValidationFailed(errors)
+
+    def _refresh_parents(self, conn, model: Model, obj: ObjectDef, befores: Iterable[Mapping[str, Any]],
+                         afters: Iterable[Mapping[str, Any]]) -> None:
+        rollups = model.rollups_fed_by(obj.name)
+        if not rollups:
+            return
+        parents: dict[str, set[str]] = defaultdict(set)
+        for record in list(befores) + list(afters):
+            for _, f in rollups:
+                value = record.get(f.rollup.via)
+                if value is not None:
+                    parents[f.rollup.via].add(value)
+        refresh_rollups(conn, model, self.runtime.tables(model), obj.name, parents)
+
+    def _write_history(self, conn, obj: ObjectDef, pairs, actor: Actor, now: datetime) -> None:
+        if not obj.history:
+            return
+        entries = []
+        for before, after in pairs:
+            for f in obj.fields:
+                if f.is_computed or before.get(f.name) == after.get(f.name):
+                    continue
+                entries.append({"object": obj.name, "record_id": after["id"], "field_id": f.id, "field": f.name,
+                                "old_value": before.get(f.name), "new_value": after.get(f.name),
+                                "changed_by": actor.user_id, "changed_at": now})
+        if entries:
+            conn.execute(history_table.insert(), entries)
+
+    # -- errors ------------------------------------------------------------------------------
+    def _not_found(self, obj: ObjectDef, record_id: Any, actor: Actor) -> NotFound:
+        message = translate("not_found", actor.language, f"{obj.name} {record_id} does not exist",
+                            object=obj.label(actor.language), id=record_id)
+        return NotFound([FieldError(None, "not_found", message)])
+
+    def _conflict(self, obj: ObjectDef, before: Mapping[str, Any], given: Any, actor: Actor) -> Conflict:
+        message = translate("conflict", actor.language, "was changed by someone else", given=given,
+                            current=before["version"])
+        return Conflict([FieldError(None, "conflict", f"{obj.label(actor.language)} {message}")], before["version"])
+
+
+_MISSING = object()
+
+
+class _Reuse:
+    """Use a caller's connection (and its transaction) as if it were a new one."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __enter__(self) -> Connection:
+        return self.conn
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def _id(value: Any) -> Any:
+    """A record id in canonical form; anything that is not a UUID matches nothing."""
+    if not isinstance(value, str):
+        return "00000000-0000-0000-0000-000000000000"
+    text = value.strip().lower().replace("-", "")
+    if len(text) != 32 or any(ch not in "0123456789abcdef" for ch in text):
+        return "00000000-0000-0000-0000-000000000000"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    text = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
+    return f"the database refused the write: {text}"

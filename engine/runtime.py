@@ -1,0 +1,119 @@
+"""The running engine: a database, the live compiled model, and metadata changes.
+
+A Runtime is created explicitly and passed to whatever needs it (CLI, API, workers);
+there is no module-level state. The model is swapped in one assignment after a new
+revision commits, so a reader sees the old model or the new one, never a mix.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+import sqlalchemy as sa
+
+from engine.storage import metastore
+from engine.storage.database import Database
+from engine.storage.migrator import StepHook, apply_plan
+from engine.storage.planner import Plan, make_plan
+from engine.storage.tables import build_tables
+from metamodel.compiler import compile_model
+from metamodel.errors import MetadataError, Problem
+from metamodel.loader import Document, Template, load_directory
+from metamodel.model import Model
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@dataclass(frozen=True)
+class _State:
+    model: Model
+    tables: dict[str, sa.Table]
+
+
+class Runtime:
+    def __init__(self, db: Database):
+        self.db = db
+        self._state = _State(Model({}, 0), {})
+
+    @classmethod
+    def open(cls, url: str | None = None) -> "Runtime":
+        runtime = cls(Database(url))
+        runtime.reload()
+        return runtime
+
+    @property
+    def model(self) -> Model:
+        return self._state.model
+
+    def tables(self, model: Model | None = None) -> dict[str, sa.Table]:
+        state = self._state
+        if model is None or model is state.model:
+            return state.tables
+        return build_tables(model)[1]
+
+    def reload(self) -> Model:
+        """Load and compile the newest revision, and make it live."""
+        with self.db.begin() as conn:
+            metastore.ensure_system_tables(conn)
+            model = metastore.load_model(conn)
+        self._state = _State(model, build_tables(model)[1])
+        return model
+
+    def ensure_current(self) -> Model:
+        """Reload if another process applied a newer revision (a cheap check)."""
+        with self.db.engine.connect() as conn:
+            latest = metastore.latest_revision_id(conn)
+        return self.reload() if latest != self.model.revision else self.model
+
+    # -- metadata changes ----------------------------------------------------------------
+    def compile(self, documents: Iterable[Document]) -> Model:
+        """The model that results from laying `documents` over the live metadata."""
+        merged: dict[str, Document] = {
+            name: Document(data=dict(obj.document), source=obj.source)
+            for name, obj in self.model.objects.items()
+        }
+        for doc in documents:
+            merged[doc.data["name"]] = doc
+        return compile_model(merged.values(), revision=self.model.revision + 1)
+
+    def plan(self, documents: Iterable[Document], *, purge: bool = False, author: str | None = None) -> Plan:
+        self.ensure_current()
+        new = self.compile(documents)
+        with self.db.engine.connect() as conn:
+            archived = metastore.archived_fields(conn)
+        return make_plan(self.model, new, archived=archived, purge=purge, author=author)
+
+    def apply(self, plan: Plan, *, on_step: StepHook | None = None) -> int:
+        """Apply a plan atomically, then make the new model live."""
+        from engine.records.recompute import recompute
+
+        revision = apply_plan(self.db, plan, on_step=on_step,
+                              recompute=lambda conn, model, changes: recompute(conn, model, changes))
+        self.reload()
+        return revision
+
+    def restore_field(self, object_name: str, field_name: str, *, author: str | None = None) -> int:
+        """Bring back an archived field, with its data, as a new revision."""
+        with self.db.engine.connect() as conn:
+            rows = [r for r in metastore.archived_fields(conn, object_name) if r.field_name == field_name]
+        if not rows:
+            raise MetadataError([Problem(f"{object_name}.{field_name} is not an archived field")])
+        if object_name not in self.model:
+            raise MetadataError([Problem(f"object {object_name!r} does not exist")])
+        obj = self.model.object(object_name)
+        if obj.has_field(field_name):
+            raise MetadataError([Problem(f"{object_name} already has a field {field_name!r}; rename it first")])
+        document = dict(obj.document)
+        document["fields"] = list(document["fields"]) + [dict(rows[0].definition)]
+        plan = self.plan([Document(document, source=f"restore {object_name}.{field_name}")], author=author)
+        return self.apply(plan)
+
+
+def find_template(name_or_path: str) -> Template:
+    """A shipped template by name (templates/NAME), or a template directory by path."""
+    path = Path(name_or_path)
+    if not path.exists() and (TEMPLATES_DIR / name_or_path).is_dir():
+        path = TEMPLATES_DIR / name_or_path
+    return load_directory(path)

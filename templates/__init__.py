@@ -1,0 +1,1 @@
+"""Templates shipped with metacrm: each folder holds a template.yaml and its object files."""
