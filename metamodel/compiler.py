@@ -44,8 +44,6 @@ def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
     shells = {name: _Shell(doc) for name, doc in by_name.items()}
     for shell in shells.values():
         shell.read_fields(problems)
-    if problems:
-        raise MetadataError(problems)
     # Pass 2: relations, rollups, expressions, layouts.
     objects = {}
     for name, shell in shells.items():

@@ -63,8 +63,9 @@ def parse_filter(raw: Any, kind_of: KindOf) -> Filter | None:
 
 
 def _parse(raw: Any, kind_of: KindOf) -> Filter:
-    if isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str) and len(raw) in (2, 3) \
-            and isinstance(raw[1], str) and raw[1] in ALL_OPS:
+    if isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str):
+        if len(raw) not in (2, 3) or not isinstance(raw[1], str):
+            raise FilterError(f"a condition is [field, op, value], not {list(raw)!r}")
         return _condition(raw[0], raw[1], raw[2] if len(raw) == 3 else None, kind_of)
     if isinstance(raw, (list, tuple)):
         return And(tuple(_parse(item, kind_of) for item in raw))

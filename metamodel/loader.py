@@ -136,6 +136,8 @@ def validate(document: Document, schema_name: str = "object") -> list[Problem]:
 def _describe(error: jsonschema.ValidationError) -> str:
     if error.validator == "additionalProperties":
         return error.message.replace("Additional properties are not allowed", "unknown key(s)")
+    if error.validator == "oneOf" and error.schema.get("description"):
+        return f"{error.instance!r} is not valid here: expected {error.schema['description']}"
     if error.validator == "enum":
         allowed = ", ".join(map(str, error.validator_value))
         return f"{error.instance!r} is not one of: {allowed}"

@@ -84,7 +84,10 @@ class Pipeline:
             return None
 
     def apply_defaults(self, values: dict[str, Any], related: Mapping[str, Any]) -> None:
+        """Defaults for fields the caller left out; rollups start empty (0 for count and sum)."""
         for field in self.obj.fields:
+            if field.type == "rollup":
+                values[field.name] = self._cast(field, 0) if field.rollup.function in ("count", "sum") else None
             if field.name in values or field.is_computed:
                 continue
             if field.default is not None:
@@ -100,8 +103,9 @@ class Pipeline:
     def check(self, record: dict[str, Any], changed: set[str] | None, related: Mapping[str, Any],
               before: Mapping[str, Any] | None, errors: list[FieldError]) -> None:
         """Required, range, length, pattern, conditional rules, formulas, validation rules."""
+        failed = {e.field for e in errors}
         for field in self.obj.fields:
-            if field.is_computed:
+            if field.is_computed or field.name in failed:
                 continue
             value = record.get(field.name)
             if changed is not None and field.name not in changed and not field.required_if:

@@ -203,7 +203,10 @@ class RecordService:
                 record_id = ids[index]
                 before = current.get(record_id) if record_id else None
                 if before is None:
-                    result.errors[index] = [self._not_found(obj, record_id, actor).errors[0]]
+                    missing = self._not_found(obj, data.get("id") if isinstance(data, Mapping) else None, actor)
+                    if _single:
+                        raise missing
+                    result.errors[index] = missing.errors
                     continue
                 data = dict(data)
                 data.pop("id", None)
