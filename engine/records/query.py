@@ -73,7 +73,8 @@ def _clause(obj: ObjectDef, table: sa.Table, node: flt.Filter, clock: Clock) -> 
     if isinstance(node, flt.Or):
         return sa.or_(sa.false(), *(_clause(obj, table, item, clock) for item in node.items))
     if isinstance(node, flt.Not):
-        return sa.not_(_clause(obj, table, node.item, clock))
+        # blank values make a condition unknown in SQL; "not" treats unknown as false first
+        return sa.not_(sa.func.coalesce(_clause(obj, table, node.item, clock), sa.false()))
     return _condition(obj, table, node, clock)
 
 
@@ -139,7 +140,8 @@ def _as_list(value: Any) -> list:
 
 def _list_condition(column, op: str, values: list[str]) -> sa.ColumnElement:
     """multi_picklist values are stored as JSON text: match the quoted value."""
-    hits = [column.contains(json.dumps(v, ensure_ascii=False), autoescape=True) for v in values]
+    text = sa.type_coerce(column, sa.Text())
+    hits = [text.contains(json.dumps(v, ensure_ascii=False), autoescape=True) for v in values]
     if op in ("eq", "contains", "in"):
         return sa.or_(*hits)
     if op in ("ne", "not_in"):
@@ -199,9 +201,24 @@ def search_clause(obj: ObjectDef, table: sa.Table, text: str | None) -> sa.Colum
 
 @dataclass(frozen=True)
 class SortKey:
+    """One ORDER BY term. Picklists sort in option order (their `ranks`), like the form shows them."""
+
     name: str
     descending: bool
     nullable: bool
+    ranks: tuple[str, ...] | None = None
+
+    def expression(self, table: sa.Table) -> sa.ColumnElement:
+        column = table.c[self.name]
+        if self.ranks is None:
+            return column
+        return sa.case({value: rank for rank, value in enumerate(self.ranks)}, value=column, else_=None)
+
+    def position(self, value: Any) -> Any:
+        """The value compared in keyset pagination (the option's rank for picklists)."""
+        if self.ranks is None or value is None:
+            return value
+        return self.ranks.index(value) if value in self.ranks else None
 
 
 def sort_keys(obj: ObjectDef, sort: Sequence[str]) -> list[SortKey]:
@@ -215,7 +232,9 @@ def sort_keys(obj: ObjectDef, sort: Sequence[str]) -> list[SortKey]:
         if name == "id" or any(k.name == name for k in keys):
             continue
         nullable = name not in NOT_NULL_SYSTEM and not (obj.has_field(name) and obj.field(name).required)
-        keys.append(SortKey(name, descending, nullable))
+        field = obj.field(name) if obj.has_field(name) else None
+        ranks = field.option_values if field is not None and field.storage_type == "picklist" else None
+        keys.append(SortKey(name, descending, nullable or ranks is not None, ranks))
     keys.append(SortKey("id", False, False))
     return keys
 
@@ -223,7 +242,7 @@ def sort_keys(obj: ObjectDef, sort: Sequence[str]) -> list[SortKey]:
 def order_by(table: sa.Table, keys: list[SortKey]) -> list[sa.ColumnElement]:
     clauses = []
     for key in keys:
-        column = table.c[key.name]
+        column = key.expression(table)
         ordered = column.desc() if key.descending else column.asc()
         if key.nullable:
             ordered = ordered.nulls_first() if key.descending else ordered.nulls_last()
@@ -233,7 +252,7 @@ def order_by(table: sa.Table, keys: list[SortKey]) -> list[sa.ColumnElement]:
 
 def after_clause(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnElement:
     """Rows strictly after `last` in the order given by `keys`."""
-    if all(not k.nullable for k in keys) and len({k.descending for k in keys}) == 1:
+    if all(not k.nullable and k.ranks is None for k in keys) and len({k.descending for k in keys}) == 1:
         row = sa.tuple_(*(table.c[k.name] for k in keys))
         values = sa.tuple_(*(sa.literal(v, table.c[k.name].type) for k, v in zip(keys, last)))
         return row < values if keys[0].descending else row > values
@@ -242,7 +261,7 @@ def after_clause(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.Co
 
 def _after(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnElement:
     key, value = keys[0], last[0]
-    column = table.c[key.name]
+    column = key.expression(table)
     if len(keys) == 1:
         tie = sa.false()
     else:
@@ -257,7 +276,7 @@ def _after(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnEl
 
 
 def encode_cursor(keys: list[SortKey], row: dict[str, Any]) -> str:
-    values = [_jsonable(row[k.name]) for k in keys]
+    values = [_jsonable(k.position(row[k.name])) for k in keys]
     return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
@@ -267,7 +286,15 @@ def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str) -> list[Any]
         values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError
-        return [None if v is None else _value(obj, k.name, v) for k, v in zip(keys, values)]
+        decoded = []
+        for key, value in zip(keys, values):
+            if value is None or key.ranks is None:
+                decoded.append(None if value is None else _value(obj, key.name, value))
+            elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(key.ranks):
+                decoded.append(value)
+            else:
+                raise ValueError("bad rank")
+        return decoded
     except (ValueError, TypeError, QueryError):
         raise QueryError("invalid cursor: it does not belong to this list (sort changed?)") from None
 
