@@ -152,23 +152,22 @@ def _count_problem(conn, table, where, column, c: Change, message: str) -> list[
 
 
 def _duplicates(conn, table, cols, obj: str, label: str) -> list[DataProblem]:
-    dup = (sa.select(*cols, sa.func.count().label("n")).where(sa.and_(*(c.is_not(None) for c in cols)))
-           .group_by(*cols).having(sa.func.count() > 1))
-    groups = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(dup.subquery().c.n), 0))
-                          .select_from(dup.subquery())).one()
-    if not groups[0]:
+    groups = (sa.select(*cols, sa.func.count().label("n")).where(sa.and_(*(c.is_not(None) for c in cols)))
+              .group_by(*cols).having(sa.func.count() > 1)).subquery()
+    values, rows = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(groups.c.n), 0))
+                                .select_from(groups)).one()
+    if not values:
         return []
-    sample = conn.execute(dup.limit(SAMPLES)).all()
-    return [DataProblem(obj, label, f"share a value with another row ({groups[0]} duplicated value(s))",
-                        int(groups[1]), [("duplicate", tuple(r[:-1]) if len(r) > 2 else r[0]) for r in sample])]
+    sample = conn.execute(sa.select(groups).limit(SAMPLES)).all()
+    return [DataProblem(obj, label, f"share a value with another row ({values} duplicated value(s))",
+                        int(rows), [("duplicate", tuple(r[:-1]) if len(r) > 2 else r[0]) for r in sample])]
 
 
 def _check_conversion(conn, table: sa.Table, column_name: str, c: Change) -> DataProblem | None:
     column = _column(table, column_name, c.old).label("value")
     count, samples, message = 0, [], ""
     query = sa.select(table.c.id, column).where(column.is_not(None)).order_by(table.c.id)
-    result = conn.execution_options(yield_per=BATCH).execute(query)
-    for row_id, value in result:
+    for row_id, value in conn.execute(query, execution_options={"yield_per": BATCH}):
         try:
             convert(c.old, c.new, value)
         except CoercionError as exc:
