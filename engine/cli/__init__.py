@@ -1,0 +1,1 @@
+"""The `metacrm` command line: metadata (plan, apply, templates) and records."""

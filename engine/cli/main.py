@@ -1,0 +1,293 @@
+"""`metacrm` — set up a database, evolve its metadata, and work with records.
+
+Every command reports problems as a message on stderr and a non-zero exit, never a
+traceback: 1 for refused input or data, 2 for usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from engine.cli.output import dumps, print_records
+from engine.records.context import Actor
+from engine.records.errors import RecordError
+from engine.records.query import Query
+from engine.records.service import RecordService
+from engine.runtime import Runtime, find_template
+from engine.sample_data import SampleDataError, load_sample_data
+from engine.storage.database import DEFAULT_URL, ENV_VAR
+from engine.storage.migrator import ApplyError
+from metamodel.errors import MetadataError
+
+FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
+SYMBOLS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="metacrm", description="A metadata-driven CRM engine.")
+    parser.add_argument("--database", metavar="URL",
+                        help=f"database URL (default: ${ENV_VAR} or {DEFAULT_URL}); "
+                             "PostgreSQL: postgresql+psycopg://user@host/db")
+    parser.add_argument("--language", default="en", help="language of messages and labels (en, zh-CN, zh-TW)")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    commands.add_parser("init", help="create the engine's tables in the database")
+    for name, text in (("plan", "show what applying metadata would change"),
+                       ("apply", "apply metadata: checked first, all or nothing")):
+        cmd = commands.add_parser(name, help=text, description=text)
+        cmd.add_argument("path", nargs="?", default=".", help="a template directory or object YAML file (default: .)")
+        cmd.add_argument("--purge", action="store_true", help="drop the data of removed fields instead of archiving")
+    commands.add_parser("revisions", help="list metadata revisions")
+
+    template = commands.add_parser("template", help="install a template").add_subparsers(dest="action", required=True)
+    install = template.add_parser("install", help="install a shipped template by name, or a template directory")
+    install.add_argument("name", help="e.g. crm_standard, or a path")
+    install.add_argument("--sample-data", action="store_true", help="also load the template's sample records")
+
+    records = commands.add_parser("records", help="create, read, update, delete and list records")
+    actions = records.add_subparsers(dest="action", required=True)
+    for action in ("create", "get", "update", "delete", "list"):
+        cmd = actions.add_parser(action, help=f"{action} records")
+        cmd.add_argument("object")
+        if action in ("get", "update", "delete"):
+            cmd.add_argument("id")
+        if action in ("create", "update"):
+            cmd.add_argument("--data", help="the record as JSON (default: read JSON from stdin)")
+        if action in ("update", "delete"):
+            cmd.add_argument("--version", type=int, help="the version you read; refused if someone changed it since")
+        if action == "list":
+            cmd.add_argument("--filter", action="append", default=[], metavar="COND",
+                             help="field=value, field!=value, field>value, field:op=value (repeatable; all must hold)")
+            cmd.add_argument("--where", help="a filter in the JSON filter language (and/or/not)")
+            cmd.add_argument("--search", help="text to look for in searchable fields")
+            cmd.add_argument("--sort", action="append", default=[], help="field, or -field for descending (write --sort=-field)")
+            cmd.add_argument("--limit", type=int, default=50)
+            cmd.add_argument("--cursor", help="next_cursor of the previous page")
+            cmd.add_argument("--fields", help="comma-separated fields to show")
+        cmd.add_argument("--format", choices=("json", "table"), default="json")
+
+    history = commands.add_parser("history", help="field history of a record")
+    history.add_argument("object")
+    history.add_argument("id")
+    history.add_argument("--format", choices=("json", "table"), default="json")
+
+    field = commands.add_parser("field", help="manage fields").add_subparsers(dest="action", required=True)
+    restore = field.add_parser("restore", help="bring back an archived field with its data")
+    restore.add_argument("object")
+    restore.add_argument("field")
+
+    demo = commands.add_parser("demo", help="SQLite demo: install crm_standard with sample data")
+    demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except UsageError as exc:
+        print(f"metacrm: {exc}", file=sys.stderr)
+        return 2
+    except MetadataError as exc:
+        print("metacrm: the metadata has problems:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    except ApplyError as exc:
+        print(f"metacrm: {exc}", file=sys.stderr)
+        return 1
+    except RecordError as exc:
+        print("metacrm: " + "; ".join(e.message if e.field is None or e.message.startswith(e.field)
+                                      else f"{e.field}: {e.message}" for e in exc.errors), file=sys.stderr)
+        return 1
+    except SampleDataError as exc:
+        print(f"metacrm: {exc}", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug or an unreachable database: say what, not where
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            print(f"metacrm: cannot use the database: {str(exc.orig).strip() or exc}", file=sys.stderr)
+            return 1
+        print(f"metacrm: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        return demo(args)
+    runtime = Runtime.open(args.database)
+    actor = Actor(language=args.language)
+    try:
+        handler = COMMANDS[args.command]
+        return handler(runtime, args, actor)
+    finally:
+        runtime.db.dispose()
+
+
+def cmd_init(runtime: Runtime, args, actor: Actor) -> int:
+    print(f"ready: {runtime.db.url} (metadata revision {runtime.model.revision})")
+    return 0
+
+
+def cmd_plan(runtime: Runtime, args, actor: Actor) -> int:
+    plan = runtime.plan(find_template(args.path).objects, purge=args.purge)
+    print(plan.render())
+    return 0
+
+
+def cmd_apply(runtime: Runtime, args, actor: Actor) -> int:
+    plan = runtime.plan(find_template(args.path).objects, purge=args.purge)
+    print(plan.render())
+    if plan.is_empty:
+        return 0
+    revision = runtime.apply(plan)
+    print(f"applied: metadata revision {revision}")
+    return 0
+
+
+def cmd_revisions(runtime: Runtime, args, actor: Actor) -> int:
+    from engine.storage import metastore
+
+    with runtime.db.engine.connect() as conn:
+        for rev in metastore.revisions(conn):
+            print(f"{rev.id}  {rev.created_at:%Y-%m-%d %H:%M:%S}  {rev.author or '-'}  {len(rev.summary)} change(s)")
+            for line in rev.summary:
+                print(f"    {line}")
+    return 0
+
+
+def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
+    template = find_template(args.name)
+    plan = runtime.plan(template.objects)
+    print(plan.render())
+    if not plan.is_empty:
+        print(f"installed {template.name} {template.version}: metadata revision {runtime.apply(plan)}")
+    if args.sample_data:
+        if template.sample_data is None:
+            raise UsageError(f"template {template.name} has no sample data")
+        counts = load_sample_data(RecordService(runtime), template.sample_data, actor)
+        print("sample data: " + ", ".join(f"{n} {o}" for o, n in counts.items()))
+    return 0
+
+
+def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
+    service = RecordService(runtime)
+    out = sys.stdout
+    if args.action == "create":
+        print_records([service.create(args.object, read_data(args.data), actor)], args.format, out)
+    elif args.action == "get":
+        print_records([service.get(args.object, args.id, actor)], args.format, out)
+    elif args.action == "update":
+        print_records([service.update(args.object, args.id, read_data(args.data), actor, version=args.version)],
+                      args.format, out)
+    elif args.action == "delete":
+        service.delete(args.object, args.id, actor, version=args.version)
+        print(dumps({"deleted": args.id}))
+    else:
+        page = service.list(args.object, list_query(args), actor)
+        columns = ["id", *args.fields.split(",")] if args.fields else None
+        print_records(page.records, args.format, out, columns)
+        if page.next_cursor:
+            print(f"next cursor: {page.next_cursor}", file=sys.stderr)
+    return 0
+
+
+def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
+    print_records(RecordService(runtime).history(args.object, args.id, actor), args.format, sys.stdout)
+    return 0
+
+
+def cmd_field(runtime: Runtime, args, actor: Actor) -> int:
+    revision = runtime.restore_field(args.object, args.field)
+    print(f"restored {args.object}.{args.field}: metadata revision {revision}")
+    return 0
+
+
+def demo(args) -> int:
+    """Install the standard CRM with sample data into a SQLite file (the web UI comes with the server)."""
+    url = args.database or "sqlite:///metacrm-demo.db"
+    path = url.split(":///", 1)[1] if url.startswith("sqlite:///") else None
+    if args.fresh and path and Path(path).exists():
+        for suffix in ("", "-wal", "-shm"):
+            Path(path + suffix).unlink(missing_ok=True)
+    runtime = Runtime.open(url)
+    try:
+        actor = Actor(language=args.language)
+        if "account" not in runtime.model:
+            args.name, args.sample_data = "crm_standard", True
+            cmd_template(runtime, args, actor)
+        service = RecordService(runtime)
+        print(f"\ndemo database: {url}")
+        for name, obj in runtime.model.objects.items():
+            print(f"  {obj.label(args.language):<16} {service.count(name):>4} record(s)")
+        print("\ntry:  metacrm --database " + url + " records list opportunity --sort=-amount --format table "
+              "--fields name,stage,amount")
+    finally:
+        runtime.db.dispose()
+    return 0
+
+
+def read_data(text: str | None) -> Any:
+    if text is None:
+        if sys.stdin is None or sys.stdin.isatty():
+            raise UsageError("give the record as --data '{...}' or JSON on stdin")
+        text = sys.stdin.read()
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(data, dict):
+        raise UsageError("the record must be a JSON object such as {\"name\": \"Acme\"}")
+    return data
+
+
+def parse_filter(text: str) -> list[Any]:
+    """`stage=won`, `amount>=1000`, `close_date:last_n_days=30`, `stage:in=new,won` -> a condition."""
+    match = FILTER.match(text.strip())
+    if not match:
+        raise UsageError(f"cannot read filter {text!r}: use field=value, field>value or field:op=value")
+    op = match["op"] or SYMBOLS[match["sym"]]
+    value: Any = match["value"]
+    if op in ("in", "not_in", "between"):
+        value = value.split(",")
+    elif value == "" and op in ("eq", "ne"):
+        value = None
+    return [match["field"], op, value]
+
+
+def list_query(args) -> Query:
+    conditions: list[Any] = [parse_filter(f) for f in args.filter]
+    if args.where:
+        try:
+            conditions.append(json.loads(args.where))
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--where is not valid JSON: {exc.msg}") from None
+    return Query(filter=conditions or None, sort=tuple(args.sort), search=args.search, limit=args.limit,
+                 cursor=args.cursor, fields=tuple(args.fields.split(",")) if args.fields else None)
+
+
+COMMANDS = {
+    "init": cmd_init,
+    "plan": cmd_plan,
+    "apply": cmd_apply,
+    "revisions": cmd_revisions,
+    "template": cmd_template,
+    "records": cmd_records,
+    "history": cmd_history,
+    "field": cmd_field,
+}
+
+
+if __name__ == "__main__":
+    sys.exit(main())
