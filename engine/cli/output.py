@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable, TextIO
@@ -10,7 +11,8 @@ from typing import Any, Iterable, TextIO
 
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
-        return int(value) if value == value.to_integral_value() and value.as_tuple().exponent >= 0 else float(value)
+        as_float = float(value)
+        return as_float if Decimal(repr(as_float)) == value else str(value)  # never a silently rounded number
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, dict):
@@ -39,13 +41,23 @@ def table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
         return "(no records)"
     columns = columns or list(rows[0].keys())
     cells = [[_cell(row.get(c)) for c in columns] for row in rows]
-    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
-    line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
+    widths = [max(width(c), *(width(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    line = lambda values: "  ".join(v + " " * (w - width(v)) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     return "\n".join([line(columns), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def width(text: str) -> int:
+    """Columns a string takes in a terminal: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 def _cell(value: Any) -> str:
     if value is None:
         return ""
-    text = ", ".join(map(str, value)) if isinstance(value, list) else str(to_jsonable(value))
-    return text if len(text) <= 40 else text[:39] + "…"
+    if isinstance(value, list):
+        text = ", ".join(map(str, value))
+    elif isinstance(value, (Decimal, datetime, date)):
+        text = str(value) if isinstance(value, Decimal) else value.isoformat()
+    else:
+        text = str(value)
+    return text if width(text) <= 40 else text[:38] + "…"
