@@ -273,3 +273,20 @@ def test_postgres_add_nullable_column_does_not_rewrite(pg_database):
     with runtime.db.engine.connect() as conn:
         assert conn.execute(query).scalar_one() == before
     runtime.db.dispose()
+
+
+def test_structures_outside_the_model_are_not_silently_lost(seeded):
+    """A DBA's own index survives a change; on SQLite a trigger a rebuild cannot keep makes the apply refuse."""
+    with seeded.db.begin() as conn:
+        conn.execute(sa.text("CREATE INDEX dba_name_code ON account (name, code)"))
+    install(seeded, V1.replace("{name: size, type: text}", "{name: size, type: text, required: true, default: '0'}"))
+    names = {i["name"] for i in sa.inspect(seeded.db.engine).get_indexes("account")}
+    assert "dba_name_code" in names
+    if seeded.db.is_sqlite:
+        with seeded.db.begin() as conn:
+            conn.execute(sa.text("CREATE TRIGGER audit AFTER UPDATE ON account BEGIN SELECT 1; END"))
+        before = snapshot(seeded)
+        with pytest.raises(ApplyError) as info:
+            install(seeded, V1)
+        assert "trigger(s) audit" in str(info.value)
+        assert snapshot(seeded) == before

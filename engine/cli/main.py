@@ -7,7 +7,9 @@ traceback: 1 for refused input or data, 2 for usage errors.
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -140,6 +142,11 @@ def cmd_init(runtime: Runtime, args, actor: Actor) -> int:
     return 0
 
 
+def author() -> str:
+    """Who applies metadata from the command line: $METACRM_AUTHOR, else the OS user."""
+    return os.environ.get("METACRM_AUTHOR") or getpass.getuser()
+
+
 def cmd_plan(runtime: Runtime, args, actor: Actor) -> int:
     plan = runtime.plan(find_template(args.path).objects, purge=args.purge)
     print(plan.render())
@@ -147,7 +154,7 @@ def cmd_plan(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_apply(runtime: Runtime, args, actor: Actor) -> int:
-    plan = runtime.plan(find_template(args.path).objects, purge=args.purge)
+    plan = runtime.plan(find_template(args.path).objects, purge=args.purge, author=author())
     print(plan.render())
     if plan.is_empty:
         return 0
@@ -169,7 +176,7 @@ def cmd_revisions(runtime: Runtime, args, actor: Actor) -> int:
 
 def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
     template = find_template(args.name)
-    plan = runtime.plan(template.objects)
+    plan = runtime.plan(template.objects, author=author())
     print(plan.render())
     if not plan.is_empty:
         print(f"installed {template.name} {template.version}: metadata revision {runtime.apply(plan)}")
@@ -209,7 +216,7 @@ def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_field(runtime: Runtime, args, actor: Actor) -> int:
-    revision = runtime.restore_field(args.object, args.field)
+    revision = runtime.restore_field(args.object, args.field, author=author())
     print(f"restored {args.object}.{args.field}: metadata revision {revision}")
     return 0
 

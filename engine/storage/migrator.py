@@ -84,7 +84,10 @@ def apply_plan(db: Database, plan: Plan, *, recompute: Recompute | None = None,
             recompute(conn, plan.new, [c for c in plan.changes if c.action == "recompute"])
         step("save_revision")
         documents = {**plan.old.documents(), **plan.new.documents()}
-        metastore.save_revision(conn, new_revision, documents, plan.summary(), plan.author)
+        try:
+            metastore.save_revision(conn, new_revision, documents, plan.summary(), plan.author)
+        except sa.exc.IntegrityError:
+            raise ApplyError(f"another apply committed revision {new_revision} first; plan again") from None
     return new_revision
 
 
@@ -214,10 +217,11 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
             + actions["replace_computed"] if c.new and c.new.target}
 
     # Phase A: clear what is in the way, then renames, archives, additions.
-    _drop_dependents(conn, ops, obj, touched, dropped_indexes, drop_fks={
-        columns.get((obj, c.field), c.old.name if c.old else c.field)
-        for c in actions["remove_field"] + actions["change_type"] + actions["change_on_delete"]
-        + actions["replace_computed"]})
+    drop_fks = {columns.get((obj, c.field), c.old.name if c.old else c.field)
+                for c in actions["remove_field"] + actions["change_type"] + actions["change_on_delete"]
+                + actions["replace_computed"]}
+    kept = _kept_structures(conn, db, obj, touched, dropped_indexes, drop_fks)
+    _drop_dependents(conn, ops, obj, touched, dropped_indexes, drop_fks)
     with _batch(ops, obj) as batch:
         for c in actions["rename_field"]:
             batch.alter_column(c.old.name, new_column_name=c.new.name)
@@ -261,6 +265,37 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
             if c.new.required or c.action in ("drop_required", "restore_field"):
                 batch.alter_column(c.new.name, existing_type=column_type(c.new), nullable=not c.new.required)
     _reconcile(conn, ops, obj, target, refk)
+    _verify_kept(conn, obj, kept, {c.old.name: c.new.name for c in actions["rename_field"]})
+
+
+def _kept_structures(conn, db: Database, table: str, touched: set[str], dropped: set[str],
+                     drop_fks: set[str]) -> dict[str, list]:
+    """Indexes and foreign keys the change must not lose. Refuses tables with triggers on
+    SQLite, which a table rebuild could not carry over."""
+    if db.is_sqlite:
+        triggers = conn.execute(sa.text("SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+                                {"t": table}).scalars().all()
+        if triggers:
+            raise ApplyError(f"refusing to alter {table}: SQLite would have to rebuild it and cannot keep its "
+                             f"trigger(s) {', '.join(triggers)}; drop them first")
+    inspector = sa.inspect(conn)
+    indexes = [i for i in inspector.get_indexes(table)
+               if i["name"] not in dropped and not touched.intersection(i["column_names"])]
+    fks = [fk for fk in inspector.get_foreign_keys(table) if not drop_fks.intersection(fk["constrained_columns"])]
+    return {"indexes": indexes, "foreign_keys": fks}
+
+
+def _verify_kept(conn, table: str, kept: dict[str, list], renames: dict[str, str]) -> None:
+    """After the change, every index and foreign key that was not meant to go must still be there."""
+    inspector = sa.inspect(conn)
+    have_indexes = {tuple(i["column_names"]) for i in inspector.get_indexes(table)}
+    have_fks = {(tuple(fk["constrained_columns"]), fk["referred_table"]) for fk in inspector.get_foreign_keys(table)}
+    rename = lambda cols: tuple(renames.get(c, c) for c in cols)  # noqa: E731
+    lost = [f"index {i['name']}" for i in kept["indexes"] if rename(i["column_names"]) not in have_indexes]
+    lost += [f"foreign key on {', '.join(fk['constrained_columns'])}" for fk in kept["foreign_keys"]
+             if (rename(fk["constrained_columns"]), fk["referred_table"]) not in have_fks]
+    if lost:
+        raise ApplyError(f"refusing to alter {table}: the change would lose {'; '.join(lost)}")
 
 
 def _new_column(f: FieldDef) -> sa.Column:
