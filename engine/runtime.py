@@ -13,6 +13,9 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
+import engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
+import engine.security.identity  # noqa: F401  (registers users, groups, roles)
+
 from engine.storage import metastore
 from engine.storage.database import Database
 from engine.storage.migrator import StepHook, apply_plan

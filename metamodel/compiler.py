@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from engine.expressions import ExpressionError, compile_expression
+from metamodel import automation
 from metamodel import filters as flt
 from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
@@ -120,6 +121,12 @@ class _Shell:
         if title_field not in self.fields and title_field != "id":
             problems.append(self.doc.problem(f"title field {title_field!r} is not a field", ("title_field",)))
         rules = self._rules(shells, problems)
+        automation_context = automation.Context(
+            self, shells, problems,
+            lambda source, where, expect, previous=False: self._expression(source, shells, problems, where, expect, previous),
+            lambda source, where: self._check_template(source, where, problems))
+        automations = automation.compile_rules(automation_context)
+        state_machines = automation.compile_state_machines(automation_context)
         layouts = self._layouts(shells, problems)
         indexes = self._indexes(layouts, problems)
         if len(problems) > start:
@@ -137,6 +144,8 @@ class _Shell:
             validation_rules=tuple(rules),
             layouts=MappingProxyType(layouts),
             formula_order=formula_order,
+            automations=automations,
+            state_machines=state_machines,
             document=MappingProxyType(self.data),
             source=self.doc.source,
         )
@@ -149,8 +158,14 @@ class _Shell:
                 return name
         return "id"
 
-    def _resolver(self, shells: dict[str, "_Shell"]):
+    def _resolver(self, shells: dict[str, "_Shell"], previous: bool = False):
         def resolve(path: tuple[str, ...]) -> str:
+            if previous and path[0] == "previous":
+                if len(path) != 2:
+                    raise ExpressionError("use previous.<field>, the field's value before this change")
+                path = path[1:]
+            elif path[0] == "previous" and "previous" not in self.fields:
+                raise ExpressionError("previous.<field> is only available in automation rules")
             shell = self
             for position, part in enumerate(path):
                 kind = shell.kind_of(part)
@@ -167,9 +182,9 @@ class _Shell:
 
         return resolve
 
-    def _expression(self, source: str, shells, problems, where, expect=None):
+    def _expression(self, source: str, shells, problems, where, expect=None, previous: bool = False):
         try:
-            return compile_expression(source, self._resolver(shells), expect=expect)
+            return compile_expression(source, self._resolver(shells, previous), expect=expect)
         except ExpressionError as exc:
             problems.append(self.doc.problem(f"expression {source!r}: {exc}", where))
             return None
@@ -265,6 +280,16 @@ class _Shell:
             coerce(field_def, field_def.default)
         except CoercionError as exc:
             problems.append(self.doc.problem(f"default {field_def.default!r}: {exc.message}", where + ("default",)))
+
+    def _check_template(self, source: str, where, problems: list[Problem]) -> None:
+        """Email and notification templates are Jinja2; a syntax error is a metadata error."""
+        from jinja2 import TemplateSyntaxError
+        from jinja2.sandbox import SandboxedEnvironment
+
+        try:
+            SandboxedEnvironment().parse(source)
+        except TemplateSyntaxError as exc:
+            problems.append(self.doc.problem(f"template error: {exc.message} (template line {exc.lineno})", where))
 
     def _options(self, raw, problems, where) -> Iterable[Option]:
         seen = set()

@@ -148,6 +148,8 @@ class ObjectDef:
     validation_rules: tuple[ValidationRule, ...]
     layouts: Mapping[str, Any]
     formula_order: tuple[str, ...]
+    automations: tuple = ()  # metamodel.automation.RuleDef
+    state_machines: tuple = ()  # metamodel.automation.StateMachineDef
     document: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
     source: str | None = field(compare=False, default=None)
 

@@ -17,7 +17,7 @@ from engine.expressions import EvaluationError, Evaluator, Expression
 from engine.records.coercion import CoercionError, coerce
 from engine.records.context import Actor
 from engine.records.errors import FieldError, translate
-from metamodel.model import FieldDef, ObjectDef
+from metamodel.model import FieldDef, ObjectDef, pick_label
 
 WRITABLE_SYSTEM = frozenset({"owner"})
 
@@ -120,6 +120,7 @@ class Pipeline:
                     and not self.actor.system and self._true(field.read_only_if, before, related):
                 errors.append(self.error(field.name, "read_only", "is read-only"))
         self.compute_formulas(record, related, errors)
+        self._check_transitions(record, before, related, errors)
         for rule in self.obj.validation_rules:
             if not rule.active:
                 continue
@@ -130,6 +131,41 @@ class Pipeline:
                 continue
             if broken:
                 errors.append(FieldError(rule.field, "validation_rule", rule.message(self.language)))
+
+    def _check_transitions(self, record: dict[str, Any], before: Mapping[str, Any] | None,
+                           related: Mapping[str, Any], errors: list[FieldError]) -> None:
+        """State fields only move along declared transitions, past their guards, by allowed roles."""
+        for machine in self.obj.state_machines:
+            new = record.get(machine.field)
+            old = before.get(machine.field) if before is not None else None
+            if before is None:
+                if machine.initial and new not in machine.initial:
+                    errors.append(self._transition_error(machine.field, "illegal_transition", None, new))
+                continue
+            if old == new:
+                continue
+            transition = machine.transition(old, new)
+            if transition is None:
+                errors.append(self._transition_error(machine.field, "illegal_transition", old, new))
+                continue
+            if transition.roles and not self.actor.system and not self.actor.roles.intersection(transition.roles):
+                errors.append(self._transition_error(machine.field, "transition_not_allowed", old, new))
+                continue
+            if transition.guard is not None:
+                names = {**record, **{f"previous.{k}": v for k, v in before.items()}}
+                try:
+                    passed = self.evaluate(transition.guard, names, related) is True
+                except EvaluationError:
+                    passed = False
+                if not passed:
+                    message = pick_label(transition.guard_messages, self.language, "") or None
+                    errors.append(self._transition_error(machine.field, "transition_guard", old, new, message))
+
+    def _transition_error(self, field: str, code: str, old: Any, new: Any, message: str | None = None) -> FieldError:
+        f = self.obj.field(field)
+        label = lambda value: next((o.label(self.language) for o in f.options if o.value == value), value)  # noqa: E731
+        text = message or translate(code, self.language, code, old=label(old) if old else "—", new=label(new))
+        return FieldError(field, code, f"{f.label(self.language)}: {text}")
 
     def _field_limits(self, field: FieldDef, value: Any) -> list[FieldError]:
         found = []

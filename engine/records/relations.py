@@ -16,9 +16,9 @@ from metamodel.model import Model, ObjectDef
 
 
 def related_values(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef,
-                   record: Mapping[str, Any], cache: dict) -> dict[str, Any]:
-    """{"account.grade": value, ...} for every relation path of `obj`'s expressions."""
-    paths = relation_paths(obj)
+                   record: Mapping[str, Any], cache: dict, paths=None) -> dict[str, Any]:
+    """{"account.grade": value, ...} for every relation path of `obj`'s expressions (or `paths`)."""
+    paths = relation_paths(obj) if paths is None else paths
     values: dict[str, Any] = {}
     for path in paths:
         current_obj, current = obj, record

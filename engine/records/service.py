@@ -55,7 +55,10 @@ class BulkResult:
 
 class RecordService:
     def __init__(self, runtime):
+        from engine.automation.runner import Automation
+
         self.runtime = runtime
+        self.automation = Automation(runtime, self)
 
     # -- plumbing ----------------------------------------------------------------------
     def _object(self, model: Model, name: str) -> tuple[ObjectDef, sa.Table]:
@@ -64,7 +67,7 @@ class RecordService:
         return model.object(name), self.runtime.tables(model)[name]
 
     def _transaction(self, conn: Connection | None):
-        return _Reuse(conn) if conn is not None else self.runtime.db.begin()
+        return _Reuse(conn) if conn is not None else _Owned(self.runtime.db)
 
     @staticmethod
     def _row(table: sa.Table, row: Any) -> dict[str, Any]:
@@ -174,6 +177,7 @@ class RecordService:
             for start in range(0, len(records), BATCH):
                 self._insert(c, table, records[start:start + BATCH])
             self._refresh_parents(c, model, obj, [], records)
+            records = self._after_write(c, model, obj, table, "created", [(None, r) for r in records], actor)
         for index, record in prepared:
             result.ids[index] = record["id"]
         result.records = records
@@ -244,9 +248,10 @@ class RecordService:
                     raise self._conflict(obj, before, before["version"], actor)
             self._write_history(c, obj, [(befores[r["id"]], r) for _, r in prepared], actor, now)
             self._refresh_parents(c, model, obj, list(befores.values()), [r for _, r in prepared])
+            result.records = self._after_write(c, model, obj, table, "updated",
+                                               [(befores[r["id"]], r) for _, r in prepared], actor)
         for index, record in prepared:
             result.ids[index] = record["id"]
-        result.records = [r for _, r in prepared]
         return result
 
     def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
@@ -262,8 +267,21 @@ class RecordService:
             self._check_restrict(c, model, obj, before["id"], actor)
             c.execute(sa.delete(table).where(table.c.id == before["id"]))
             self._refresh_parents(c, model, obj, [before], [])
+            self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
 
     # -- steps -------------------------------------------------------------------------------
+    def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor):
+        """Run automations for each written record; returns the records as automations left them."""
+        from engine.automation.runner import Event
+
+        for before, after in pairs:
+            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor))
+        afters = [after for _, after in pairs if after is not None]
+        if not afters or not (obj.automations or obj.state_machines):
+            return afters
+        fresh = self._load(conn, table, [r["id"] for r in afters])
+        return [fresh.get(r["id"], r) for r in afters]
+
     def _insert(self, conn: Connection, table: sa.Table, records: list[dict[str, Any]]) -> None:
         try:
             conn.execute(table.insert(), records) if len(records) > 1 else conn.execute(
@@ -382,6 +400,28 @@ class RecordService:
 
 
 _MISSING = object()
+
+
+class _Owned:
+    """A transaction of our own. If an automation action failed, the write is rolled back,
+    then the failure is logged in a new transaction and reported as a record error."""
+
+    def __init__(self, db):
+        self.db = db
+
+    def __enter__(self) -> Connection:
+        self._context = self.db.begin()
+        return self._context.__enter__()
+
+    def __exit__(self, exc_type, exc, tb):
+        from engine.automation.runner import AutomationError, write_log_entries
+
+        result = self._context.__exit__(exc_type, exc, tb)
+        if isinstance(exc, AutomationError):
+            with self.db.begin() as conn:
+                write_log_entries(conn, exc.entries)
+            raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from exc
+        return result
 
 
 class _Reuse:

@@ -18,8 +18,10 @@ from metamodel.compiler import compile_model
 from metamodel.loader import Document
 from metamodel.model import Model
 
-_METADATA = new_metadata()
-SYSTEM = system_tables(_METADATA)
+#: The engine's own tables. Other engine modules (identity, automation) add theirs here,
+#: so that `ensure_system_tables` creates them all.
+SYSTEM_METADATA = new_metadata()
+SYSTEM = system_tables(SYSTEM_METADATA)
 revision_table = SYSTEM["metacrm_revision"]
 archived_table = SYSTEM["metacrm_archived_field"]
 
@@ -34,7 +36,7 @@ class Revision:
 
 def ensure_system_tables(conn: Connection) -> None:
     """Create the engine's own tables if they are missing (idempotent)."""
-    _METADATA.create_all(conn, checkfirst=True)
+    SYSTEM_METADATA.create_all(conn, checkfirst=True)
 
 
 def latest_revision_id(conn: Connection) -> int:

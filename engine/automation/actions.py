@@ -1,0 +1,172 @@
+"""What each action does. Record-changing actions write through the RecordService
+(validated, and able to trigger further rules); outside effects go to the outbox."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.automation import assignment, outbox, recipients
+from engine.automation.templates import render
+from engine.expressions import Evaluator
+from engine.records.query import where_clause
+from engine.records.serialize import to_jsonable
+from metamodel.automation import ActionDef
+from metamodel.model import Model
+
+
+class ActionFailed(Exception):
+    pass
+
+
+@dataclass
+class ActionContext:
+    conn: Connection
+    model: Model
+    tables: Mapping[str, sa.Table]
+    service: Any  # RecordService
+    event: Any  # runner.Event
+    label: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.record = dict(self.event.record)
+        self.evaluator = Evaluator(self.event.actor.clock, self.event.actor.user_id)
+
+    @property
+    def actor(self):
+        return self.event.actor.for_automation()
+
+    def names(self) -> dict[str, Any]:
+        from engine.automation.runner import scope
+
+        return scope(self.conn, self.tables, self.model, self.event, self.record)
+
+    def evaluate(self, expression, names: Mapping[str, Any]) -> Any:
+        return self.evaluator.evaluate(expression, names)
+
+    def values(self, action: ActionDef) -> dict[str, Any]:
+        names = self.names()
+        return {name: _jsonish(self.evaluate(expression, names)) for name, expression in action.assignments.items()}
+
+    def template_context(self) -> dict[str, Any]:
+        return {"record": self.record, "previous": dict(self.event.before or {}), "object": self.event.obj.name,
+                "label": self.event.obj.label(self.event.actor.language)}
+
+
+def run(context: ActionContext, action: ActionDef) -> None:
+    RUNNERS[action.kind](context, action)
+
+
+def describe(context: ActionContext, action: ActionDef) -> dict[str, Any]:
+    """What the action would do for this record, computed but not done (dry runs)."""
+    if action.kind in ("set", "create", "update_related"):
+        target = action.object or context.event.obj.name
+        return {"action": action.kind, "object": target, "values": context.values(action)}
+    if action.kind == "assign":
+        return {"action": "assign", "field": action.options.get("field", "owner"),
+                "strategy": action.options["strategy"]}
+    if action.kind == "email":
+        return {"action": "email", "to": recipients.email_addresses(context.conn, action.options["to"], context.record,
+                                                                   context.event.actor.user_id),
+                "subject": render(action.options["subject"], context.template_context())}
+    if action.kind == "notify":
+        return {"action": "notify", "to": recipients.user_ids(context.conn, action.options["to"], context.record,
+                                                             context.event.actor.user_id),
+                "message": render(action.options["message"], context.template_context())}
+    return {"action": action.kind, **{k: v for k, v in action.options.items() if k != "secret_env"}}
+
+
+def _set(context: ActionContext, action: ActionDef) -> None:
+    event = context.event
+    if event.kind == "deleted":
+        raise ActionFailed("cannot set fields of a deleted record")
+    updated = context.service.update(event.obj.name, context.record["id"], context.values(action), context.actor,
+                                     conn=context.conn)
+    context.record = dict(updated)
+
+
+def _create(context: ActionContext, action: ActionDef) -> None:
+    context.service.create(action.object, context.values(action), context.actor, conn=context.conn)
+
+
+def _update_related(context: ActionContext, action: ActionDef) -> None:
+    values = context.values(action)
+    if action.parent:
+        target_id = context.record.get(action.parent)
+        if target_id:
+            context.service.update(action.object, target_id, values, context.actor, conn=context.conn)
+        return
+    table = context.tables[action.object]
+    query = sa.select(table.c.id).where(table.c[action.via] == context.record["id"])
+    clause = where_clause(context.model.object(action.object), table, action.filter, context.event.actor.clock)
+    if clause is not None:
+        query = query.where(clause)
+    ids = list(context.conn.execute(query.order_by(table.c.id)).scalars())
+    if ids:
+        context.service.bulk_update(action.object, [{"id": i, **values} for i in ids], context.actor,
+                                    all_or_none=True, conn=context.conn)
+
+
+def _assign(context: ActionContext, action: ActionDef) -> None:
+    chosen = assignment.choose(context, action, context.names())
+    if chosen is None:
+        raise ActionFailed("no one to assign: the group is empty and there is no fallback")
+    field_name = action.options.get("field", "owner")
+    if context.record.get(field_name) != chosen:
+        updated = context.service.update(context.event.obj.name, context.record["id"], {field_name: chosen},
+                                         context.actor, conn=context.conn)
+        context.record = dict(updated)
+
+
+def _email(context: ActionContext, action: ActionDef) -> None:
+    event = context.event
+    to = recipients.email_addresses(context.conn, action.options["to"], context.record, event.actor.user_id)
+    if not to:
+        return
+    data = context.template_context()
+    outbox.enqueue(context.conn, "email", {"to": to, "subject": render(action.options["subject"], data),
+                                           "body": render(action.options["body"], data)},
+                   event.actor.clock.now(), rule=context.label, record_id=context.record.get("id"))
+
+
+def _notify(context: ActionContext, action: ActionDef) -> None:
+    event = context.event
+    users = recipients.user_ids(context.conn, action.options["to"], context.record, event.actor.user_id)
+    if not users:
+        return
+    outbox.enqueue(context.conn, "notify", {"users": users, "message": render(action.options["message"],
+                                                                              context.template_context()),
+                                            "object": event.obj.name, "record_id": context.record.get("id")},
+                   event.actor.clock.now(), rule=context.label, record_id=context.record.get("id"))
+
+
+def _webhook(context: ActionContext, action: ActionDef) -> None:
+    event = context.event
+    body = {"event": event.kind, "rule": context.label, "object": event.obj.name,
+            "record": _jsonish(context.record), "previous": _jsonish(dict(event.before)) if event.before else None}
+    outbox.enqueue(context.conn, "webhook", {"url": action.options["url"], "secret_env": action.options.get("secret_env"),
+                                             "timeout": action.options.get("timeout", 10), "body": body},
+                   event.actor.clock.now(), rule=context.label, record_id=context.record.get("id"),
+                   max_attempts=action.options.get("max_attempts", outbox.DEFAULT_MAX_ATTEMPTS))
+
+
+def _plugin(context: ActionContext, action: ActionDef) -> None:
+    from engine.plugins import plugin_actions
+
+    name = action.options["action"]
+    handler = plugin_actions().get(name)
+    if handler is None:
+        raise ActionFailed(f"no plugin provides the action {name!r}")
+    handler(context, dict(action.options.get("params") or {}))
+
+
+def _jsonish(value: Any) -> Any:
+    return to_jsonable(value) if isinstance(value, (dict, list)) else value
+
+
+RUNNERS = {"set": _set, "create": _create, "update_related": _update_related, "assign": _assign,
+           "email": _email, "notify": _notify, "webhook": _webhook, "plugin": _plugin}

@@ -1,0 +1,200 @@
+"""Run automation rules for record events, inside the triggering write's transaction.
+
+The record engine calls `after_write` for every record it created, updated or
+deleted. Matching rules run in their defined order; record-changing actions write
+through the same RecordService (so they are validated and can trigger further rules,
+up to MAX_DEPTH); outside effects are queued in the outbox. Every rule execution is
+logged with its result and duration.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.automation import actions as act
+from engine.automation import timers
+from engine.automation.tables import execution_log
+from engine.expressions import EvaluationError, Evaluator
+from engine.records.context import Actor
+from engine.records.relations import related_values
+from metamodel.automation import RuleDef
+from metamodel.model import Model, ObjectDef
+
+MAX_DEPTH = 5
+log = logging.getLogger("metacrm.automation")
+
+
+class AutomationError(Exception):
+    """A rule's action failed: the triggering write is rolled back. `entries` are its log lines."""
+
+    def __init__(self, message: str, entries: list[dict[str, Any]]):
+        super().__init__(message)
+        self.entries = entries
+
+
+@dataclass
+class Event:
+    """One record event: created, updated, deleted, time, schedule, manual."""
+
+    kind: str
+    obj: ObjectDef
+    before: Mapping[str, Any] | None
+    after: Mapping[str, Any] | None
+    actor: Actor
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        return self.after if self.after is not None else (self.before or {})
+
+
+class Automation:
+    def __init__(self, runtime, service):
+        self.runtime, self.service = runtime, service
+
+    # -- entry points --------------------------------------------------------------------
+    def after_write(self, conn: Connection, model: Model, event: Event) -> None:
+        """Run the rules and state-machine actions that this write triggers; arm timers."""
+        obj = event.obj
+        if event.kind != "deleted":
+            timers.arm(conn, model, obj, event.before, event.after, event.actor.clock.now())
+        if not obj.automations and not obj.state_machines:
+            return
+        if event.actor.depth >= MAX_DEPTH:
+            self._depth_exceeded(conn, event)
+            return
+        for actions, label in self._state_actions(event):
+            self._run_actions(conn, model, event, actions, label)
+        for rule in obj.automations:
+            if rule.active and matches(rule, event):
+                self.run_rule(conn, model, rule, event)
+
+    def run_rule(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
+        """Evaluate the condition and run the actions; returns whether the rule matched."""
+        started = time.perf_counter()
+        try:
+            matched = self.condition_holds(conn, model, rule, event)
+        except EvaluationError as exc:
+            self._log(conn, rule, event, "failed", started, f"condition: {exc}")
+            return False
+        if not matched:
+            self._log(conn, rule, event, "skipped", started)
+            return False
+        try:
+            self._run_actions(conn, model, event, rule.actions, rule.key)
+        except AutomationError as exc:
+            exc.entries.append(self._entry(rule, event, "failed", started, str(exc)))
+            raise
+        except Exception as exc:
+            raise AutomationError(f"automation {rule.key} failed: {exc}",
+                                  [self._entry(rule, event, "failed", started, str(exc))]) from exc
+        self._log(conn, rule, event, "matched", started)
+        return True
+
+    def condition_holds(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
+        if rule.condition is None:
+            return True
+        names = scope(conn, self.runtime.tables(model), model, event)
+        return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, names) is True
+
+    # -- internals -------------------------------------------------------------------------
+    def _run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> None:
+        context = act.ActionContext(conn, model, self.runtime.tables(model), self.service, event, label)
+        for action in actions:
+            act.run(context, action)
+
+    def _state_actions(self, event: Event):
+        """exit, transition and enter actions of every state machine whose field changed."""
+        for machine in event.obj.state_machines:
+            old = (event.before or {}).get(machine.field) if event.kind != "created" else None
+            new = (event.after or {}).get(machine.field)
+            if event.kind == "deleted" or old == new:
+                continue
+            if old is not None and old in machine.on_exit:
+                yield machine.on_exit[old], f"{event.obj.name}.{machine.field}:exit:{old}"
+            transition = machine.transition(old, new) if old is not None else None
+            if transition is not None and transition.actions:
+                yield transition.actions, f"{event.obj.name}.{machine.field}:{old}->{new}"
+            if new in machine.on_enter:
+                yield machine.on_enter[new], f"{event.obj.name}.{machine.field}:enter:{new}"
+
+    def _depth_exceeded(self, conn: Connection, event: Event) -> None:
+        for rule in event.obj.automations:
+            if rule.active and matches(rule, event):
+                message = f"stopped: automation chain deeper than {MAX_DEPTH} writes (a loop?)"
+                log.error("%s on %s %s: %s", rule.key, event.obj.name, event.record.get("id"), message)
+                self._log(conn, rule, event, "failed", time.perf_counter(), message)
+
+    def _entry(self, rule: RuleDef, event: Event, result: str, started: float, error: str | None = None) -> dict:
+        return {"object": rule.object, "rule": rule.name, "record_id": event.record.get("id"), "trigger": event.kind,
+                "result": result, "duration_ms": (time.perf_counter() - started) * 1000, "error": error,
+                "at": datetime.now(timezone.utc)}
+
+    def _log(self, conn: Connection, rule: RuleDef, event: Event, result: str, started: float,
+             error: str | None = None) -> None:
+        conn.execute(execution_log.insert().values(self._entry(rule, event, result, started, error)))
+
+
+def write_log_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:
+    """Persist log lines of a write that was rolled back (called after the rollback)."""
+    if entries:
+        conn.execute(execution_log.insert(), entries)
+
+
+def matches(rule: RuleDef, event: Event) -> bool:
+    """Whether a record event is one this rule's trigger listens to."""
+    on = rule.trigger.on
+    if event.kind == "created":
+        return on in ("created", "saved") or (on == "inbound" and event.actor.channel == "inbound") \
+            or (on == "changed" and any(event.after.get(f) is not None for f in rule.trigger.fields)
+                and _values_match(rule, None, event.after))
+    if event.kind == "updated":
+        if on in ("updated", "saved"):
+            return True
+        if on == "changed":
+            changed = [f for f in rule.trigger.fields if event.before.get(f) != event.after.get(f)]
+            return bool(changed) and _values_match(rule, event.before, event.after)
+        return False
+    return event.kind == "deleted" and on == "deleted"
+
+
+def _values_match(rule: RuleDef, before, after) -> bool:
+    field = rule.trigger.fields[0]
+    if rule.trigger.from_values is not None and (before or {}).get(field) not in rule.trigger.from_values:
+        return False
+    if rule.trigger.to_values is not None and after.get(field) not in rule.trigger.to_values:
+        return False
+    return True
+
+
+def scope(conn: Connection, tables, model: Model, event: Event, record: Mapping[str, Any] | None = None) -> dict:
+    """Names an automation expression sees: the record, previous.<field>, relation paths."""
+    record = dict(record if record is not None else event.record)
+    names = dict(record)
+    before = event.before or {}
+    for f in event.obj.fields:
+        names[f"previous.{f.name}"] = before.get(f.name) if event.kind != "created" else None
+    names.update(related_values(conn, model, tables, event.obj, record, {}, paths=automation_paths(event.obj)))
+    return names
+
+
+def automation_paths(obj: ObjectDef) -> tuple[tuple[str, ...], ...]:
+    """Relation paths read by the object's automation expressions (previous.* excluded)."""
+    paths: set[tuple[str, ...]] = set()
+    for rule in obj.automations:
+        expressions = [rule.condition] + [e for a in rule.actions for e in a.assignments.values()] + \
+            [c[0] for a in rule.actions for c in a.conditions]
+        for expression in expressions:
+            if expression is not None:
+                paths |= {p for p in expression.relation_paths if p[0] != "previous"}
+    for machine in obj.state_machines:
+        for t in machine.transitions:
+            if t.guard is not None:
+                paths |= {p for p in t.guard.relation_paths if p[0] != "previous"}
+    return tuple(sorted(paths))

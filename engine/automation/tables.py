@@ -1,0 +1,81 @@
+"""The engine's automation tables: outbox, timers, schedules, notifications, execution log."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
+from engine.storage.metastore import SYSTEM_METADATA
+
+BIGINT_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
+
+outbox = sa.Table(
+    "metacrm_outbox", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.Text, nullable=False),            # email, webhook, notify, plugin
+    sa.Column("payload", JSONText, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),          # pending, done, dead
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("max_attempts", sa.Integer, nullable=False, server_default="5"),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("locked_by", sa.Text),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Column("last_error", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("done_at", UTCDateTime),
+    sa.Column("rule", sa.Text),
+    sa.Column("record_id", ID_TYPE),
+    sa.Index("ix_metacrm_outbox_due", "status", "next_attempt_at"),
+)
+
+timers = sa.Table(
+    "metacrm_timer", SYSTEM_METADATA,
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("record_id", ID_TYPE, primary_key=True),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("locked_until", UTCDateTime),
+    sa.Index("ix_metacrm_timer_due", "due_at"),
+)
+
+schedules = sa.Table(
+    "metacrm_schedule", SYSTEM_METADATA,
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("rule", sa.Text, primary_key=True),
+    sa.Column("next_run_at", UTCDateTime, nullable=False),
+    sa.Column("last_run_at", UTCDateTime),
+)
+
+notifications = sa.Table(
+    "metacrm_notification", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("user_id", ID_TYPE, nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Column("object", sa.Text),
+    sa.Column("record_id", ID_TYPE),
+    sa.Column("outbox_id", sa.BigInteger),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("read_at", UTCDateTime),
+    sa.UniqueConstraint("outbox_id", "user_id", name="uq_metacrm_notification_delivery"),
+    sa.Index("ix_metacrm_notification_user", "user_id", "read_at"),
+)
+
+assignment_cursors = sa.Table(
+    "metacrm_assignment_cursor", SYSTEM_METADATA,
+    sa.Column("key", sa.Text, primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+execution_log = sa.Table(
+    "metacrm_automation_log", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("rule", sa.Text, nullable=False),
+    sa.Column("record_id", ID_TYPE),
+    sa.Column("trigger", sa.Text, nullable=False),
+    sa.Column("result", sa.Text, nullable=False),          # matched, skipped, failed
+    sa.Column("duration_ms", sa.Float, nullable=False),
+    sa.Column("error", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_metacrm_automation_log_rule", "object", "rule", "at"),
+)

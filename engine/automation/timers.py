@@ -1,0 +1,55 @@
+"""Time-relative triggers: a timer row per (rule, record), armed on every write.
+
+`field` + offset: due at the record's date (e.g. 3 days before expected_close_date).
+`since_change` + after: due N after the field last changed. `since_related` + after:
+due N after the last related record (e.g. activity) was created. The worker fires
+due timers; the next relevant write re-arms them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timezone
+from typing import Any, Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.automation.tables import timers
+from metamodel.model import Model, ObjectDef
+
+
+def arm(conn: Connection, model: Model, obj: ObjectDef, before: Mapping[str, Any] | None,
+        after: Mapping[str, Any], now: datetime) -> None:
+    """Set or clear the timers of `obj`'s time rules for this record, and of parents watching it."""
+    for rule in obj.automations:
+        trigger = rule.trigger
+        if not rule.active or not trigger.is_timed:
+            continue
+        if trigger.date_field:
+            value = after.get(trigger.date_field)
+            if before is None or before.get(trigger.date_field) != value:
+                _set(conn, rule, after["id"], _as_datetime(value) + trigger.offset if value else None)
+        elif trigger.since_change:
+            if before is None or before.get(trigger.since_change) != after.get(trigger.since_change):
+                _set(conn, rule, after["id"], now + trigger.offset)
+        elif trigger.since_related and before is None:
+            _set(conn, rule, after["id"], now + trigger.offset)
+    if before is None:
+        for parent in model.objects.values():
+            for rule in parent.automations:
+                related = rule.trigger.since_related
+                if rule.active and related and related[0] == obj.name and after.get(related[1]):
+                    _set(conn, rule, after[related[1]], now + rule.trigger.offset)
+
+
+def _set(conn: Connection, rule, record_id: str, due: datetime | None) -> None:
+    key = (timers.c.object == rule.object) & (timers.c.rule == rule.name) & (timers.c.record_id == record_id)
+    conn.execute(sa.delete(timers).where(key))
+    if due is not None:
+        conn.execute(timers.insert().values(object=rule.object, rule=rule.name, record_id=record_id, due_at=due))
+
+
+def _as_datetime(value: date | datetime) -> datetime:
+    if isinstance(value, datetime):
+        return value
+    return datetime.combine(value, time.min, tzinfo=timezone.utc)

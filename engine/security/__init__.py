@@ -1,0 +1,1 @@
+"""Identity (users, groups, roles) and, later, permissions: enforced in the engine, for every channel."""

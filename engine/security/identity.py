@@ -1,0 +1,110 @@
+"""Users, groups (teams) and roles: who can own records, be assigned, be notified.
+
+These are engine tables, not metadata objects: every template relies on them, and
+their shape is fixed. Users have a manager (for "notify the owner's manager" and
+approval steps) and a language (for messages).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Iterable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from engine.records.ids import new_id
+from engine.storage.columns import ID_TYPE, UTCDateTime
+from engine.storage.metastore import SYSTEM_METADATA
+
+users = sa.Table(
+    "metacrm_user", SYSTEM_METADATA,
+    sa.Column("id", ID_TYPE, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False),
+    sa.Column("email", sa.Text, nullable=False, unique=True),
+    sa.Column("language", sa.Text, nullable=False, server_default="en"),
+    sa.Column("manager", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="SET NULL")),
+    sa.Column("active", sa.Boolean(create_constraint=False), nullable=False, server_default=sa.true()),
+    sa.Column("password_hash", sa.Text),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+groups = sa.Table(
+    "metacrm_group", SYSTEM_METADATA,
+    sa.Column("id", ID_TYPE, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+)
+group_members = sa.Table(
+    "metacrm_group_member", SYSTEM_METADATA,
+    sa.Column("group_id", ID_TYPE, sa.ForeignKey("metacrm_group.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), primary_key=True),
+)
+user_roles = sa.Table(
+    "metacrm_user_role", SYSTEM_METADATA,
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("role", sa.Text, primary_key=True),
+)
+
+
+@dataclass(frozen=True)
+class User:
+    id: str
+    name: str
+    email: str
+    language: str
+    manager: str | None
+    active: bool
+
+
+def create_user(conn: Connection, name: str, email: str, *, language: str = "en", manager: str | None = None,
+                roles: Iterable[str] = (), groups_: Iterable[str] = ()) -> User:
+    user_id = new_id()
+    conn.execute(users.insert().values(id=user_id, name=name, email=email.strip().lower(), language=language,
+                                       manager=manager, active=True, created_at=datetime.now(timezone.utc)))
+    for role in roles:
+        conn.execute(user_roles.insert().values(user_id=user_id, role=role))
+    for group in groups_:
+        add_to_group(conn, group, user_id)
+    return User(user_id, name, email.strip().lower(), language, manager, True)
+
+
+def ensure_group(conn: Connection, name: str) -> str:
+    found = conn.execute(sa.select(groups.c.id).where(groups.c.name == name)).scalar()
+    if found:
+        return found
+    group_id = new_id()
+    conn.execute(groups.insert().values(id=group_id, name=name))
+    return group_id
+
+
+def add_to_group(conn: Connection, group: str, user_id: str) -> None:
+    conn.execute(group_members.insert().values(group_id=ensure_group(conn, group), user_id=user_id))
+
+
+def get_user(conn: Connection, user_id: str | None) -> User | None:
+    if not user_id:
+        return None
+    row = conn.execute(sa.select(users).where(users.c.id == user_id)).first()
+    return User(row.id, row.name, row.email, row.language, row.manager, row.active) if row else None
+
+
+def group_member_ids(conn: Connection, group: str, *, active_only: bool = True) -> list[str]:
+    """Members of a group, in a stable order (by user id)."""
+    query = (sa.select(users.c.id).join(group_members, group_members.c.user_id == users.c.id)
+             .join(groups, groups.c.id == group_members.c.group_id).where(groups.c.name == group)
+             .order_by(users.c.id))
+    if active_only:
+        query = query.where(users.c.active.is_(True))
+    return list(conn.execute(query).scalars())
+
+
+def role_member_ids(conn: Connection, role: str) -> list[str]:
+    query = (sa.select(users.c.id).join(user_roles, user_roles.c.user_id == users.c.id)
+             .where(user_roles.c.role == role, users.c.active.is_(True)).order_by(users.c.id))
+    return list(conn.execute(query).scalars())
+
+
+def roles_of(conn: Connection, user_id: str | None) -> frozenset[str]:
+    if not user_id:
+        return frozenset()
+    return frozenset(conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user_id)).scalars())

@@ -1,0 +1,306 @@
+"""Automation metadata: rules (trigger, condition, actions) and state machines, compiled.
+
+Compiled here, with the object they belong to: expressions are parsed and checked
+once, email/notification templates are parsed once (syntax errors point at the file),
+cron schedules and durations are validated. The engine's automation package runs
+these definitions; it never parses metadata itself.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable, Mapping
+
+from metamodel import filters as flt
+from metamodel import types as ft
+
+DURATION = re.compile(r"^(-?)([0-9]+)(m|h|d|w)$")
+RECORD_TRIGGERS = frozenset({"created", "updated", "saved", "deleted", "changed", "inbound"})
+
+
+def parse_duration(text: str) -> timedelta:
+    sign, amount, unit = DURATION.match(text).groups()
+    delta = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}[unit]
+    return delta * int(amount) * (-1 if sign else 1)
+
+
+@dataclass(frozen=True)
+class TriggerDef:
+    on: str
+    fields: tuple[str, ...] = ()
+    from_values: tuple | None = None
+    to_values: tuple | None = None
+    date_field: str | None = None
+    offset: timedelta = timedelta(0)
+    since_change: str | None = None
+    since_related: tuple[str, str] | None = None  # (child object, via field)
+    cron: str | None = None
+    filter: Any = None
+
+    @property
+    def is_timed(self) -> bool:
+        return self.on == "time"
+
+
+@dataclass(frozen=True)
+class ActionDef:
+    """One action. `kind` says which; `assignments` are compiled expressions by field name."""
+
+    kind: str
+    object: str | None = None
+    via: str | None = None
+    parent: str | None = None
+    filter: Any = None
+    assignments: Mapping[str, Any] = field(default_factory=dict)
+    options: Mapping[str, Any] = field(default_factory=dict)
+    conditions: tuple = ()  # assign rules: ((expression, target dict), ...)
+
+
+@dataclass(frozen=True)
+class RuleDef:
+    name: str
+    object: str
+    trigger: TriggerDef
+    condition: Any  # Expression or None
+    actions: tuple[ActionDef, ...]
+    active: bool = True
+    order: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.object}.{self.name}"
+
+
+@dataclass(frozen=True)
+class TransitionDef:
+    sources: tuple[str, ...]
+    target: str
+    guard: Any = None
+    guard_messages: Mapping[str, str] = field(default_factory=dict)
+    roles: tuple[str, ...] = ()
+    actions: tuple[ActionDef, ...] = ()
+
+
+@dataclass(frozen=True)
+class StateMachineDef:
+    field: str
+    initial: tuple[str, ...]
+    transitions: tuple[TransitionDef, ...]
+    on_enter: Mapping[str, tuple[ActionDef, ...]] = field(default_factory=dict)
+    on_exit: Mapping[str, tuple[ActionDef, ...]] = field(default_factory=dict)
+
+    def transition(self, source: str | None, target: str) -> TransitionDef | None:
+        for t in self.transitions:
+            if target == t.target and (source in t.sources or "*" in t.sources):
+                return t
+        return None
+
+
+class Context:
+    """What compiling automation needs from the object compiler (kept as callables, no import cycle)."""
+
+    def __init__(self, shell, shells, problems, expression: Callable, check_template: Callable):
+        self.shell, self.shells, self.problems = shell, shells, problems
+        self.expression, self.check_template = expression, check_template
+
+    def problem(self, message: str, where: tuple) -> None:
+        self.problems.append(self.shell.doc.problem(message, where))
+
+
+def compile_rules(ctx: Context) -> tuple[RuleDef, ...]:
+    rules, names = [], set()
+    for index, raw in enumerate(ctx.shell.data.get("automations", ())):
+        where = ("automations", index)
+        if raw["name"] in names:
+            ctx.problem(f"automation {raw['name']!r} is defined twice", where + ("name",))
+        names.add(raw["name"])
+        trigger = _trigger(ctx, raw["trigger"], where + ("trigger",))
+        condition = None
+        if raw.get("condition"):
+            condition = ctx.expression(raw["condition"], where + ("condition",), "boolean", previous=True)
+        actions = compile_actions(ctx, raw["actions"], where + ("actions",))
+        if trigger is not None:
+            rules.append(RuleDef(raw["name"], ctx.shell.name, trigger, condition, actions,
+                                 raw.get("active", True), index))
+    return tuple(rules)
+
+
+def _trigger(ctx: Context, raw: Mapping[str, Any], where: tuple) -> TriggerDef | None:
+    fields = ctx.shell.fields
+    on = raw["on"]
+    for i, name in enumerate(raw.get("fields", ())):
+        if name not in fields:
+            ctx.problem(f"unknown field {name!r}", where + ("fields", i))
+    if on == "changed" and not raw.get("fields"):
+        ctx.problem("a 'changed' trigger needs the fields it watches", where)
+    if ("from" in raw or "to" in raw) and len(raw.get("fields", ())) != 1:
+        ctx.problem("from/to values need exactly one watched field", where)
+    if on == "time":
+        variants = [k for k in ("field", "since_change", "since_related") if k in raw]
+        if len(variants) != 1:
+            ctx.problem("a time trigger needs one of: field (+ offset), since_change (+ after), "
+                        "since_related (+ after)", where)
+            return None
+        if "field" in raw and (raw["field"] not in fields or ctx.shell.kinds[raw["field"]] not in ("date", "datetime")):
+            ctx.problem(f"{raw['field']!r} is not a date or datetime field", where + ("field",))
+        if "since_change" in raw and raw["since_change"] not in fields:
+            ctx.problem(f"unknown field {raw['since_change']!r}", where + ("since_change",))
+        if ("since_change" in raw or "since_related" in raw) and "after" not in raw:
+            ctx.problem("say how long after, e.g. after: 7d", where)
+        if "since_related" in raw:
+            spec = raw["since_related"]
+            child = ctx.shells.get(spec["object"])
+            via = child.fields.get(spec["via"]) if child else None
+            if via is None or via.get("target") != ctx.shell.name:
+                ctx.problem(f"since_related needs a lookup {spec['via']!r} on {spec['object']!r} pointing at "
+                            f"{ctx.shell.name}", where + ("since_related",))
+    if on == "schedule":
+        cron = raw.get("cron")
+        from croniter import croniter
+
+        if not cron or not croniter.is_valid(cron):
+            ctx.problem(f"a schedule needs a valid cron expression, not {cron!r}", where + ("cron",))
+            return None
+    if raw.get("filter") is not None:
+        try:
+            flt.parse_filter(raw["filter"], ctx.shell.kind_of)
+        except flt.FilterError as exc:
+            ctx.problem(str(exc), where + ("filter",))
+    related = raw.get("since_related")
+    return TriggerDef(
+        on=on, fields=tuple(raw.get("fields", ())),
+        from_values=tuple(raw["from"]) if "from" in raw else None,
+        to_values=tuple(raw["to"]) if "to" in raw else None,
+        date_field=raw.get("field"),
+        offset=parse_duration(raw.get("offset") or raw.get("after") or "0m"),
+        since_change=raw.get("since_change"),
+        since_related=(related["object"], related["via"]) if related else None,
+        cron=raw.get("cron"), filter=raw.get("filter"),
+    )
+
+
+def compile_actions(ctx: Context, raws, where: tuple) -> tuple[ActionDef, ...]:
+    actions = []
+    for index, raw in enumerate(raws):
+        (kind, spec), = raw.items()
+        action = _action(ctx, kind, spec, where + (index, kind))
+        if action is not None:
+            actions.append(action)
+    return tuple(actions)
+
+
+def _assignments(ctx: Context, shell, values: Mapping[str, str], where: tuple) -> dict[str, Any]:
+    compiled = {}
+    for name, source in values.items():
+        target = shell.fields.get(name)
+        if name == "owner":
+            kind = "text"
+        elif target is None:
+            ctx.problem(f"{shell.name} has no field {name!r}", where + (name,))
+            continue
+        elif target["type"] in ft.COMPUTED_TYPES:
+            ctx.problem(f"{name!r} is computed and cannot be set", where + (name,))
+            continue
+        else:
+            kind = shell.kinds[name]
+        expression = ctx.expression(str(source), where + (name,), kind, previous=True)
+        if expression is not None:
+            compiled[name] = expression
+    return compiled
+
+
+def _action(ctx: Context, kind: str, spec: Any, where: tuple) -> ActionDef | None:
+    shell, shells = ctx.shell, ctx.shells
+    if kind == "set":
+        return ActionDef("set", assignments=_assignments(ctx, shell, spec, where))
+    if kind == "create":
+        target = shells.get(spec["object"])
+        if target is None:
+            ctx.problem(f"unknown object {spec['object']!r}", where + ("object",))
+            return None
+        return ActionDef("create", object=target.name, assignments=_assignments(ctx, target, spec["fields"], where + ("fields",)))
+    if kind == "update_related":
+        if spec.get("parent"):
+            relation = shell.fields.get(spec["parent"])
+            if relation is None or relation["type"] not in ft.RELATION_TYPES:
+                ctx.problem(f"{spec['parent']!r} is not a lookup of {shell.name}", where + ("parent",))
+                return None
+            target = shells[relation["target"]]
+            return ActionDef("update_related", parent=spec["parent"], object=target.name,
+                             assignments=_assignments(ctx, target, spec["set"], where + ("set",)))
+        child = shells.get(spec.get("object"))
+        via = child.fields.get(spec.get("via")) if child else None
+        if via is None or via.get("target") != shell.name:
+            ctx.problem("update_related needs parent: <lookup>, or object + via (a lookup pointing here)", where)
+            return None
+        if spec.get("filter") is not None:
+            try:
+                flt.parse_filter(spec["filter"], child.kind_of)
+            except flt.FilterError as exc:
+                ctx.problem(str(exc), where + ("filter",))
+        return ActionDef("update_related", object=child.name, via=spec["via"], filter=spec.get("filter"),
+                         assignments=_assignments(ctx, child, spec["set"], where + ("set",)))
+    if kind == "assign":
+        strategy = spec["strategy"]
+        if strategy in ("round_robin", "least_loaded") and not spec.get("group"):
+            ctx.problem(f"{strategy} assignment needs a group", where)
+        if strategy == "rules" and not spec.get("rules"):
+            ctx.problem("rules assignment needs a list of rules", where)
+        conditions = []
+        for i, rule in enumerate(spec.get("rules", ())):
+            expression = ctx.expression(rule["when"], where + ("rules", i, "when"), "boolean", previous=True)
+            if not rule.get("group") and not rule.get("user"):
+                ctx.problem("an assignment rule needs a group or a user", where + ("rules", i))
+            conditions.append((expression, {k: v for k, v in rule.items() if k != "when"}))
+        field_name = spec.get("field", "owner")
+        if field_name != "owner" and (field_name not in shell.fields or shell.fields[field_name]["type"] != "user"):
+            ctx.problem(f"{field_name!r} is not a user field", where + ("field",))
+        return ActionDef("assign", options={k: v for k, v in spec.items() if k != "rules"}, conditions=tuple(conditions))
+    if kind in ("email", "notify"):
+        for key in ("subject", "body", "message"):
+            if key in spec:
+                ctx.check_template(spec[key], where + (key,))
+        return ActionDef(kind, options=dict(spec))
+    if kind in ("webhook", "plugin"):
+        return ActionDef(kind, options=dict(spec))
+    ctx.problem(f"unknown action {kind!r}", where)
+    return None
+
+
+def compile_state_machines(ctx: Context) -> tuple[StateMachineDef, ...]:
+    machines = []
+    for index, raw in enumerate(ctx.shell.data.get("state_machines", ())):
+        where = ("state_machines", index)
+        field_raw = ctx.shell.fields.get(raw["field"])
+        if field_raw is None or field_raw["type"] != "picklist":
+            ctx.problem(f"a state field must be a picklist; {raw['field']!r} is not", where + ("field",))
+            continue
+        states = {o if isinstance(o, str) else o["value"] for o in field_raw["options"]}
+
+        def check_states(values, at):
+            for value in values:
+                if value not in states and value != "*":
+                    ctx.problem(f"{value!r} is not a value of {raw['field']}", at)
+
+        check_states(raw.get("initial", ()), where + ("initial",))
+        transitions = []
+        for t, spec in enumerate(raw["transitions"]):
+            at = where + ("transitions", t)
+            sources = (spec["from"],) if isinstance(spec["from"], str) else tuple(spec["from"])
+            check_states(sources + (spec["to"],), at)
+            guard = ctx.expression(spec["guard"], at + ("guard",), "boolean", previous=True) if spec.get("guard") else None
+            messages = spec.get("guard_message") or {}
+            transitions.append(TransitionDef(
+                sources, spec["to"], guard, {"en": messages} if isinstance(messages, str) else dict(messages),
+                tuple(spec.get("roles", ())), compile_actions(ctx, spec.get("actions", ()), at + ("actions",))))
+        hooks = {}
+        for key in ("on_enter", "on_exit"):
+            hooks[key] = {}
+            for state, actions in (raw.get(key) or {}).items():
+                check_states([state], where + (key, state))
+                hooks[key][state] = compile_actions(ctx, actions, where + (key, state))
+        machines.append(StateMachineDef(raw["field"], tuple(raw.get("initial", ())), tuple(transitions),
+                                        hooks["on_enter"], hooks["on_exit"]))
+    return tuple(machines)
