@@ -7,6 +7,7 @@ expressions, relations) can point at the exact line an admin has to fix.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -91,11 +92,24 @@ def _registry():
     return Registry().with_resources(resources_)
 
 
+class MetadataLoader(yaml.SafeLoader):
+    """YAML with the 1.2 idea of booleans: only true/false. In YAML 1.1 `on: created` would
+    read as `True: created` and `message: no` as `message: False` — surprises for admins."""
+
+
+MetadataLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+MetadataLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
+
+
 def parse_yaml(text: str, source: str | None) -> Document:
     """Parse YAML text into a Document with its line map; syntax errors become Problems."""
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=MetadataLoader)
+        data = yaml.load(text, Loader=MetadataLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None

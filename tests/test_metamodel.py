@@ -132,13 +132,22 @@ validation_rules:
     assert "validation_rules[0].error_when" in problem
 
 
-def test_yaml_boolean_where_text_is_expected_is_explained():
+def test_yaml_words_like_no_and_on_stay_text():
     text = ACCOUNT + """
 validation_rules:
   - {name: r, error_when: "name == 'x'", message: no}
 """
+    account = compile_texts(text).object("account")
+    assert account.validation_rules[0].message() == "no"
+
+
+def test_wrong_value_where_a_label_is_expected_is_explained():
+    text = ACCOUNT + """
+validation_rules:
+  - {name: r, error_when: "name == 'x'", message: 12}
+"""
     (problem,) = problems_of(text)
-    assert "validation_rules[0].message: False is not valid here: expected text" in problem
+    assert "validation_rules[0].message: 12 is not valid here: expected text" in problem
 
 
 def test_validation_rule_must_be_boolean():

@@ -87,6 +87,28 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("object")
     restore.add_argument("field")
 
+    worker = commands.add_parser("worker", help="deliver emails/webhooks/notifications, fire timers and schedules")
+    worker.add_argument("--once", action="store_true", help="one pass over due work, then exit")
+    worker.add_argument("--poll", type=float, default=1.0, help="seconds to wait when idle (default 1)")
+
+    automation = commands.add_parser("automation", help="test and run automation rules")
+    automation_actions = automation.add_subparsers(dest="action", required=True)
+    test = automation_actions.add_parser("test", help="dry run: which records match now, what the actions would do")
+    test.add_argument("rule", help="object.rule")
+    test.add_argument("--record", help="only this record")
+    test.add_argument("--limit", type=int, default=20)
+    run_rule = automation_actions.add_parser("run", help="run a manual rule on records")
+    run_rule.add_argument("rule", help="object.rule")
+    run_rule.add_argument("--record", action="append", required=True, help="record id (repeatable)")
+    automation_actions.add_parser("log", help="recent rule executions").add_argument("--limit", type=int, default=50)
+
+    outbox = commands.add_parser("outbox", help="see and retry outgoing messages")
+    outbox_actions = outbox.add_subparsers(dest="action", required=True)
+    listing = outbox_actions.add_parser("list", help="outbox entries (default: dead letters)")
+    listing.add_argument("--status", default="dead", choices=("pending", "done", "dead", "all"))
+    retry = outbox_actions.add_parser("retry", help="queue dead letters again")
+    retry.add_argument("ids", nargs="*", type=int, help="outbox ids (default: every dead letter)")
+
     demo = commands.add_parser("demo", help="SQLite demo: install crm_standard with sample data")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
     return parser
@@ -284,7 +306,65 @@ def list_query(args) -> Query:
                  cursor=args.cursor, fields=tuple(args.fields.split(",")) if args.fields else None)
 
 
+def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
+    from engine.automation.worker import Worker
+
+    worker = Worker(runtime)
+    if args.once:
+        handled = worker.run_once()
+        print(f"handled {handled} item(s): {worker.stats}")
+        return 0
+    print(f"worker {worker.name} polling every {args.poll}s (Ctrl-C to stop)")
+    try:
+        worker.run_forever(args.poll)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
+    from engine.automation import manual
+    from engine.automation.tables import execution_log
+
+    service = RecordService(runtime)
+    if args.action == "test":
+        for entry in manual.dry_run(service, args.rule, args.record, args.limit, actor):
+            print(dumps(entry))
+    elif args.action == "run":
+        results = manual.run_manual(service, args.rule, args.record, actor)
+        print(dumps({"rule": args.rule, "matched": sum(results), "records": len(results)}))
+    else:
+        import sqlalchemy as sa
+
+        with runtime.db.engine.connect() as conn:
+            rows = conn.execute(sa.select(execution_log).order_by(execution_log.c.id.desc()).limit(args.limit))
+            print_records([dict(r._mapping) for r in rows], "table", sys.stdout,
+                          ["at", "object", "rule", "record_id", "trigger", "result", "duration_ms", "error"])
+    return 0
+
+
+def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
+    import sqlalchemy as sa
+
+    from engine.automation.tables import outbox
+    from engine.automation.worker import retry_dead
+
+    if args.action == "retry":
+        print(f"queued again: {retry_dead(runtime, args.ids)} dead letter(s)")
+        return 0
+    query = sa.select(outbox.c.id, outbox.c.kind, outbox.c.status, outbox.c.attempts, outbox.c.rule,
+                      outbox.c.last_error, outbox.c.created_at).order_by(outbox.c.id)
+    if args.status != "all":
+        query = query.where(outbox.c.status == args.status)
+    with runtime.db.engine.connect() as conn:
+        print_records([dict(r._mapping) for r in conn.execute(query)], "table", sys.stdout)
+    return 0
+
+
 COMMANDS = {
+    "worker": cmd_worker,
+    "automation": cmd_automation,
+    "outbox": cmd_outbox,
     "init": cmd_init,
     "plan": cmd_plan,
     "apply": cmd_apply,
