@@ -34,6 +34,8 @@ class MailBox:
             import asyncio
 
             await asyncio.sleep(self.delay)
+        if server.transport is None or server.transport.is_closing():
+            return "451 client went away"  # the sender never heard 250: like a real server, do not keep it
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 

@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="deliver emails/webhooks/notifications, fire timers and schedules")
     worker.add_argument("--once", action="store_true", help="one pass over due work, then exit")
     worker.add_argument("--poll", type=float, default=1.0, help="seconds to wait when idle (default 1)")
+    worker.add_argument("--lease", type=float, default=300.0,
+                        help="seconds a claimed job stays ours; after a crash it is retried once this passes")
+    worker.add_argument("--batch", type=int, default=20, help="jobs claimed per pass")
 
     automation = commands.add_parser("automation", help="test and run automation rules")
     automation_actions = automation.add_subparsers(dest="action", required=True)
@@ -309,7 +312,9 @@ def list_query(args) -> Query:
 def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
     from engine.automation.worker import Worker
 
-    worker = Worker(runtime)
+    from datetime import timedelta
+
+    worker = Worker(runtime, lease=timedelta(seconds=args.lease), batch=args.batch)
     if args.once:
         handled = worker.run_once()
         print(f"handled {handled} item(s): {worker.stats}")

@@ -28,6 +28,9 @@ from metamodel.types import (
 #: resolve(path) -> kind; raises ExpressionError when the path names nothing.
 Resolver = Callable[[tuple[str, ...]], str]
 
+#: Spellings admins bring from YAML, JSON and spreadsheets; field names cannot take them.
+LITERAL_WORDS = {"true": True, "false": False, "null": None, "none": None}
+
 MAX_SOURCE = 4000
 MAX_NODES = 500
 
@@ -91,6 +94,9 @@ class _Checker:
         raise ExpressionError(f"constant {value!r} is not allowed")
 
     def visit_Name(self, node: ast.Name) -> str:
+        if node.id.lower() in LITERAL_WORDS:
+            value = LITERAL_WORDS[node.id.lower()]
+            return KIND_NULL if value is None else KIND_BOOLEAN
         if node.id in LIBRARY:
             raise ExpressionError(f"{node.id} is a function: call it as {node.id}(...)")
         return self._path((node.id,))
@@ -210,6 +216,11 @@ class _Checker:
             def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
                 path = _attribute_path(node)
                 return ast.copy_location(ast.Name(id=".".join(path), ctx=ast.Load()), node)
+
+            def visit_Name(self, node: ast.Name) -> ast.AST:
+                if node.id.lower() in LITERAL_WORDS:
+                    return ast.copy_location(ast.Constant(LITERAL_WORDS[node.id.lower()]), node)
+                return node
 
             def visit_Constant(self, node: ast.Constant) -> ast.AST:
                 if isinstance(node.value, float):
