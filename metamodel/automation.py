@@ -304,3 +304,135 @@ def compile_state_machines(ctx: Context) -> tuple[StateMachineDef, ...]:
         machines.append(StateMachineDef(raw["field"], tuple(raw.get("initial", ())), tuple(transitions),
                                         hooks["on_enter"], hooks["on_exit"]))
     return tuple(machines)
+
+
+# -- approvals -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ApprovalStepDef:
+    name: str
+    approvers: tuple[str, ...]
+    mode: str = "any"
+    condition: Any = None
+
+
+@dataclass(frozen=True)
+class ApprovalProcessDef:
+    name: str
+    object: str
+    entry_condition: Any
+    steps: tuple[ApprovalStepDef, ...]
+    lock: bool = True
+    on_submit: tuple[ActionDef, ...] = ()
+    on_approve: tuple[ActionDef, ...] = ()
+    on_reject: tuple[ActionDef, ...] = ()
+    on_recall: tuple[ActionDef, ...] = ()
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def compile_approvals(ctx: Context) -> tuple[ApprovalProcessDef, ...]:
+    processes, names = [], set()
+    for index, raw in enumerate(ctx.shell.data.get("approval_processes", ())):
+        where = ("approval_processes", index)
+        if raw["name"] in names:
+            ctx.problem(f"approval process {raw['name']!r} is defined twice", where + ("name",))
+        names.add(raw["name"])
+        entry = ctx.expression(raw["entry_condition"], where + ("entry_condition",), "boolean") \
+            if raw.get("entry_condition") else None
+        steps = []
+        for s, step in enumerate(raw["steps"]):
+            condition = ctx.expression(step["condition"], where + ("steps", s, "condition"), "boolean") \
+                if step.get("condition") else None
+            steps.append(ApprovalStepDef(step["name"], tuple(step["approvers"]), step.get("mode", "any"), condition))
+        hooks = {key: compile_actions(ctx, raw.get(key, ()), where + (key,))
+                 for key in ("on_submit", "on_approve", "on_reject", "on_recall")}
+        label = raw.get("label")
+        processes.append(ApprovalProcessDef(raw["name"], ctx.shell.name, entry, tuple(steps), raw.get("lock", True),
+                                            labels={"en": label} if isinstance(label, str) else dict(label or {}),
+                                            **hooks))
+    return tuple(processes)
+
+
+# -- SLA policies ----------------------------------------------------------------------------
+
+SLA_STATUSES = ("on_track", "warning", "breached", "met", "paused")
+
+
+@dataclass(frozen=True)
+class CalendarDef:
+    """Business hours: minutes count only inside `hours` on `days`, outside `holidays`."""
+
+    timezone: str = "UTC"
+    days: tuple[int, ...] = (0, 1, 2, 3, 4)
+    start_minute: int = 9 * 60
+    end_minute: int = 18 * 60
+    holidays: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SLATargetDef:
+    name: str
+    within: timedelta
+    met_when: Any
+    due_field: str
+    status_field: str
+
+
+@dataclass(frozen=True)
+class SLAPolicyDef:
+    name: str
+    object: str
+    condition: Any
+    targets: tuple[SLATargetDef, ...]
+    calendar: CalendarDef | None = None
+    pause_when: Any = None
+    warn_before: timedelta | None = None
+    on_warning: tuple[ActionDef, ...] = ()
+    on_breach: tuple[ActionDef, ...] = ()
+
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def compile_sla(ctx: Context) -> tuple[SLAPolicyDef, ...]:
+    policies = []
+    for index, raw in enumerate(ctx.shell.data.get("sla_policies", ())):
+        where = ("sla_policies", index)
+        condition = ctx.expression(raw["condition"], where + ("condition",), "boolean") if raw.get("condition") else None
+        pause = ctx.expression(raw["pause_when"], where + ("pause_when",), "boolean") if raw.get("pause_when") else None
+        targets = []
+        for t, spec in enumerate(raw["targets"]):
+            at = where + ("targets", t)
+            met = ctx.expression(spec["met_when"], at + ("met_when",), "boolean")
+            due = ctx.shell.fields.get(spec["due_field"])
+            if due is None or due["type"] != "datetime":
+                ctx.problem(f"due_field {spec['due_field']!r} must be a datetime field", at + ("due_field",))
+            status = ctx.shell.fields.get(spec["status_field"])
+            if status is None or status["type"] != "picklist" or not set(SLA_STATUSES) <= {
+                    o if isinstance(o, str) else o["value"] for o in status["options"]}:
+                ctx.problem(f"status_field {spec['status_field']!r} must be a picklist with the values "
+                            f"{', '.join(SLA_STATUSES)}", at + ("status_field",))
+            targets.append(SLATargetDef(spec["name"], parse_duration(spec["within"]), met, spec["due_field"],
+                                        spec["status_field"]))
+        calendar = None
+        if raw.get("calendar"):
+            spec = raw["calendar"]
+            start, end = (int(h[:2]) * 60 + int(h[3:]) for h in spec["hours"])
+            if end <= start:
+                ctx.problem("calendar hours must start before they end", where + ("calendar", "hours"))
+            try:
+                from zoneinfo import ZoneInfo
+
+                ZoneInfo(spec.get("timezone", "UTC"))
+            except Exception:
+                ctx.problem(f"unknown time zone {spec.get('timezone')!r}", where + ("calendar", "timezone"))
+            calendar = CalendarDef(spec.get("timezone", "UTC"),
+                                   tuple(DAYS.index(d) for d in spec.get("days", DAYS[:5])), start, end,
+                                   frozenset(str(h) for h in spec.get("holidays", ())))
+        policies.append(SLAPolicyDef(
+            raw["name"], ctx.shell.name, condition, tuple(targets), calendar, pause,
+            parse_duration(raw["warn_before"]) if raw.get("warn_before") else None,
+            compile_actions(ctx, raw.get("on_warning", ()), where + ("on_warning",)),
+            compile_actions(ctx, raw.get("on_breach", ()), where + ("on_breach",))))
+    return tuple(policies)

@@ -127,6 +127,8 @@ class _Shell:
             lambda source, where: self._check_template(source, where, problems))
         automations = automation.compile_rules(automation_context)
         state_machines = automation.compile_state_machines(automation_context)
+        approvals = automation.compile_approvals(automation_context)
+        sla_policies = automation.compile_sla(automation_context)
         layouts = self._layouts(shells, problems)
         indexes = self._indexes(layouts, problems)
         if len(problems) > start:
@@ -146,6 +148,8 @@ class _Shell:
             formula_order=formula_order,
             automations=automations,
             state_machines=state_machines,
+            approval_processes=approvals,
+            sla_policies=sla_policies,
             document=MappingProxyType(self.data),
             source=self.doc.source,
         )

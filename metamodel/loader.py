@@ -97,8 +97,9 @@ class MetadataLoader(yaml.SafeLoader):
     read as `True: created` and `message: no` as `message: False` — surprises for admins."""
 
 
-MetadataLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+MetadataLoader.yaml_implicit_resolvers = {  # dates stay text too: metadata is stored as JSON
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
 MetadataLoader.add_implicit_resolver(

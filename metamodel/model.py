@@ -150,6 +150,8 @@ class ObjectDef:
     formula_order: tuple[str, ...]
     automations: tuple = ()  # metamodel.automation.RuleDef
     state_machines: tuple = ()  # metamodel.automation.StateMachineDef
+    approval_processes: tuple = ()  # metamodel.automation.ApprovalProcessDef
+    sla_policies: tuple = ()  # metamodel.automation.SLAPolicyDef
     document: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
     source: str | None = field(compare=False, default=None)
 

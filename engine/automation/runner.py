@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.automation import actions as act
-from engine.automation import timers
+from engine.automation import sla, timers
 from engine.automation.tables import execution_log
 from engine.expressions import EvaluationError, Evaluator
 from engine.records.context import Actor
@@ -64,13 +64,16 @@ class Automation:
         obj = event.obj
         if event.kind != "deleted":
             timers.arm(conn, model, obj, event.before, event.after, event.actor.clock.now())
+            if obj.sla_policies:
+                sla.on_write(conn, model, self.runtime.tables(model), obj, event.after, event.actor.clock.now(),
+                             Evaluator(event.actor.clock, event.actor.user_id))
         if not obj.automations and not obj.state_machines:
             return
         if event.actor.depth >= MAX_DEPTH:
             self._depth_exceeded(conn, event)
             return
         for actions, label in self._state_actions(event):
-            self._run_actions(conn, model, event, actions, label)
+            self.run_actions(conn, model, event, actions, label)
         for rule in obj.automations:
             if rule.active and matches(rule, event):
                 self.run_rule(conn, model, rule, event)
@@ -87,7 +90,7 @@ class Automation:
             self._log(conn, rule, event, "skipped", started)
             return False
         try:
-            self._run_actions(conn, model, event, rule.actions, rule.key)
+            self.run_actions(conn, model, event, rule.actions, rule.key)
         except AutomationError as exc:
             exc.entries.append(self._entry(rule, event, "failed", started, str(exc)))
             raise
@@ -104,7 +107,7 @@ class Automation:
         return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, names) is True
 
     # -- internals -------------------------------------------------------------------------
-    def _run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> None:
+    def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> None:
         context = act.ActionContext(conn, model, self.runtime.tables(model), self.service, event, label)
         for action in actions:
             act.run(context, action)

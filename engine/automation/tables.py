@@ -79,3 +79,42 @@ execution_log = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Index("ix_metacrm_automation_log_rule", "object", "rule", "at"),
 )
+
+approvals = sa.Table(
+    "metacrm_approval", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("record_id", ID_TYPE, nullable=False),
+    sa.Column("process", sa.Text, nullable=False),
+    sa.Column("status", sa.Text, nullable=False),          # pending, approved, rejected, recalled
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("approvers", JSONText, nullable=False),      # user ids of the current step
+    sa.Column("submitted_by", ID_TYPE),
+    sa.Column("submitted_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Index("ix_metacrm_approval_record", "object", "record_id", "status"),
+)
+
+approval_history = sa.Table(
+    "metacrm_approval_history", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("approval_id", sa.BigInteger, nullable=False),
+    sa.Column("step", sa.Text),
+    sa.Column("user_id", ID_TYPE),
+    sa.Column("decision", sa.Text, nullable=False),        # submitted, approved, rejected, recalled
+    sa.Column("comment", sa.Text),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Index("ix_metacrm_approval_history_approval", "approval_id"),
+)
+
+sla_clocks = sa.Table(
+    "metacrm_sla_clock", SYSTEM_METADATA,
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("record_id", ID_TYPE, primary_key=True),
+    sa.Column("target", sa.Text, primary_key=True),
+    sa.Column("policy", sa.Text, nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("paused_at", UTCDateTime),
+    sa.Column("due_at", UTCDateTime),
+    sa.Column("status", sa.Text, nullable=False),
+)

@@ -20,7 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from croniter import croniter
 
-from engine.automation import delivery
+from engine.automation import delivery, sla
 from engine.automation.runner import AutomationError, Event, write_log_entries
 from engine.automation.tables import outbox, schedules, timers
 from engine.expressions.evaluator import Clock
@@ -149,7 +149,9 @@ class Worker:
         rule = _rule(model, row.object, row.rule)
         try:
             with self.runtime.db.begin() as conn:
-                if rule is not None:
+                if row.rule.startswith(sla.TIMER_PREFIX) and row.object in model:
+                    self._fire_sla(conn, model, row)
+                elif rule is not None:
                     self._run_on_record(conn, model, rule, row.record_id, "time")
                 conn.execute(sa.delete(timers).where(key, timers.c.due_at == row.due_at))
         except AutomationError as exc:
@@ -157,6 +159,16 @@ class Worker:
                 write_log_entries(conn, exc.entries)
                 conn.execute(sa.delete(timers).where(key, timers.c.due_at == row.due_at))
         self.stats.timers += 1
+
+    def _fire_sla(self, conn, model, row) -> None:
+        obj = model.object(row.object)
+        tables = self.runtime.tables(model)
+        actions = sla.fire(conn, model, tables, obj, row.rule, row.record_id, self.clock.now())
+        if actions:
+            record = dict(conn.execute(sa.select(tables[obj.name]).where(tables[obj.name].c.id == row.record_id)).one()._mapping)
+            actor = Actor(system=True, channel="automation", clock=self.clock)
+            self.records.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
+                                                f"{obj.name}.{row.rule}")
 
     def _run_on_record(self, conn, model, rule, record_id: str, kind: str) -> bool:
         obj = model.object(rule.object)

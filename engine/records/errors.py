@@ -39,6 +39,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                                "zh-CN": "你的角色无权从 {old} 变为 {new}", "zh-TW": "你的角色無權從 {old} 變為 {new}"},
     "transition_guard": {"en": "the conditions to go from {old} to {new} are not met",
                          "zh-CN": "不满足从 {old} 变为 {new} 的条件", "zh-TW": "不滿足從 {old} 變為 {new} 的條件"},
+    "locked": {"en": "{object} is locked while it waits for approval", "zh-CN": "{object} 审批中，已锁定",
+               "zh-TW": "{object} 審批中，已鎖定"},
     "restricted": {"en": "cannot be deleted: {count} {child} record(s) refer to it through {field}",
                    "zh-CN": "无法删除：有 {count} 条 {child} 记录通过 {field} 引用它",
                    "zh-TW": "無法刪除：有 {count} 筆 {child} 記錄透過 {field} 引用它"},

@@ -217,6 +217,12 @@ class RecordService:
                 given = data.pop("version", None)
                 if versions is not None and versions[index] is not None:
                     given = versions[index]
+                locked = self._locked(c, obj, record_id, actor)
+                if locked is not None:
+                    if _single:
+                        raise ValidationFailed([locked])
+                    result.errors[index] = [locked]
+                    continue
                 if given is not None and str(given) != str(before["version"]):
                     if _single:
                         raise self._conflict(obj, before, given, actor)
@@ -264,6 +270,9 @@ class RecordService:
                 raise self._not_found(obj, record_id, actor)
             if version is not None and str(version) != str(before["version"]):
                 raise self._conflict(obj, before, version, actor)
+            locked = self._locked(c, obj, before["id"], actor)
+            if locked is not None:
+                raise ValidationFailed([locked])
             self._check_restrict(c, model, obj, before["id"], actor)
             c.execute(sa.delete(table).where(table.c.id == before["id"]))
             self._refresh_parents(c, model, obj, [before], [])
@@ -277,7 +286,7 @@ class RecordService:
         for before, after in pairs:
             self.automation.after_write(conn, model, Event(kind, obj, before, after, actor))
         afters = [after for _, after in pairs if after is not None]
-        if not afters or not (obj.automations or obj.state_machines):
+        if not afters or not (obj.automations or obj.state_machines or obj.sla_policies):
             return afters
         fresh = self._load(conn, table, [r["id"] for r in afters])
         return [fresh.get(r["id"], r) for r in afters]
@@ -288,6 +297,18 @@ class RecordService:
                 table.insert().values(records[0]))
         except IntegrityError as exc:
             raise ValidationFailed([FieldError(None, "integrity", _integrity_message(exc))]) from None
+
+    def _locked(self, conn: Connection, obj: ObjectDef, record_id: str, actor: Actor) -> FieldError | None:
+        """A record waiting for approval is locked, except for the engine's own writes."""
+        if not obj.approval_processes or actor.system:
+            return None
+        from engine.automation.approvals import pending
+
+        row = pending(conn, obj.name, record_id)
+        if row is None or not next((p.lock for p in obj.approval_processes if p.name == row.process), True):
+            return None
+        return FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
+                                                    object=obj.label(actor.language)))
 
     def _load(self, conn: Connection, table: sa.Table, ids: list[str]) -> dict[str, dict[str, Any]]:
         found: dict[str, dict[str, Any]] = {}
