@@ -88,7 +88,7 @@ def log_rows(runtime, rule=None):
 
 def test_created_rule_sets_fields_in_the_same_write(crm, records):
     hot = records.create("lead", {"name": "Ada", "score": 90}, ACTOR)
-    assert (hot["status"], hot["note"]) == ("working", "hot: Ada")
+    assert (hot["status"], hot["note"], hot["version"]) == ("working", "hot: Ada", 1)  # set before the write
     cold = records.create("lead", {"name": "Bob", "score": 10}, ACTOR)
     assert cold["status"] == "new"
     results = [(r["record_id"], r["result"]) for r in log_rows(crm, "hot_leads_are_worked")]
@@ -139,6 +139,7 @@ def test_rule_loop_stops_at_the_depth_limit(runtime, records):
     trigger: {on: updated}
     actions:
       - set: {counter: "counter + 1"}
+      - notify: {to: owner, message: "again"}
 """
     install(runtime, ACCOUNT, looping, TASK)
     lead = records.create("lead", {"name": "Ada"}, ACTOR)

@@ -57,6 +57,23 @@ class ActionContext:
                 "label": self.event.obj.label(self.event.actor.language)}
 
 
+def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:
+    """The typed values a `set` action gives the event's record (before-save rules)."""
+    from engine.automation.runner import scope
+    from engine.records.coercion import coerce
+
+    if event.names is None:
+        event.names = scope(conn, tables, model, event)
+    evaluator = Evaluator(event.actor.clock, event.actor.user_id)
+    values = {}
+    for name, expression in action.assignments.items():
+        value = evaluator.evaluate(expression, event.names)
+        target = event.obj.field(name) if name != "owner" else None
+        values[name] = coerce(target, value if not isinstance(value, (int, float)) or target is None
+                              or target.kind != "text" else str(value)) if target is not None else value
+    return values
+
+
 def run(context: ActionContext, action: ActionDef) -> None:
     RUNNERS[action.kind](context, action)
 

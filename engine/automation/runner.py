@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
-from datetime import datetime, timezone
+from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 import sqlalchemy as sa
@@ -41,17 +40,26 @@ class AutomationError(Exception):
 
 @dataclass
 class Event:
-    """One record event: created, updated, deleted, time, schedule, manual."""
+    """One record event: created, updated, deleted, time, schedule, manual, approval, sla."""
 
     kind: str
     obj: ObjectDef
     before: Mapping[str, Any] | None
     after: Mapping[str, Any] | None
     actor: Actor
+    log: list = field(default_factory=list)  # execution log lines, written once per event
+    names: dict | None = None  # the expression scope, built once per event
 
     @property
     def record(self) -> Mapping[str, Any]:
         return self.after if self.after is not None else (self.before or {})
+
+
+def is_before_save(rule: RuleDef) -> bool:
+    """Rules that only set fields of the record that triggered them run before the write
+    (no second write of the same record), like "fast field updates" elsewhere."""
+    return rule.trigger.on in ("created", "updated", "saved", "changed", "inbound") and \
+        all(action.kind == "set" for action in rule.actions)
 
 
 class Automation:
@@ -59,6 +67,33 @@ class Automation:
         self.runtime, self.service = runtime, service
 
     # -- entry points --------------------------------------------------------------------
+    def before_save(self, conn: Connection, model: Model, kind: str, obj: ObjectDef, before, record: dict,
+                    actor: Actor) -> list[dict[str, Any]]:
+        """Apply field-only rules to `record` (not yet written); returns their log lines."""
+        if not obj.automations or actor.depth >= MAX_DEPTH:
+            return []
+        event = Event(kind, obj, before, record, actor)
+        for rule in obj.automations:
+            if rule.active and is_before_save(rule) and matches(rule, event):
+                started = time.perf_counter()
+                try:
+                    holds = self.condition_holds(conn, model, rule, event)
+                except EvaluationError as exc:
+                    event.log.append(self._entry(rule, event, "failed", started, f"condition: {exc}"))
+                    continue
+                if not holds:
+                    event.log.append(self._entry(rule, event, "skipped", started))
+                    continue
+                try:
+                    for action in rule.actions:
+                        record.update(act.set_values(conn, model, self.runtime.tables(model), event, action))
+                except Exception as exc:
+                    raise AutomationError(f"automation {rule.key} failed: {exc}",
+                                          event.log + [self._entry(rule, event, "failed", started, str(exc))]) from exc
+                event.names = None  # the record changed: rebuild the scope for the next rule
+                event.log.append(self._entry(rule, event, "matched", started))
+        return event.log
+
     def after_write(self, conn: Connection, model: Model, event: Event) -> None:
         """Run the rules and state-machine actions that this write triggers; arm timers."""
         obj = event.obj
@@ -67,44 +102,53 @@ class Automation:
             if obj.sla_policies:
                 sla.on_write(conn, model, self.runtime.tables(model), obj, event.after, event.actor.clock.now(),
                              Evaluator(event.actor.clock, event.actor.user_id))
-        if not obj.automations and not obj.state_machines:
-            return
-        if event.actor.depth >= MAX_DEPTH:
-            self._depth_exceeded(conn, event)
-            return
-        for actions, label in self._state_actions(event):
-            self.run_actions(conn, model, event, actions, label)
-        for rule in obj.automations:
-            if rule.active and matches(rule, event):
-                self.run_rule(conn, model, rule, event)
+        if obj.automations or obj.state_machines:
+            if event.actor.depth >= MAX_DEPTH:
+                self._depth_exceeded(event)
+            else:
+                for actions, label in self._state_actions(event):
+                    self.run_actions(conn, model, event, actions, label)
+                for rule in obj.automations:
+                    if rule.active and not is_before_save(rule) and matches(rule, event):
+                        self.run_rule(conn, model, rule, event, flush=False)
+        write_log_entries(conn, event.log)
+        event.log = []
 
-    def run_rule(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
+    def run_rule(self, conn: Connection, model: Model, rule: RuleDef, event: Event, flush: bool = True) -> bool:
         """Evaluate the condition and run the actions; returns whether the rule matched."""
         started = time.perf_counter()
         try:
-            matched = self.condition_holds(conn, model, rule, event)
-        except EvaluationError as exc:
-            self._log(conn, rule, event, "failed", started, f"condition: {exc}")
-            return False
-        if not matched:
-            self._log(conn, rule, event, "skipped", started)
-            return False
-        try:
-            self.run_actions(conn, model, event, rule.actions, rule.key)
-        except AutomationError as exc:
-            exc.entries.append(self._entry(rule, event, "failed", started, str(exc)))
-            raise
-        except Exception as exc:
-            raise AutomationError(f"automation {rule.key} failed: {exc}",
-                                  [self._entry(rule, event, "failed", started, str(exc))]) from exc
-        self._log(conn, rule, event, "matched", started)
-        return True
+            try:
+                matched = self.condition_holds(conn, model, rule, event)
+            except EvaluationError as exc:
+                event.log.append(self._entry(rule, event, "failed", started, f"condition: {exc}"))
+                return False
+            if not matched:
+                event.log.append(self._entry(rule, event, "skipped", started))
+                return False
+            try:
+                self.run_actions(conn, model, event, rule.actions, rule.key)
+            except AutomationError as exc:
+                exc.entries[:0] = event.log + [self._entry(rule, event, "failed", started, str(exc))]
+                event.log = []
+                raise
+            except Exception as exc:
+                entries = event.log + [self._entry(rule, event, "failed", started, str(exc))]
+                event.log = []
+                raise AutomationError(f"automation {rule.key} failed: {exc}", entries) from exc
+            event.log.append(self._entry(rule, event, "matched", started))
+            return True
+        finally:
+            if flush:
+                write_log_entries(conn, event.log)
+                event.log = []
 
     def condition_holds(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
         if rule.condition is None:
             return True
-        names = scope(conn, self.runtime.tables(model), model, event)
-        return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, names) is True
+        if event.names is None:
+            event.names = scope(conn, self.runtime.tables(model), model, event)
+        return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, event.names) is True
 
     # -- internals -------------------------------------------------------------------------
     def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> None:
@@ -127,21 +171,17 @@ class Automation:
             if new in machine.on_enter:
                 yield machine.on_enter[new], f"{event.obj.name}.{machine.field}:enter:{new}"
 
-    def _depth_exceeded(self, conn: Connection, event: Event) -> None:
+    def _depth_exceeded(self, event: Event) -> None:
         for rule in event.obj.automations:
             if rule.active and matches(rule, event):
                 message = f"stopped: automation chain deeper than {MAX_DEPTH} writes (a loop?)"
                 log.error("%s on %s %s: %s", rule.key, event.obj.name, event.record.get("id"), message)
-                self._log(conn, rule, event, "failed", time.perf_counter(), message)
+                event.log.append(self._entry(rule, event, "failed", time.perf_counter(), message))
 
     def _entry(self, rule: RuleDef, event: Event, result: str, started: float, error: str | None = None) -> dict:
         return {"object": rule.object, "rule": rule.name, "record_id": event.record.get("id"), "trigger": event.kind,
                 "result": result, "duration_ms": (time.perf_counter() - started) * 1000, "error": error,
-                "at": datetime.now(timezone.utc)}
-
-    def _log(self, conn: Connection, rule: RuleDef, event: Event, result: str, started: float,
-             error: str | None = None) -> None:
-        conn.execute(execution_log.insert().values(self._entry(rule, event, result, started, error)))
+                "at": event.actor.clock.now()}
 
 
 def write_log_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:

@@ -152,6 +152,7 @@ class RecordService:
         with self._transaction(conn) as c:
             prepared: list[tuple[int, dict[str, Any]]] = []
             related_cache: dict = {}
+            pending_logs: dict[int, list] = {}
             for index, data in enumerate(rows):
                 errors: list[FieldError] = []
                 values = pipeline.coerce_input(data, errors)
@@ -160,6 +161,8 @@ class RecordService:
                 record = {"id": new_id(), "created_at": now, "created_by": actor.user_id, "updated_at": now,
                           "updated_by": actor.user_id, "owner": values.pop("owner", None) or actor.user_id,
                           "version": 1, **values}
+                if not errors:
+                    pending_logs[index] = self.automation.before_save(c, model, "created", obj, None, record, actor)
                 related = self._related(c, model, obj, record, related_cache)
                 pipeline.check(record, None, related, None, errors)
                 if errors:
@@ -177,7 +180,8 @@ class RecordService:
             for start in range(0, len(records), BATCH):
                 self._insert(c, table, records[start:start + BATCH])
             self._refresh_parents(c, model, obj, [], records)
-            records = self._after_write(c, model, obj, table, "created", [(None, r) for r in records], actor)
+            records = self._after_write(c, model, obj, table, "created", [(None, r) for r in records], actor,
+                                        [pending_logs.get(i, []) for i, _ in prepared])
         for index, record in prepared:
             result.ids[index] = record["id"]
         result.records = records
@@ -202,7 +206,7 @@ class RecordService:
         with self._transaction(conn) as c:
             ids = [_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
             current = self._load(c, table, [i for i in ids if i])
-            prepared, befores, related_cache = [], {}, {}
+            prepared, befores, related_cache, pending_logs = [], {}, {}, {}
             for index, data in enumerate(rows):
                 record_id = ids[index]
                 before = current.get(record_id) if record_id else None
@@ -231,6 +235,9 @@ class RecordService:
                 errors: list[FieldError] = []
                 changes = pipeline.coerce_input(data, errors)
                 record = {**before, **changes}
+                if not errors:
+                    pending_logs[index] = self.automation.before_save(c, model, "updated", obj, before, record, actor)
+                    changes = {k: v for k, v in record.items() if before.get(k, _MISSING) != v}
                 related = self._related(c, model, obj, record, related_cache)
                 pipeline.check(record, set(changes), related, before, errors)
                 if errors:
@@ -255,7 +262,8 @@ class RecordService:
             self._write_history(c, obj, [(befores[r["id"]], r) for _, r in prepared], actor, now)
             self._refresh_parents(c, model, obj, list(befores.values()), [r for _, r in prepared])
             result.records = self._after_write(c, model, obj, table, "updated",
-                                               [(befores[r["id"]], r) for _, r in prepared], actor)
+                                               [(befores[r["id"]], r) for _, r in prepared], actor,
+                                               [pending_logs.get(i, []) for i, _ in prepared])
         for index, record in prepared:
             result.ids[index] = record["id"]
         return result
@@ -279,12 +287,14 @@ class RecordService:
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
 
     # -- steps -------------------------------------------------------------------------------
-    def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor):
+    def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
+                     logs: list | None = None):
         """Run automations for each written record; returns the records as automations left them."""
         from engine.automation.runner import Event
 
-        for before, after in pairs:
-            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor))
+        for index, (before, after) in enumerate(pairs):
+            log = list(logs[index]) if logs else []
+            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log))
         afters = [after for _, after in pairs if after is not None]
         if not afters or not (obj.automations or obj.state_machines or obj.sla_policies):
             return afters
