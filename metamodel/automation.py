@@ -265,6 +265,9 @@ def _action(ctx: Context, kind: str, spec: Any, where: tuple) -> ActionDef | Non
         return ActionDef(kind, options=dict(spec))
     if kind in ("webhook", "plugin"):
         return ActionDef(kind, options=dict(spec))
+    if kind == "pool":
+        (operation, pool), = spec.items()
+        return ActionDef("pool", options={"operation": operation, "pool": pool})
     ctx.problem(f"unknown action {kind!r}", where)
     return None
 
@@ -436,3 +439,43 @@ def compile_sla(ctx: Context) -> tuple[SLAPolicyDef, ...]:
             compile_actions(ctx, raw.get("on_warning", ()), where + ("on_warning",)),
             compile_actions(ctx, raw.get("on_breach", ()), where + ("on_breach",))))
     return tuple(policies)
+
+
+# -- public pools ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PoolDef:
+    """A public pool (公海): ownerless records that members may claim."""
+
+    name: str
+    object: str
+    members: tuple[str, ...]
+    admins: tuple[str, ...] = ()
+    holding_limit: int | None = None
+    reclaim_cooldown: timedelta | None = None
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+def compile_pools(ctx: Context) -> tuple[PoolDef, ...]:
+    pools, names = [], set()
+    for index, raw in enumerate(ctx.shell.data.get("pools", ())):
+        if raw["name"] in names:
+            ctx.problem(f"pool {raw['name']!r} is defined twice", ("pools", index, "name"))
+        names.add(raw["name"])
+        label = raw.get("label")
+        pools.append(PoolDef(raw["name"], ctx.shell.name, tuple(raw["members"]), tuple(raw.get("admins", ())),
+                             raw.get("holding_limit"),
+                             parse_duration(raw["reclaim_cooldown"]) if raw.get("reclaim_cooldown") else None,
+                             {"en": label} if isinstance(label, str) else dict(label or {})))
+    return tuple(pools)
+
+
+def check_pool_actions(ctx: Context, rules: tuple[RuleDef, ...]) -> None:
+    """Pool actions must name a pool of their object."""
+    names = {raw["name"] for raw in ctx.shell.data.get("pools", ())}
+    for index, rule in enumerate(rules):
+        for a, action in enumerate(rule.actions):
+            if action.kind == "pool" and action.options["pool"] not in names:
+                ctx.problem(f"{ctx.shell.name} has no pool {action.options['pool']!r}",
+                            ("automations", rule.order, "actions", a, "pool"))

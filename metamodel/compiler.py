@@ -129,6 +129,8 @@ class _Shell:
         state_machines = automation.compile_state_machines(automation_context)
         approvals = automation.compile_approvals(automation_context)
         sla_policies = automation.compile_sla(automation_context)
+        pools = automation.compile_pools(automation_context)
+        automation.check_pool_actions(automation_context, automations)
         layouts = self._layouts(shells, problems)
         indexes = self._indexes(layouts, problems)
         if len(problems) > start:
@@ -150,6 +152,7 @@ class _Shell:
             state_machines=state_machines,
             approval_processes=approvals,
             sla_policies=sla_policies,
+            pools=pools,
             document=MappingProxyType(self.data),
             source=self.doc.source,
         )

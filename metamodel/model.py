@@ -152,6 +152,7 @@ class ObjectDef:
     state_machines: tuple = ()  # metamodel.automation.StateMachineDef
     approval_processes: tuple = ()  # metamodel.automation.ApprovalProcessDef
     sla_policies: tuple = ()  # metamodel.automation.SLAPolicyDef
+    pools: tuple = ()  # metamodel.automation.PoolDef
     document: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
     source: str | None = field(compare=False, default=None)
 

@@ -185,5 +185,16 @@ def _jsonish(value: Any) -> Any:
     return to_jsonable(value) if isinstance(value, (dict, list)) else value
 
 
+def _pool(context: ActionContext, action: ActionDef) -> None:
+    from engine.security import pools
+
+    object_name, record_id = context.event.obj.name, context.record["id"]
+    if action.options["operation"] == "add":
+        pools.put(context.service, context.conn, object_name, record_id, action.options["pool"], context.actor)
+        context.record = dict(context.service.get(object_name, record_id, context.actor, conn=context.conn))
+    else:
+        pools.take(context.conn, object_name, record_id)
+
+
 RUNNERS = {"set": _set, "create": _create, "update_related": _update_related, "assign": _assign,
-           "email": _email, "notify": _notify, "webhook": _webhook, "plugin": _plugin}
+           "email": _email, "notify": _notify, "webhook": _webhook, "plugin": _plugin, "pool": _pool}

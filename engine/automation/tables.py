@@ -118,3 +118,24 @@ sla_clocks = sa.Table(
     sa.Column("due_at", UTCDateTime),
     sa.Column("status", sa.Text, nullable=False),
 )
+
+pool_entries = sa.Table(
+    "metacrm_pool_entry", SYSTEM_METADATA,
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("record_id", ID_TYPE, primary_key=True),
+    sa.Column("pool", sa.Text, nullable=False),
+    sa.Column("since", UTCDateTime, nullable=False),
+    sa.Index("ix_metacrm_pool_entry_pool", "object", "pool", "since"),
+)
+
+pool_claims = sa.Table(
+    "metacrm_pool_claim", SYSTEM_METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("record_id", ID_TYPE, nullable=False),
+    sa.Column("pool", sa.Text, nullable=False),
+    sa.Column("user_id", ID_TYPE, nullable=False),
+    sa.Column("claimed_at", UTCDateTime, nullable=False),
+    sa.Column("returned_at", UTCDateTime),
+    sa.Index("ix_metacrm_pool_claim_user", "object", "pool", "user_id", "returned_at"),
+)

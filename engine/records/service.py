@@ -408,12 +408,13 @@ class RecordService:
         if not obj.history:
             return
         entries = []
+        tracked = [(f.id, f.name) for f in obj.fields if not f.is_computed] + [("owner", "owner")]
         for before, after in pairs:
-            for f in obj.fields:
-                if f.is_computed or before.get(f.name) == after.get(f.name):
+            for field_id, name in tracked:
+                if before.get(name) == after.get(name):
                     continue
-                entries.append({"object": obj.name, "record_id": after["id"], "field_id": f.id, "field": f.name,
-                                "old_value": before.get(f.name), "new_value": after.get(f.name),
+                entries.append({"object": obj.name, "record_id": after["id"], "field_id": field_id, "field": name,
+                                "old_value": before.get(name), "new_value": after.get(name),
                                 "changed_by": actor.user_id, "changed_at": now})
         if entries:
             conn.execute(history_table.insert(), entries)
