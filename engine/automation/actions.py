@@ -31,6 +31,7 @@ class ActionContext:
     event: Any  # runner.Event
     label: str
     record: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what the log line should mention
 
     def __post_init__(self) -> None:
         self.record = dict(self.event.record)
@@ -130,8 +131,9 @@ def _update_related(context: ActionContext, action: ActionDef) -> None:
 
 def _assign(context: ActionContext, action: ActionDef) -> None:
     chosen = assignment.choose(context, action, context.names())
-    if chosen is None:
-        raise ActionFailed("no one to assign: the group is empty and there is no fallback")
+    if chosen is None:  # like assignment rules elsewhere: nobody to give it to, the owner stays
+        context.notes.append("no one to assign (empty group, no fallback): owner unchanged")
+        return
     field_name = action.options.get("field", "owner")
     if context.record.get(field_name) != chosen:
         updated = context.service.update(context.event.obj.name, context.record["id"], {field_name: chosen},

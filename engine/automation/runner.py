@@ -127,7 +127,7 @@ class Automation:
                 event.log.append(self._entry(rule, event, "skipped", started))
                 return False
             try:
-                self.run_actions(conn, model, event, rule.actions, rule.key)
+                notes = self.run_actions(conn, model, event, rule.actions, rule.key)
             except AutomationError as exc:
                 exc.entries[:0] = event.log + [self._entry(rule, event, "failed", started, str(exc))]
                 event.log = []
@@ -136,7 +136,7 @@ class Automation:
                 entries = event.log + [self._entry(rule, event, "failed", started, str(exc))]
                 event.log = []
                 raise AutomationError(f"automation {rule.key} failed: {exc}", entries) from exc
-            event.log.append(self._entry(rule, event, "matched", started))
+            event.log.append(self._entry(rule, event, "matched", started, "; ".join(notes) or None))
             return True
         finally:
             if flush:
@@ -151,10 +151,12 @@ class Automation:
         return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, event.names) is True
 
     # -- internals -------------------------------------------------------------------------
-    def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> None:
+    def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> list[str]:
+        """Run actions in order; returns notes for the log (things done differently than asked)."""
         context = act.ActionContext(conn, model, self.runtime.tables(model), self.service, event, label)
         for action in actions:
             act.run(context, action)
+        return context.notes
 
     def _state_actions(self, event: Event):
         """exit, transition and enter actions of every state machine whose field changed."""
