@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import operator
+import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, DivisionByZero, InvalidOperation
@@ -132,30 +133,43 @@ OPERATORS = {
 }
 
 
+def _null_safe_call(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return lambda *args: None if any(a is None for a in args) else fn(*args)
+
+
+#: The library without its context functions, wrapped for blank-safety once per process.
+_PLAIN_FUNCTIONS = {
+    name: (_null_safe_call(impl) if signature.null_safe else impl)
+    for name, (impl, signature) in LIBRARY.items() if not signature.needs_context
+}
+_CONTEXT_FUNCTIONS = {name: impl for name, (impl, signature) in LIBRARY.items() if signature.needs_context}
+_local = threading.local()
+
+
+def _simpleeval() -> EvalWithCompoundTypes:
+    """simpleeval's evaluator is costly to build and holds per-call state (names), so each
+    thread reuses one; Evaluator sets its names and functions before every evaluation."""
+    engine = getattr(_local, "engine", None)
+    if engine is None:
+        engine = _local.engine = EvalWithCompoundTypes(operators=OPERATORS, functions={}, names={})
+    return engine
+
+
 class Evaluator:
-    """Evaluates Expressions for one acting user at one moment."""
+    """Evaluates Expressions for one acting user at one moment (cheap to create)."""
 
     def __init__(self, clock: Clock | None = None, user_id: str | None = None):
         self.clock = clock or Clock()
         self.user_id = user_id
-        self._engine = EvalWithCompoundTypes(operators=OPERATORS, functions=self._functions(), names={})
-
-    def _functions(self) -> dict[str, Callable[..., Any]]:
-        bound: dict[str, Callable[..., Any]] = {}
-        for name, (impl, signature) in LIBRARY.items():
-            if signature.needs_context:
-                bound[name] = (lambda f: lambda: f(self))(impl)
-            elif signature.null_safe:
-                bound[name] = (lambda f: lambda *a: None if any(x is None for x in a) else f(*a))(impl)
-            else:
-                bound[name] = impl
-        return bound
+        self._functions = dict(_PLAIN_FUNCTIONS)
+        self._functions.update({name: (lambda f: lambda: f(self))(impl) for name, impl in _CONTEXT_FUNCTIONS.items()})
 
     def evaluate(self, expression: Expression, names: Mapping[str, Any]) -> Any:
         """The value of `expression` with `names` (fields and dotted relation paths)."""
-        self._engine.names = names
+        engine = _simpleeval()
+        engine.names, engine.functions = names, self._functions
         try:
-            return self._engine.eval(expression.source, previously_parsed=expression.tree.body)
+            return engine.eval(expression.source, previously_parsed=expression.tree.body)
         except EvaluationError:
             raise
         except (ZeroDivisionError, DivisionByZero):

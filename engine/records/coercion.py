@@ -102,7 +102,9 @@ def _decimal(field: FieldDef, value: Any) -> Decimal:
         raise CoercionError("invalid_type", "must be a number") from None
     if not number.is_finite():
         raise CoercionError("invalid_type", "must be a finite number")
-    exponent = number.normalize().as_tuple().exponent
+    exponent = number.as_tuple().exponent
+    if -exponent > field.scale:  # "10.500" is fine at scale 2; normalize only when it looks too precise
+        exponent = number.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > field.scale:
         raise CoercionError("too_many_decimals", f"must have at most {field.scale} decimal places", scale=field.scale)
     quantized = number.quantize(Decimal(1).scaleb(-field.scale))

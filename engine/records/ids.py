@@ -16,14 +16,15 @@ _last = [0, 0]
 
 def new_id() -> str:
     """A UUIDv7 string; monotonic within this process."""
+    noise = int.from_bytes(os.urandom(10), "big")
     with _lock:
         millis = time.time_ns() // 1_000_000
         if millis <= _last[0]:
             millis, counter = _last[0], _last[1] + 1
         else:
-            counter = int.from_bytes(os.urandom(2), "big") & 0x3FF
+            counter = noise >> 70  # 10 random bits: a random start, room to count up within a millisecond
         _last[0], _last[1] = millis, counter
-    rand = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+    rand = noise & ((1 << 62) - 1)
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (counter & 0xFFF) << 64 | 0b10 << 62 | rand
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"

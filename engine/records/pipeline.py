@@ -23,6 +23,21 @@ WRITABLE_SYSTEM = frozenset({"owner"})
 
 
 @lru_cache(maxsize=256)
+def input_fields(obj: ObjectDef) -> tuple[FieldDef, ...]:
+    """The fields users write (computed ones excluded), computed once per compiled object."""
+    return tuple(f for f in obj.fields if not f.is_computed)
+
+
+def _has_limits(field: FieldDef) -> bool:
+    return any(x is not None for x in (field.min, field.max, field.min_length, field.max_length, field.pattern))
+
+
+@lru_cache(maxsize=256)
+def limited_fields(obj: ObjectDef) -> frozenset[str]:
+    return frozenset(f.name for f in obj.fields if _has_limits(f))
+
+
+@lru_cache(maxsize=256)
 def relation_paths(obj: ObjectDef) -> tuple[tuple[str, ...], ...]:
     """Every relation path any expression of `obj` reads (fetched once per write)."""
     paths: set[tuple[str, ...]] = set()
@@ -104,8 +119,9 @@ class Pipeline:
               before: Mapping[str, Any] | None, errors: list[FieldError]) -> None:
         """Required, range, length, pattern, conditional rules, formulas, validation rules."""
         failed = {e.field for e in errors}
-        for field in self.obj.fields:
-            if field.is_computed or field.name in failed:
+        limited = limited_fields(self.obj)
+        for field in input_fields(self.obj):
+            if field.name in failed:
                 continue
             value = record.get(field.name)
             if changed is not None and field.name not in changed and not field.required_if:
@@ -115,7 +131,8 @@ class Pipeline:
                 if field.required or (field.required_if and self._true(field.required_if, record, related)):
                     errors.append(self.error(field.name, "required", "is required"))
                 continue
-            errors.extend(self._field_limits(field, value))
+            if field.name in limited:
+                errors.extend(self._field_limits(field, value))
             if before is not None and field.read_only_if and field.name in (changed or ()) \
                     and not self.actor.system and self._true(field.read_only_if, before, related):
                 errors.append(self.error(field.name, "read_only", "is read-only"))

@@ -256,7 +256,18 @@ def after_clause(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.Co
         row = sa.tuple_(*(table.c[k.name] for k in keys))
         values = sa.tuple_(*(sa.literal(v, table.c[k.name].type) for k, v in zip(keys, last)))
         return row < values if keys[0].descending else row > values
-    return _after(table, keys, last)
+    return sa.and_(_after(table, keys, last), *_seek_bound(table, keys[0], last[0]))
+
+
+def _seek_bound(table: sa.Table, key: SortKey, value: Any) -> list[sa.ColumnElement]:
+    """A redundant bound on the first sort column, so the database can seek into the index
+    instead of filtering every earlier row out of the expanded OR condition."""
+    if value is None or key.ranks is not None:
+        return []
+    column = table.c[key.name]
+    if key.descending:
+        return [column <= value]  # nulls sort first descending: none come after a value
+    return [sa.or_(column >= value, column.is_(None))] if key.nullable else [column >= value]
 
 
 def _after(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnElement:

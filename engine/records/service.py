@@ -69,6 +69,9 @@ class RecordService:
     def _transaction(self, conn: Connection | None):
         return _Reuse(conn) if conn is not None else _Owned(self.runtime.db)
 
+    def _reading(self, conn: Connection | None):
+        return _Reuse(conn) if conn is not None else self.runtime.db.read()
+
     @staticmethod
     def _row(table: sa.Table, row: Any) -> dict[str, Any]:
         return dict(row._mapping)
@@ -77,7 +80,7 @@ class RecordService:
     def get(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, conn: Connection | None = None) -> dict[str, Any]:
         model = self.runtime.model
         obj, table = self._object(model, object_name)
-        with self._transaction(conn) as c:
+        with self._reading(conn) as c:
             row = c.execute(sa.select(table).where(table.c.id == _id(record_id))).first()
         if row is None:
             raise self._not_found(obj, record_id, actor)
@@ -90,7 +93,7 @@ class RecordService:
         statement = self.select(obj, table, query, actor)
         keys = q.sort_keys(obj, query.sort)
         limit = max(1, min(query.limit, q.MAX_LIMIT))
-        with self._transaction(conn) as c:
+        with self._reading(conn) as c:
             rows = [self._row(table, r) for r in c.execute(statement.limit(limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]
@@ -121,7 +124,7 @@ class RecordService:
         clause = q.where_clause(obj, table, filter, actor.clock)
         if clause is not None:
             statement = statement.where(clause)
-        with self.runtime.db.engine.connect() as c:
+        with self.runtime.db.read() as c:
             return c.execute(statement).scalar_one()
 
     def history(self, object_name: str, record_id: str, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
@@ -129,7 +132,7 @@ class RecordService:
         obj, _ = self._object(self.runtime.model, object_name)
         self.get(object_name, record_id, actor)
         h = history_table
-        with self.runtime.db.engine.connect() as c:
+        with self.runtime.db.read() as c:
             rows = c.execute(sa.select(h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
                              .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
                              .order_by(h.c.changed_at, h.c.id))
@@ -302,9 +305,8 @@ class RecordService:
         return [fresh.get(r["id"], r) for r in afters]
 
     def _insert(self, conn: Connection, table: sa.Table, records: list[dict[str, Any]]) -> None:
-        try:
-            conn.execute(table.insert(), records) if len(records) > 1 else conn.execute(
-                table.insert().values(records[0]))
+        try:  # one cached INSERT statement per table, executed with parameters (executemany for many)
+            conn.execute(table.insert(), records)
         except IntegrityError as exc:
             raise ValidationFailed([FieldError(None, "integrity", _integrity_message(exc))]) from None
 

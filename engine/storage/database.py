@@ -48,6 +48,13 @@ class Database:
         return self.engine.begin()
 
     @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading: on SQLite it does not take the write lock."""
+        with self.engine.connect().execution_options(metacrm_read_only=True) as conn:
+            with conn.begin():
+                yield conn
+
+    @contextmanager
     def schema_change(self) -> Iterator[Connection]:
         """A transaction for DDL. On SQLite foreign keys are off during it (table rebuilds
         would otherwise cascade), and checked with PRAGMA foreign_key_check before commit."""
@@ -99,4 +106,6 @@ def _make_sqlite_transactional(engine: Engine, memory: bool) -> None:
 
     @event.listens_for(engine, "begin")
     def on_begin(conn):
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        # writers take the write lock up front (no deadlocking lock upgrades); readers do not
+        read_only = conn.get_execution_options().get("metacrm_read_only")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
