@@ -37,8 +37,16 @@ class _State:
 
 class Runtime:
     def __init__(self, db: Database):
+        from engine.automation.log import ExecutionLog
+
         self.db = db
         self._state = _State(Model({}, 0), {})
+        self.automation_log = ExecutionLog(db)
+
+    def close(self) -> None:
+        """Write what is buffered, and release the database connections."""
+        self.automation_log.flush()
+        self.db.dispose()
 
     @classmethod
     def open(cls, url: str | None = None) -> "Runtime":

@@ -69,7 +69,7 @@ def db_url(request, tmp_path):
 def runtime(db_url):
     rt = Runtime.open(db_url)
     yield rt
-    rt.db.dispose()
+    rt.close()
 
 
 @pytest.fixture

@@ -79,6 +79,7 @@ def crm(runtime):
 
 
 def log_rows(runtime, rule=None):
+    runtime.automation_log.flush()
     with runtime.db.engine.connect() as conn:
         query = sa.select(execution_log).order_by(execution_log.c.id)
         if rule:

@@ -48,7 +48,8 @@ class Event:
     after: Mapping[str, Any] | None
     actor: Actor
     log: list = field(default_factory=list)  # execution log lines, written once per event
-    names: dict | None = None  # the expression scope, built once per event
+    names: Mapping | None = None  # the expression scope, built once per event
+    evaluator: Evaluator | None = None
 
     @property
     def record(self) -> Mapping[str, Any]:
@@ -94,25 +95,29 @@ class Automation:
                 event.log.append(self._entry(rule, event, "matched", started))
         return event.log
 
-    def after_write(self, conn: Connection, model: Model, event: Event) -> None:
-        """Run the rules and state-machine actions that this write triggers; arm timers."""
+    def after_write(self, conn: Connection, model: Model, event: Event) -> bool:
+        """Run the rules and state-machine actions that this write triggers; arm timers.
+        Returns whether anything ran that may have changed the record again."""
         obj = event.obj
+        changed = False
         if event.kind != "deleted":
             timers.arm(conn, model, obj, event.before, event.after, event.actor.clock.now())
             if obj.sla_policies:
-                sla.on_write(conn, model, self.runtime.tables(model), obj, event.after, event.actor.clock.now(),
-                             Evaluator(event.actor.clock, event.actor.user_id))
+                changed = sla.on_write(conn, model, self.runtime.tables(model), obj, event.after,
+                                       event.actor.clock.now(), Evaluator(event.actor.clock, event.actor.user_id))
         if obj.automations or obj.state_machines:
             if event.actor.depth >= MAX_DEPTH:
                 self._depth_exceeded(event)
             else:
                 for actions, label in self._state_actions(event):
                     self.run_actions(conn, model, event, actions, label)
+                    changed = True
                 for rule in obj.automations:
                     if rule.active and not is_before_save(rule) and matches(rule, event):
-                        self.run_rule(conn, model, rule, event, flush=False)
-        write_log_entries(conn, event.log)
+                        changed = self.run_rule(conn, model, rule, event, flush=False) or changed
+        self.runtime.automation_log.add(event.log)
         event.log = []
+        return changed
 
     def run_rule(self, conn: Connection, model: Model, rule: RuleDef, event: Event, flush: bool = True) -> bool:
         """Evaluate the condition and run the actions; returns whether the rule matched."""
@@ -140,7 +145,7 @@ class Automation:
             return True
         finally:
             if flush:
-                write_log_entries(conn, event.log)
+                self.runtime.automation_log.add(event.log)
                 event.log = []
 
     def condition_holds(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
@@ -148,7 +153,9 @@ class Automation:
             return True
         if event.names is None:
             event.names = scope(conn, self.runtime.tables(model), model, event)
-        return Evaluator(event.actor.clock, event.actor.user_id).evaluate(rule.condition, event.names) is True
+        if event.evaluator is None:
+            event.evaluator = Evaluator(event.actor.clock, event.actor.user_id)
+        return event.evaluator.evaluate(rule.condition, event.names) is True
 
     # -- internals -------------------------------------------------------------------------
     def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> list[str]:
@@ -187,7 +194,7 @@ class Automation:
 
 
 def write_log_entries(conn: Connection, entries: list[dict[str, Any]]) -> None:
-    """Persist log lines of a write that was rolled back (called after the rollback)."""
+    """Write log lines now, in the given transaction (failures, which must not wait in a buffer)."""
     if entries:
         conn.execute(execution_log.insert(), entries)
 
@@ -218,15 +225,39 @@ def _values_match(rule: RuleDef, before, after) -> bool:
     return True
 
 
-def scope(conn: Connection, tables, model: Model, event: Event, record: Mapping[str, Any] | None = None) -> dict:
-    """Names an automation expression sees: the record, previous.<field>, relation paths."""
-    record = dict(record if record is not None else event.record)
-    names = dict(record)
-    before = event.before or {}
-    for f in event.obj.fields:
-        names[f"previous.{f.name}"] = before.get(f.name) if event.kind != "created" else None
-    names.update(related_values(conn, model, tables, event.obj, record, {}, paths=automation_paths(event.obj)))
-    return names
+class Scope(Mapping):
+    """Names an automation expression sees — the record, previous.<field>, relation paths —
+    looked up on demand: most conditions read two or three names, so nothing is copied."""
+
+    def __init__(self, conn: Connection, tables, model: Model, event: Event, record: Mapping[str, Any]):
+        self._conn, self._tables, self._model, self._event, self._record = conn, tables, model, event, record
+        self._related: dict[str, Any] | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        if name in self._record:
+            return self._record[name]
+        if name.startswith("previous."):
+            if self._event.kind == "created" or self._event.before is None:
+                return None
+            return self._event.before.get(name[9:])
+        if "." in name:
+            if self._related is None:
+                self._related = related_values(self._conn, self._model, self._tables, self._event.obj,
+                                               self._record, {}, paths=automation_paths(self._event.obj))
+            return self._related[name]
+        if self._event.obj.has_field(name):
+            return None
+        raise KeyError(name)
+
+    def __iter__(self):
+        return iter(self._record)
+
+    def __len__(self) -> int:
+        return len(self._record)
+
+
+def scope(conn: Connection, tables, model: Model, event: Event, record: Mapping[str, Any] | None = None) -> Scope:
+    return Scope(conn, tables, model, event, record if record is not None else event.record)
 
 
 def automation_paths(obj: ObjectDef) -> tuple[tuple[str, ...], ...]:

@@ -79,16 +79,17 @@ def _at(day: date, minute: float, zone: ZoneInfo) -> datetime:
 
 
 def on_write(conn: Connection, model: Model, tables, obj: ObjectDef, record: Mapping[str, Any], now: datetime,
-             evaluator: Evaluator) -> None:
-    """Start, re-target, pause, resume or stop each SLA clock of this record."""
+             evaluator: Evaluator) -> bool:
+    """Start, re-target, pause, resume or stop each SLA clock of this record; returns whether
+    the record's SLA fields were updated."""
     if not obj.sla_policies:
-        return
+        return False
     names = {**record, **related_values(conn, model, tables, obj, record, {}, paths=_paths(obj))}
     policy = _policy(obj, names, evaluator)
     clocks = {r.target: r for r in conn.execute(sa.select(sla_clocks).where(
         sla_clocks.c.object == obj.name, sla_clocks.c.record_id == record["id"]))}
     if policy is None:
-        return
+        return False
     values: dict[str, Any] = {}
     for target in policy.targets:
         clock = clocks.get(target.name)
@@ -97,6 +98,8 @@ def on_write(conn: Connection, model: Model, tables, obj: ObjectDef, record: Map
     table = tables[obj.name]
     if any(record.get(k) != v for k, v in values.items()):
         conn.execute(sa.update(table).where(table.c.id == record["id"]).values(values))
+        return True
+    return False
 
 
 def _advance(conn, obj, policy: SLAPolicyDef, target: SLATargetDef, clock, record, names, now, evaluator) -> dict:

@@ -61,6 +61,7 @@ class Worker:
         """One pass over due work; returns how many items were handled."""
         self.runtime.ensure_current()
         handled = self.deliver_due() + self.fire_timers() + self.run_schedules()
+        self.runtime.automation_log.flush()
         return handled
 
     def run_forever(self, poll: float = 1.0, stop: threading.Event | None = None) -> None:

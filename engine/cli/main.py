@@ -159,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         handler = COMMANDS[args.command]
         return handler(runtime, args, actor)
     finally:
-        runtime.db.dispose()
+        runtime.close()
 
 
 def cmd_init(runtime: Runtime, args, actor: Actor) -> int:

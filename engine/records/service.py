@@ -67,7 +67,7 @@ class RecordService:
         return model.object(name), self.runtime.tables(model)[name]
 
     def _transaction(self, conn: Connection | None):
-        return _Reuse(conn) if conn is not None else _Owned(self.runtime.db)
+        return _Reuse(conn) if conn is not None else _Owned(self.runtime)
 
     def _reading(self, conn: Connection | None):
         return _Reuse(conn) if conn is not None else self.runtime.db.read()
@@ -295,11 +295,12 @@ class RecordService:
         """Run automations for each written record; returns the records as automations left them."""
         from engine.automation.runner import Event
 
+        changed = False
         for index, (before, after) in enumerate(pairs):
             log = list(logs[index]) if logs else []
-            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log))
+            changed = self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log)) or changed
         afters = [after for _, after in pairs if after is not None]
-        if not afters or not (obj.automations or obj.state_machines or obj.sla_policies):
+        if not afters or not changed:
             return afters
         fresh = self._load(conn, table, [r["id"] for r in afters])
         return [fresh.get(r["id"], r) for r in afters]
@@ -440,11 +441,11 @@ class _Owned:
     """A transaction of our own. If an automation action failed, the write is rolled back,
     then the failure is logged in a new transaction and reported as a record error."""
 
-    def __init__(self, db):
-        self.db = db
+    def __init__(self, runtime):
+        self.runtime = runtime
 
     def __enter__(self) -> Connection:
-        self._context = self.db.begin()
+        self._context = self.runtime.db.begin()
         return self._context.__enter__()
 
     def __exit__(self, exc_type, exc, tb):
@@ -452,9 +453,10 @@ class _Owned:
 
         result = self._context.__exit__(exc_type, exc, tb)
         if isinstance(exc, AutomationError):
-            with self.db.begin() as conn:
+            with self.runtime.db.begin() as conn:
                 write_log_entries(conn, exc.entries)
             raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from exc
+        self.runtime.automation_log.maybe_flush()
         return result
 
 
