@@ -284,3 +284,21 @@ def test_manual_rule_and_dry_run(runtime, records):
     assert records.get("lead", a["id"])["note"] == "escalated"
     with pytest.raises(ValidationFailed):
         manual.run_manual(records, "lead.hot_leads_are_worked", [a["id"]], ACTOR)
+
+
+def test_deleted_and_saved_triggers(runtime, records):
+    install(runtime, ACCOUNT, LEAD + """
+  - name: remember_deletes
+    trigger: {on: deleted}
+    actions: [{create: {object: task, fields: {subject: "'deleted ' + name"}}}]
+  - name: stamp_every_save
+    trigger: {on: saved}
+    condition: "is_blank(note)"
+    actions: [{set: {note: "'saved'"}}]
+""", TASK)
+    lead = records.create("lead", {"name": "Ada"}, ACTOR)
+    assert lead["note"] == "saved"
+    updated = records.update("lead", lead["id"], {"note": ""}, ACTOR)
+    assert updated["note"] == "saved"
+    records.delete("lead", lead["id"], ACTOR)
+    assert [t["subject"] for t in records.list("task").records] == ["deleted Ada"]

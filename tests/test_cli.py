@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -117,3 +118,39 @@ def test_help_on_every_command():
         result = subprocess.run([sys.executable, "-m", "engine.cli.main", *args], capture_output=True, text=True,
                                 cwd=ROOT)
         assert result.returncode == 0 and "usage: metacrm" in result.stdout
+
+
+RULES = ACCOUNT + """\
+automations:
+  - name: flag_hot
+    trigger: {on: manual}
+    condition: "rating == 'hot'"
+    actions:
+      - set: {size: "'XL'"}
+      - email: {to: [team@example.com], subject: "Hot: {{ record.name }}", body: "Look at {{ record.name }}"}
+"""
+
+
+def test_automation_commands(tmp_path, db_url):
+    folder = tmp_path / "meta"
+    folder.mkdir()
+    (folder / "account.yaml").write_text(RULES)
+    assert cli(db_url, "apply", str(folder)).returncode == 0
+    hot = json.loads(cli(db_url, "records", "create", "account", "--data", '{"name": "Acme", "rating": "hot"}').stdout)
+    cold = json.loads(cli(db_url, "records", "create", "account", "--data", '{"name": "Brr", "rating": "cold"}').stdout)
+    report = [json.loads(line) for line in cli(db_url, "automation", "test", "account.flag_hot").stdout.splitlines()]
+    by_id = {r["id"]: r for r in report}
+    assert by_id[hot["id"]]["matches"] and not by_id[cold["id"]]["matches"]
+    assert by_id[hot["id"]]["actions"][1] == {"action": "email", "to": ["team@example.com"], "subject": "Hot: Acme"}
+    ran = cli(db_url, "automation", "run", "account.flag_hot", "--record", hot["id"], "--record", cold["id"])
+    assert json.loads(ran.stdout) == {"rule": "account.flag_hot", "matched": 1, "records": 2}
+    assert "flag_hot" in cli(db_url, "automation", "log").stdout
+    # the email cannot be delivered (nothing listens on port 1): after its attempts it is a dead letter
+    worker = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "worker", "--once"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120,
+                            env={**os.environ, "METACRM_SMTP_URL": "smtp://127.0.0.1:1"})
+    assert worker.returncode == 0 and "failed=1" in worker.stdout
+    pending = cli(db_url, "outbox", "list", "--status", "pending").stdout
+    assert "email" in pending and "SMTP 127.0.0.1:1" in pending  # the error says why, to retry later
+    bad = cli(db_url, "automation", "test", "account.nope")
+    assert bad.returncode == 1 and "no automation rule 'account.nope'" in bad.stderr
