@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from engine.expressions import ExpressionError, compile_expression
 from metamodel import automation
 from metamodel import filters as flt
+from metamodel.permissions import compile_permissions
 from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
 from metamodel.loader import Document
@@ -130,6 +131,7 @@ class _Shell:
         approvals = automation.compile_approvals(automation_context)
         sla_policies = automation.compile_sla(automation_context)
         pools = automation.compile_pools(automation_context)
+        permissions = compile_permissions(automation_context, fields)
         automation.check_pool_actions(automation_context, automations)
         layouts = self._layouts(shells, problems)
         indexes = self._indexes(layouts, problems)
@@ -153,6 +155,7 @@ class _Shell:
             approval_processes=approvals,
             sla_policies=sla_policies,
             pools=pools,
+            permissions=permissions,
             document=MappingProxyType(self.data),
             source=self.doc.source,
         )
@@ -215,6 +218,8 @@ class _Shell:
         if type_ == "auto_number" and not AUTO_NUMBER_TOKEN.search(raw["auto_number"]) \
                 or type_ == "auto_number" and not re.search(r"\{0+\}", raw["auto_number"]):
             problems.append(self.doc.problem("auto_number pattern needs a counter such as {0000}", where + ("auto_number",)))
+        if raw.get("searchable") and type_ not in ft.TEXT_TYPES:
+            problems.append(self.doc.problem(f"only text fields can be searchable, not {type_}", where + ("searchable",)))
         if raw.get("pattern") is not None:
             try:
                 re.compile(raw["pattern"])

@@ -153,6 +153,7 @@ class ObjectDef:
     approval_processes: tuple = ()  # metamodel.automation.ApprovalProcessDef
     sla_policies: tuple = ()  # metamodel.automation.SLAPolicyDef
     pools: tuple = ()  # metamodel.automation.PoolDef
+    permissions: Any = None  # metamodel.permissions.ObjectPermissions
     document: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
     source: str | None = field(compare=False, default=None)
 

@@ -234,3 +234,16 @@ def test_template_manifest_lists_missing_file(tmp_path):
     with pytest.raises(MetadataError) as info:
         load_directory(tmp_path)
     assert "template.yaml:3: objects[0]" in str(info.value)
+
+
+def test_only_text_fields_are_searchable_and_permissions_are_checked():
+    text = ACCOUNT + """
+  - {name: size, type: integer, searchable: true}
+permissions:
+  admin: {read: all}
+  rep: {read: own, fields: {nope: hidden}}
+"""
+    problems = problems_of(text)
+    assert any("only text fields can be searchable" in p for p in problems)
+    assert any("admin role always has full access" in p for p in problems)
+    assert any("permissions.rep.fields.nope" in p and "unknown field" in p for p in problems)

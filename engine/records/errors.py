@@ -41,6 +41,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                          "zh-CN": "不满足从 {old} 变为 {new} 的条件", "zh-TW": "不滿足從 {old} 變為 {new} 的條件"},
     "locked": {"en": "{object} is locked while it waits for approval", "zh-CN": "{object} 审批中，已锁定",
                "zh-TW": "{object} 審批中，已鎖定"},
+    "forbidden": {"en": "you may not {action} {object} records", "zh-CN": "你无权{action}{object}记录",
+                  "zh-TW": "你無權{action}{object}記錄"},
     "restricted": {"en": "cannot be deleted: {count} {child} record(s) refer to it through {field}",
                    "zh-CN": "无法删除：有 {count} 条 {child} 记录通过 {field} 引用它",
                    "zh-TW": "無法刪除：有 {count} 筆 {child} 記錄透過 {field} 引用它"},
@@ -98,6 +100,12 @@ class Conflict(RecordError):
     def __init__(self, errors: list[FieldError], current_version: int | None):
         super().__init__(errors)
         self.current_version = current_version
+
+
+class PermissionDenied(RecordError):
+    """The actor may see the record (or object) but not do this with it."""
+
+    status = 403
 
 
 class UnknownObject(RecordError):

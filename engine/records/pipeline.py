@@ -57,9 +57,11 @@ def expressions_of(obj: ObjectDef) -> list[Expression]:
 class Pipeline:
     """Applies one object's field rules for one actor."""
 
-    def __init__(self, obj: ObjectDef, actor: Actor, evaluator: Evaluator):
+    def __init__(self, obj: ObjectDef, actor: Actor, evaluator: Evaluator,
+                 hidden: frozenset[str] = frozenset(), read_only: frozenset[str] = frozenset()):
         self.obj, self.actor, self.evaluator = obj, actor, evaluator
         self.language = actor.language
+        self.hidden, self.read_only = hidden, read_only  # field security of the actor's roles
 
     # -- messages ------------------------------------------------------------------------
     def error(self, field: str | None, code: str, default: str = "", **params: Any) -> FieldError:
@@ -78,11 +80,12 @@ class Pipeline:
             if key in WRITABLE_SYSTEM:
                 values[key] = self._coerce_system(key, raw, errors)
                 continue
-            if not isinstance(key, str) or not self.obj.has_field(key):
-                errors.append(self.error(str(key), "unknown_field", f"is not a field of {self.obj.name}"))
+            if not isinstance(key, str) or not self.obj.has_field(key) or key in self.hidden:
+                message = translate("unknown_field", self.language, "", object=self.obj.label(self.language))
+                errors.append(FieldError(str(key), "unknown_field", f"{key} {message}"))
                 continue
             field = self.obj.field(key)
-            if field.is_computed or (field.read_only and not self.actor.system):
+            if field.is_computed or ((field.read_only or key in self.read_only) and not self.actor.system):
                 errors.append(self.error(key, "read_only", "is read-only"))
                 continue
             try:

@@ -45,10 +45,12 @@ class QueryError(ValidationFailed):
         super().__init__([FieldError(field, "invalid_query", message)])
 
 
-def kind_of(obj: ObjectDef):
-    """The filter language's view of an object's fields (system columns included)."""
+def kind_of(obj: ObjectDef, hidden: frozenset[str] = frozenset()):
+    """The filter language's view of an object's fields (system columns included, hidden ones not)."""
 
     def kind(name: str) -> str | None:
+        if name in hidden:
+            return None
         if obj.has_field(name):
             return obj.field(name).kind
         return flt.system_kind(name)
@@ -59,9 +61,10 @@ def kind_of(obj: ObjectDef):
 # -- filters -------------------------------------------------------------------------------
 
 
-def where_clause(obj: ObjectDef, table: sa.Table, raw_filter: Any, clock: Clock) -> sa.ColumnElement | None:
+def where_clause(obj: ObjectDef, table: sa.Table, raw_filter: Any, clock: Clock,
+                 hidden: frozenset[str] = frozenset()) -> sa.ColumnElement | None:
     try:
-        parsed = flt.parse_filter(raw_filter, kind_of(obj))
+        parsed = flt.parse_filter(raw_filter, kind_of(obj, hidden))
     except flt.FilterError as exc:
         raise QueryError(str(exc)) from None
     return None if parsed is None else _clause(obj, table, parsed, clock)
@@ -184,12 +187,13 @@ def _date_range(column, field: FieldDef, start: date, end: date) -> sa.ColumnEle
 # -- search --------------------------------------------------------------------------------
 
 
-def search_clause(obj: ObjectDef, table: sa.Table, text: str | None) -> sa.ColumnElement | None:
-    """Every word must appear in at least one searchable field (title field included)."""
+def search_clause(obj: ObjectDef, table: sa.Table, text: str | None,
+                  hidden: frozenset[str] = frozenset()) -> sa.ColumnElement | None:
+    """Every word must appear in at least one searchable field (title field included, hidden ones not)."""
     if not text or not text.strip():
         return None
-    names = list(dict.fromkeys(
-        ([obj.title_field] if obj.title_field != "id" else []) + [f.name for f in obj.searchable_fields]))
+    names = [n for n in dict.fromkeys(([obj.title_field] if obj.title_field != "id" else [])
+                                      + [f.name for f in obj.searchable_fields]) if n not in hidden]
     if not names:
         raise QueryError(f"{obj.name} has no searchable fields")
     words = text.split()[:8]
@@ -221,11 +225,11 @@ class SortKey:
         return self.ranks.index(value) if value in self.ranks else None
 
 
-def sort_keys(obj: ObjectDef, sort: Sequence[str]) -> list[SortKey]:
+def sort_keys(obj: ObjectDef, sort: Sequence[str], hidden: frozenset[str] = frozenset()) -> list[SortKey]:
     keys: list[SortKey] = []
     for item in sort or ("-created_at",):
         name, descending = item.lstrip("-+"), item.startswith("-")
-        if not obj.has_field(name) and name not in SYSTEM_COLUMNS:
+        if name in hidden or (not obj.has_field(name) and name not in SYSTEM_COLUMNS):
             raise QueryError(f"cannot sort by unknown field {name!r}", name)
         if obj.has_field(name) and obj.field(name).storage_type in ("json", "multi_picklist", "long_text"):
             raise QueryError(f"cannot sort by {name!r}", name)

@@ -21,7 +21,8 @@ from engine.expressions import Evaluator
 from engine.records import query as q
 from engine.records.autonumber import assign_numbers
 from engine.records.context import SYSTEM, Actor
-from engine.records.errors import Conflict, FieldError, NotFound, UnknownObject, ValidationFailed, translate
+from engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
+                                   ValidationFailed, translate)
 from engine.records.ids import new_id
 from engine.records.pipeline import Pipeline
 from engine.records.relations import related_values
@@ -77,66 +78,84 @@ class RecordService:
         return dict(row._mapping)
 
     # -- reads -----------------------------------------------------------------------------
+    def access(self, obj: ObjectDef, actor: Actor, conn: Connection):
+        from engine.security.access import Access
+
+        return Access(obj, actor, conn)
+
     def get(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, conn: Connection | None = None) -> dict[str, Any]:
+        """One record as this actor may see it; a record they may not see does not exist for them."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         with self._reading(conn) as c:
-            row = c.execute(sa.select(table).where(table.c.id == _id(record_id))).first()
+            access = self.access(obj, actor, c)
+            statement = sa.select(table).where(table.c.id == _id(record_id))
+            scope = access.read_clause(table)
+            if scope is not None:
+                statement = statement.where(scope)
+            row = c.execute(statement).first()
         if row is None:
             raise self._not_found(obj, record_id, actor)
-        return self._row(table, row)
+        return access.visible(self._row(table, row))
 
     def list(self, object_name: str, query: q.Query = q.Query(), actor: Actor = SYSTEM, *,
              conn: Connection | None = None) -> Page:
         model = self.runtime.model
         obj, table = self._object(model, object_name)
-        statement = self.select(obj, table, query, actor)
-        keys = q.sort_keys(obj, query.sort)
         limit = max(1, min(query.limit, q.MAX_LIMIT))
         with self._reading(conn) as c:
+            access = self.access(obj, actor, c)
+            statement = self.select(obj, table, query, actor, access)
             rows = [self._row(table, r) for r in c.execute(statement.limit(limit + 1))]
         more = len(rows) > limit
         rows = rows[:limit]
+        keys = q.sort_keys(obj, query.sort, access.hidden)
         cursor = q.encode_cursor(keys, rows[-1]) if more and rows else None
         if query.fields:
             keep = set(query.fields) | {"id"}
             rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
-        return Page(rows, cursor)
+        return Page(access.visible_many(rows), cursor)
 
-    def select(self, obj: ObjectDef, table: sa.Table, query: q.Query, actor: Actor = SYSTEM) -> sa.Select:
-        """The SELECT of a list query (no LIMIT): filter, search, order, keyset position."""
+    def select(self, obj: ObjectDef, table: sa.Table, query: q.Query, actor: Actor = SYSTEM, access=None) -> sa.Select:
+        """The SELECT of a list query (no LIMIT): scope, filter, search, order, keyset position."""
+        hidden = access.hidden if access is not None else frozenset()
         statement = sa.select(table)
         if query.fields:
-            unknown = [f for f in query.fields if f not in table.c]
+            unknown = [f for f in query.fields if f not in table.c or f in hidden]
             if unknown:
                 raise q.QueryError(f"unknown field(s): {', '.join(unknown)}")
-        for clause in (q.where_clause(obj, table, query.filter, actor.clock), q.search_clause(obj, table, query.search)):
+        clauses = (access.read_clause(table) if access is not None else None,
+                   q.where_clause(obj, table, query.filter, actor.clock, hidden),
+                   q.search_clause(obj, table, query.search, hidden))
+        for clause in clauses:
             if clause is not None:
                 statement = statement.where(clause)
-        keys = q.sort_keys(obj, query.sort)
+        keys = q.sort_keys(obj, query.sort, hidden)
         if query.cursor:
             statement = statement.where(q.after_clause(table, keys, q.decode_cursor(obj, keys, query.cursor)))
         return statement.order_by(*q.order_by(table, keys))
 
     def count(self, object_name: str, filter: Any = None, actor: Actor = SYSTEM) -> int:
         obj, table = self._object(self.runtime.model, object_name)
-        statement = sa.select(sa.func.count()).select_from(table)
-        clause = q.where_clause(obj, table, filter, actor.clock)
-        if clause is not None:
-            statement = statement.where(clause)
         with self.runtime.db.read() as c:
+            access = self.access(obj, actor, c)
+            statement = sa.select(sa.func.count()).select_from(table)
+            for clause in (access.read_clause(table), q.where_clause(obj, table, filter, actor.clock, access.hidden)):
+                if clause is not None:
+                    statement = statement.where(clause)
             return c.execute(statement).scalar_one()
 
     def history(self, object_name: str, record_id: str, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
-        """Field changes of one record, oldest first."""
+        """Field changes of one record, oldest first (without fields hidden from the actor)."""
         obj, _ = self._object(self.runtime.model, object_name)
         self.get(object_name, record_id, actor)
         h = history_table
         with self.runtime.db.read() as c:
+            hidden = self.access(obj, actor, c).hidden
             rows = c.execute(sa.select(h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
                              .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
                              .order_by(h.c.changed_at, h.c.id))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in rows if r.field not in hidden]
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, object_name: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
@@ -149,10 +168,13 @@ class RecordService:
         """Create many records: each validated in Python, then written in batches of plain executemany."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
-        pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id))
         result = BulkResult(ids=[None] * len(rows))
         now = actor.clock.now()
         with self._transaction(conn) as c:
+            access = self.access(obj, actor, c)
+            if not access.rights.create:
+                raise self._forbidden(obj, actor, "create")
+            pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id), access.hidden, access.read_only)
             prepared: list[tuple[int, dict[str, Any]]] = []
             related_cache: dict = {}
             pending_logs: dict[int, list] = {}
@@ -187,7 +209,7 @@ class RecordService:
                                         [pending_logs.get(i, []) for i, _ in prepared])
         for index, record in prepared:
             result.ids[index] = record["id"]
-        result.records = records
+        result.records = access.visible_many(records)
         return result
 
     def update(self, object_name: str, record_id: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
@@ -203,12 +225,15 @@ class RecordService:
         """Update many records; each row carries "id" and optionally "version"."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
-        pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id))
         result = BulkResult(ids=[None] * len(rows))
         now = actor.clock.now()
         with self._transaction(conn) as c:
+            access = self.access(obj, actor, c)
+            pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id), access.hidden, access.read_only)
             ids = [_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
-            current = self._load(c, table, [i for i in ids if i])
+            current = self._load(c, table, [i for i in ids if i], access.read_clause(table))
+            editable = set(current) if access.edit_clause(table) is None else set(
+                self._load(c, table, list(current), access.edit_clause(table)))
             prepared, befores, related_cache, pending_logs = [], {}, {}, {}
             for index, data in enumerate(rows):
                 record_id = ids[index]
@@ -224,6 +249,12 @@ class RecordService:
                 given = data.pop("version", None)
                 if versions is not None and versions[index] is not None:
                     given = versions[index]
+                if record_id not in editable:
+                    denied = self._forbidden(obj, actor, "edit")
+                    if _single:
+                        raise denied
+                    result.errors[index] = denied.errors
+                    continue
                 locked = self._locked(c, obj, record_id, actor)
                 if locked is not None:
                     if _single:
@@ -264,9 +295,9 @@ class RecordService:
                     raise self._conflict(obj, before, before["version"], actor)
             self._write_history(c, obj, [(befores[r["id"]], r) for _, r in prepared], actor, now)
             self._refresh_parents(c, model, obj, list(befores.values()), [r for _, r in prepared])
-            result.records = self._after_write(c, model, obj, table, "updated",
-                                               [(befores[r["id"]], r) for _, r in prepared], actor,
-                                               [pending_logs.get(i, []) for i, _ in prepared])
+            result.records = access.visible_many(self._after_write(
+                c, model, obj, table, "updated", [(befores[r["id"]], r) for _, r in prepared], actor,
+                [pending_logs.get(i, []) for i, _ in prepared]))
         for index, record in prepared:
             result.ids[index] = record["id"]
         return result
@@ -276,9 +307,13 @@ class RecordService:
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         with self._transaction(conn) as c:
-            before = self._load(c, table, [_id(record_id)]).get(_id(record_id))
+            access = self.access(obj, actor, c)
+            before = self._load(c, table, [_id(record_id)], access.read_clause(table)).get(_id(record_id))
             if before is None:
                 raise self._not_found(obj, record_id, actor)
+            if access.delete_clause(table) is not None and not self._load(c, table, [before["id"]],
+                                                                          access.delete_clause(table)):
+                raise self._forbidden(obj, actor, "delete")
             if version is not None and str(version) != str(before["version"]):
                 raise self._conflict(obj, before, version, actor)
             locked = self._locked(c, obj, before["id"], actor)
@@ -323,9 +358,13 @@ class RecordService:
         return FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
                                                     object=obj.label(actor.language)))
 
-    def _load(self, conn: Connection, table: sa.Table, ids: list[str]) -> dict[str, dict[str, Any]]:
+    def _load(self, conn: Connection, table: sa.Table, ids: list[str],
+              scope: sa.ColumnElement | None = None) -> dict[str, dict[str, Any]]:
+        """Records by id (locked for update on PostgreSQL), limited to `scope` when given."""
         found: dict[str, dict[str, Any]] = {}
         statement = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
+        if scope is not None:
+            statement = statement.where(scope)
         if conn.dialect.name == "postgresql":
             statement = statement.with_for_update()
         for start in range(0, len(ids), BATCH):
@@ -427,6 +466,14 @@ class RecordService:
         message = translate("not_found", actor.language, f"{obj.name} {record_id} does not exist",
                             object=obj.label(actor.language), id=record_id)
         return NotFound([FieldError(None, "not_found", message)])
+
+    def _forbidden(self, obj: ObjectDef, actor: Actor, action: str) -> PermissionDenied:
+        verbs = {"zh-CN": {"create": "创建", "edit": "编辑", "delete": "删除", "export": "导出"},
+                 "zh-TW": {"create": "建立", "edit": "編輯", "delete": "刪除", "export": "匯出"}}
+        verb = verbs.get(actor.language, {}).get(action, action)
+        message = translate("forbidden", actor.language, f"you may not {action} these records",
+                            action=verb, object=obj.label(actor.language))
+        return PermissionDenied([FieldError(None, "forbidden", message)])
 
     def _conflict(self, obj: ObjectDef, before: Mapping[str, Any], given: Any, actor: Actor) -> Conflict:
         message = translate("conflict", actor.language, "was changed by someone else", given=given,

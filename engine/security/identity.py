@@ -108,3 +108,42 @@ def roles_of(conn: Connection, user_id: str | None) -> frozenset[str]:
     if not user_id:
         return frozenset()
     return frozenset(conn.execute(sa.select(user_roles.c.role).where(user_roles.c.user_id == user_id)).scalars())
+
+
+shares = sa.Table(
+    "metacrm_share", SYSTEM_METADATA,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("record_id", ID_TYPE, nullable=False),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE")),
+    sa.Column("group_id", ID_TYPE, sa.ForeignKey("metacrm_group.id", ondelete="CASCADE")),
+    sa.Column("access", sa.Text, nullable=False),  # read, edit
+    sa.Column("granted_by", ID_TYPE),
+    sa.Column("granted_at", UTCDateTime, nullable=False),
+    sa.Index("ix_metacrm_share_record", "object", "record_id"),
+    sa.Index("ix_metacrm_share_user", "object", "user_id"),
+)
+
+
+def subordinate_ids(conn: Connection, user_id: str) -> list[str]:
+    """Everyone who reports to `user_id`, directly or not (the manager chain, walked in SQL)."""
+    found: list[str] = []
+    frontier = [user_id]
+    seen = {user_id}
+    while frontier:
+        rows = conn.execute(sa.select(users.c.id).where(users.c.manager.in_(frontier))).scalars().all()
+        frontier = [r for r in rows if r not in seen]
+        seen.update(frontier)
+        found += frontier
+    return found
+
+
+def team_member_ids(conn: Connection, user_id: str) -> list[str]:
+    """Users who share at least one group with `user_id` (including themselves)."""
+    mine = sa.select(group_members.c.group_id).where(group_members.c.user_id == user_id)
+    rows = conn.execute(sa.select(group_members.c.user_id).where(group_members.c.group_id.in_(mine)).distinct())
+    return sorted(set(rows.scalars()) | {user_id})
+
+
+def group_ids_of(conn: Connection, user_id: str) -> list[str]:
+    return list(conn.execute(sa.select(group_members.c.group_id).where(group_members.c.user_id == user_id)).scalars())
