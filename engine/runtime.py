@@ -14,6 +14,8 @@ from typing import Iterable
 import sqlalchemy as sa
 
 import engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
+import engine.security.audit  # noqa: F401  (registers the audit log)
+import engine.security.auth  # noqa: F401  (registers tokens, sessions)
 import engine.security.identity  # noqa: F401  (registers users, groups, roles)
 
 from engine.storage import metastore

@@ -112,6 +112,27 @@ def build_parser() -> argparse.ArgumentParser:
     retry = outbox_actions.add_parser("retry", help="queue dead letters again")
     retry.add_argument("ids", nargs="*", type=int, help="outbox ids (default: every dead letter)")
 
+    serve = commands.add_parser("serve", help="run the REST API with uvicorn")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="server processes (PostgreSQL for more than one)")
+    serve.add_argument("--with-worker", action="store_true",
+                       help="also run the automation worker in the server (default on SQLite)")
+
+    user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
+    create_user = user.add_parser("create", help="create a user (the first one is usually an admin)")
+    create_user.add_argument("--name", required=True)
+    create_user.add_argument("--email", required=True)
+    create_user.add_argument("--password", help="default: read from $METACRM_PASSWORD")
+    create_user.add_argument("--role", action="append", default=[], help="e.g. admin (repeatable)")
+    create_user.add_argument("--group", action="append", default=[])
+    create_user.add_argument("--language", default="en")
+    create_user.add_argument("--manager", help="the manager's email")
+    token = user.add_parser("token", help="create an API token for a user (printed once)")
+    token.add_argument("--email", required=True)
+    token.add_argument("--name", default="cli")
+    token.add_argument("--days", type=int, help="expires after this many days")
+
     demo = commands.add_parser("demo", help="SQLite demo: install crm_standard with sample data")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
     return parser
@@ -366,7 +387,64 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
     return 0
 
 
+def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
+    import uvicorn
+
+    from engine.api.server import WORKER_ENV
+
+    os.environ["METACRM_DATABASE_URL"] = runtime.db.url
+    if args.with_worker or runtime.db.is_sqlite:
+        os.environ[WORKER_ENV] = "1"
+    if runtime.db.is_sqlite and args.workers > 1:
+        raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
+    runtime.close()
+    uvicorn.run("engine.api.server:app_from_env", factory=True, host=args.host, port=args.port,
+                workers=args.workers, log_level="info")
+    return 0
+
+
+def cmd_user(runtime: Runtime, args, actor: Actor) -> int:
+    import sqlalchemy as sa
+
+    from engine.security import auth, identity
+
+    with runtime.db.begin() as conn:
+        if args.action == "create":
+            password = args.password or os.environ.get("METACRM_PASSWORD")
+            if not password:
+                raise UsageError("give --password or set METACRM_PASSWORD")
+            if conn.execute(sa.select(identity.users.c.id).where(
+                    identity.users.c.email == args.email.strip().lower())).first():
+                raise UsageError(f"a user with email {args.email} exists already")
+            manager = None
+            if args.manager:
+                manager = conn.execute(sa.select(identity.users.c.id).where(
+                    identity.users.c.email == args.manager.strip().lower())).scalar()
+                if manager is None:
+                    raise UsageError(f"no user with email {args.manager}")
+            made = identity.create_user(conn, args.name, args.email, language=args.language, manager=manager,
+                                        roles=args.role, groups_=args.group)
+            try:
+                auth.set_password(conn, made.id, password)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
+            print(dumps({"id": made.id, "email": made.email, "roles": args.role}))
+        else:
+            user_id = conn.execute(sa.select(identity.users.c.id).where(
+                identity.users.c.email == args.email.strip().lower())).scalar()
+            if user_id is None:
+                raise UsageError(f"no user with email {args.email}")
+            from datetime import timedelta
+
+            secret = auth.create_token(conn, user_id, args.name, auth.utcnow(),
+                                       timedelta(days=args.days) if args.days else None)
+            print(secret)
+    return 0
+
+
 COMMANDS = {
+    "serve": cmd_serve,
+    "user": cmd_user,
     "worker": cmd_worker,
     "automation": cmd_automation,
     "outbox": cmd_outbox,

@@ -107,11 +107,10 @@ def _decimal(field: FieldDef, value: Any) -> Decimal:
         exponent = number.normalize().as_tuple().exponent
     if isinstance(exponent, int) and -exponent > field.scale:
         raise CoercionError("too_many_decimals", f"must have at most {field.scale} decimal places", scale=field.scale)
-    quantized = number.quantize(Decimal(1).scaleb(-field.scale))
-    if len(quantized.as_tuple().digits) > field.precision:
-        limit = field.precision - field.scale
+    limit = field.precision - field.scale
+    if number and number.adjusted() >= limit:
         raise CoercionError("out_of_range", f"must have at most {limit} digits before the decimal point")
-    return quantized
+    return number.quantize(Decimal(1).scaleb(-field.scale))
 
 
 def _boolean(field: FieldDef, value: Any) -> bool:

@@ -1,0 +1,78 @@
+"""The Starlette application: routes, error handling, and a metadata revision check per request."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from engine.api import meta, records, session
+from engine.api.problems import Problem, from_record_error, problem_response
+from engine.records.errors import RecordError
+from engine.records.service import RecordService
+from engine.runtime import Runtime
+
+log = logging.getLogger("metacrm.api")
+
+
+class CurrentMetadata:
+    """Before each request, pick up a metadata revision another process applied (one cheap
+    query), so a change made through any server is in force in all of them."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime):
+        self.app, self.runtime = app, runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            self.runtime.ensure_current()
+        await self.app(scope, receive, send)
+
+
+async def _problem(request: Request, exc: Problem) -> Response:
+    return problem_response(exc.status, exc.detail, exc.errors, **exc.extra)
+
+
+async def _record_error(request: Request, exc: RecordError) -> Response:
+    return from_record_error(exc)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return problem_response(exc.status_code, exc.detail or "error", headers=getattr(exc, "headers", None))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return problem_response(500, "the server failed to handle this request; it has been logged")
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    from engine.api import openapi
+
+    routes = [
+        Route("/api/v1/auth/login", session.login, methods=["POST"]),
+        Route("/api/v1/auth/logout", session.logout, methods=["POST"]),
+        Route("/api/v1/auth/tokens", session.tokens, methods=["POST"]),
+        Route("/api/v1/auth/tokens/{id}", session.revoke, methods=["DELETE"]),
+        Route("/api/v1/meta/objects", meta.objects, methods=["GET"]),
+        Route("/api/v1/meta/objects/{object}", meta.one_object, methods=["GET"]),
+        Route("/api/v1/records/{object}", records.list_or_create, methods=["GET", "POST"]),
+        Route("/api/v1/records/{object}/bulk", records.bulk, methods=["POST", "PATCH"]),
+        Route("/api/v1/records/{object}/{id}", records.one, methods=["GET", "PATCH", "DELETE"]),
+        Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),
+        Route("/api/v1/docs", openapi.docs_page, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(CurrentMetadata, runtime=runtime)],
+        exception_handlers={Problem: _problem, RecordError: _record_error, HTTPException: _http_error,
+                            Exception: _unexpected},
+    )
+    app.state.runtime = runtime
+    app.state.records = RecordService(runtime)
+    return app

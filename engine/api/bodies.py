@@ -1,0 +1,44 @@
+"""Reading request bodies: a size limit, JSON only where JSON is expected, clear 4xx errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.requests import Request
+
+from engine.api.problems import Problem
+
+MAX_BODY = 1 * 1024 * 1024  # 1 MiB for JSON; CSV imports have their own limit
+MAX_IMPORT = 20 * 1024 * 1024
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise Problem(413, f"the body is larger than {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise Problem(413, f"the body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/json", "application/merge-patch+json"):
+        raise Problem(415, "send the body as application/json")
+    body = await read_body(request, limit)
+    try:
+        return json.loads(body or b"null")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise Problem(400, f"the body is not valid JSON: {exc}") from None
+
+
+async def read_object(request: Request) -> dict[str, Any]:
+    data = await read_json(request)
+    if not isinstance(data, dict):
+        raise Problem(400, "the body must be a JSON object")
+    return data

@@ -1,0 +1,87 @@
+"""/api/v1/meta: objects, fields, types, labels and layouts — as the caller may see them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from engine.api.context import authenticate
+from engine.api.problems import Problem
+from engine.records.context import Actor
+from engine.security.access import Access
+from metamodel.model import FieldDef, ObjectDef
+
+
+def describe_field(field: FieldDef, language: str) -> dict[str, Any]:
+    info: dict[str, Any] = {"name": field.name, "id": field.id, "type": field.type, "label": field.label(language),
+                            "required": field.required, "unique": field.unique, "read_only": field.read_only,
+                            "searchable": field.searchable}
+    if field.options:
+        info["options"] = [{"value": o.value, "label": o.label(language), "color": o.color} for o in field.options]
+    if field.target:
+        info["target"] = field.target
+    if field.help:
+        info["help"] = field.help.get(language) or field.help.get("en")
+    for key in ("min", "max", "min_length", "max_length", "pattern"):
+        value = getattr(field, key)
+        if value is not None:
+            info[key] = float(value) if key in ("min", "max") else value
+    if field.storage_type in ("decimal", "currency", "percent"):
+        info.update(precision=field.precision, scale=field.scale)
+    for key in ("required_if", "visible_if", "read_only_if"):
+        expression = getattr(field, key)
+        if expression is not None:
+            info[key] = expression.source
+    return info
+
+
+def describe_object(obj: ObjectDef, actor: Actor, access: Access, full: bool) -> dict[str, Any]:
+    hidden = access.hidden
+    info: dict[str, Any] = {"name": obj.name, "label": obj.label(actor.language), "title_field": obj.title_field,
+                            "permissions": {"create": access.rights.create, "read": access.rights.read,
+                                            "edit": access.rights.edit, "delete": access.rights.delete,
+                                            "export": access.rights.export}}
+    if full:
+        info["fields"] = [dict(describe_field(f, actor.language), read_only=f.read_only or f.name in access.read_only)
+                          for f in obj.fields if f.name not in hidden]
+        info["layouts"] = _without(obj.layouts, hidden)
+    return info
+
+
+def _without(value: Any, hidden: frozenset[str]) -> Any:
+    """Layouts with hidden fields taken out (they must not even be named)."""
+    if isinstance(value, str):
+        return value
+    if hasattr(value, "items"):
+        return {k: _without(v, hidden) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_without(v, hidden) for v in value if not (isinstance(v, str) and v in hidden)]
+    return value
+
+
+async def objects(request: Request) -> JSONResponse:
+    actor = authenticate(request)
+    runtime = request.app.state.runtime
+    result = []
+    with runtime.db.read() as conn:
+        for obj in runtime.model.objects.values():
+            access = Access(obj, actor, conn)
+            if access.rights.read != "none" or access.rights.create:
+                result.append(describe_object(obj, actor, access, full=False))
+    return JSONResponse({"objects": result, "revision": runtime.model.revision})
+
+
+async def one_object(request: Request) -> JSONResponse:
+    actor = authenticate(request)
+    runtime = request.app.state.runtime
+    name = request.path_params["object"]
+    if name not in runtime.model:
+        raise Problem(404, f"unknown object {name!r}")
+    obj = runtime.model.object(name)
+    with runtime.db.read() as conn:
+        access = Access(obj, actor, conn)
+        if access.rights.read == "none" and not access.rights.create:
+            raise Problem(404, f"unknown object {name!r}")
+        return JSONResponse(describe_object(obj, actor, access, full=True))
