@@ -8,6 +8,7 @@ revision commits, so a reader sees the old model or the new one, never a mix.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
@@ -102,8 +103,13 @@ class Runtime:
         """Apply a plan atomically, then make the new model live."""
         from engine.records.recompute import recompute
 
+        from engine.security import audit
+
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))
+        with self.db.begin() as conn:  # the revision row itself records who, when and what
+            audit.record(conn, "metadata_apply", datetime.now(timezone.utc), detail={
+                "revision": revision, "author": plan.author, "changes": plan.summary()})
         self.reload()
         return revision
 

@@ -197,3 +197,20 @@ def test_pool_members_see_but_must_claim(world, records):
     claimed = pools.claim(records, "deal", deals["pool"], actors["R1"])
     assert claimed["owner"] == users["R1"]
     assert "Pool deal" not in names(records, actors["R2"])
+
+
+def test_role_changes_take_effect_and_are_audited(world, runtime, records):
+    from engine.security import audit
+
+    users, actors, deals = world
+    with runtime.db.begin() as conn:
+        identity.grant_role(conn, users["Nob"], "auditor", by=users["Adm"])
+        roles = identity.roles_of(conn, users["Nob"])
+    assert len(names(records, Actor(user_id=users["Nob"], roles=roles))) == 6
+    with runtime.db.begin() as conn:
+        identity.revoke_role(conn, users["Nob"], "auditor", by=users["Adm"])
+        assert identity.roles_of(conn, users["Nob"]) == {"nobody"}
+        events = [(e["event"], e["detail"]["role"]) for e in audit.entries(conn) if e["event"].startswith("role_")]
+        metadata = [e for e in audit.entries(conn) if e["event"] == "metadata_apply"]
+    assert events == [("role_revoked", "auditor"), ("role_granted", "auditor")]
+    assert metadata and metadata[0]["detail"]["revision"] == runtime.model.revision

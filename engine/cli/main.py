@@ -133,8 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
     token.add_argument("--name", default="cli")
     token.add_argument("--days", type=int, help="expires after this many days")
 
-    demo = commands.add_parser("demo", help="SQLite demo: install crm_standard with sample data")
+    demo = commands.add_parser("demo", help="SQLite demo: crm_standard with sample data, a demo admin, the server")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
+    demo.add_argument("--no-serve", action="store_true", help="set up, then exit instead of serving")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8000)
     return parser
 
 
@@ -175,7 +178,8 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return demo(args)
     runtime = Runtime.open(args.database)
-    actor = Actor(language=args.language)
+    # the command line works on the database directly, as its administrator
+    actor = Actor(language=args.language, system=True, channel="cli")
     try:
         handler = COMMANDS[args.command]
         return handler(runtime, args, actor)
@@ -267,8 +271,11 @@ def cmd_field(runtime: Runtime, args, actor: Actor) -> int:
     return 0
 
 
+DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password"
+
+
 def demo(args) -> int:
-    """Install the standard CRM with sample data into a SQLite file (the web UI comes with the server)."""
+    """The standard CRM with sample data in a SQLite file, a demo admin, and the server."""
     url = args.database or "sqlite:///metacrm-demo.db"
     path = url.split(":///", 1)[1] if url.startswith("sqlite:///") else None
     if args.fresh and path and Path(path).exists():
@@ -276,19 +283,44 @@ def demo(args) -> int:
             Path(path + suffix).unlink(missing_ok=True)
     runtime = Runtime.open(url)
     try:
-        actor = Actor(language=args.language)
+        actor = Actor(language=args.language, system=True, channel="cli")
         if "account" not in runtime.model:
             args.name, args.sample_data = "crm_standard", True
             cmd_template(runtime, args, actor)
+        token = _demo_admin(runtime)
         service = RecordService(runtime)
         print(f"\ndemo database: {url}")
         for name, obj in runtime.model.objects.items():
             print(f"  {obj.label(args.language):<16} {service.count(name):>4} record(s)")
-        print("\ntry:  metacrm --database " + url + " records list opportunity --sort=-amount --format table "
+        print(f"\nadmin: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        if token:
+            print(f"API token (shown once): {token}")
+        else:
+            print(f"API token: metacrm --database {url} user token --email {DEMO_EMAIL}")
+        print(f"API:  http://{args.host}:{args.port}/api/v1/docs   "
+              f"(curl -H 'Authorization: Bearer <token>' http://{args.host}:{args.port}/api/v1/records/account)")
+        print("CLI:  metacrm --database " + url + " records list opportunity --sort=-amount --format table "
               "--fields name,stage,amount")
     finally:
-        runtime.db.dispose()
-    return 0
+        runtime.close()
+    if args.no_serve:
+        return 0
+    args.database, args.workers, args.with_worker = url, 1, True
+    return cmd_serve(Runtime.open(url), args, actor)
+
+
+def _demo_admin(runtime: Runtime) -> str | None:
+    """Create the demo admin once; returns a new API token the first time."""
+    import sqlalchemy as sa
+
+    from engine.security import auth, identity
+
+    with runtime.db.begin() as conn:
+        if conn.execute(sa.select(identity.users.c.id).where(identity.users.c.email == DEMO_EMAIL)).first():
+            return None
+        admin = identity.create_user(conn, "Demo Admin", DEMO_EMAIL, roles=["admin"], groups_=["sales"])
+        auth.set_password(conn, admin.id, DEMO_PASSWORD)
+        return auth.create_token(conn, admin.id, "demo", auth.utcnow())
 
 
 def read_data(text: str | None) -> Any:

@@ -68,6 +68,21 @@ def create_user(conn: Connection, name: str, email: str, *, language: str = "en"
     return User(user_id, name, email.strip().lower(), language, manager, True)
 
 
+def grant_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
+    """Give a role (takes effect on the user's next request) and audit it."""
+    from engine.security import audit
+
+    conn.execute(user_roles.insert().values(user_id=user_id, role=role))
+    audit.record(conn, "role_granted", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})
+
+
+def revoke_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
+    from engine.security import audit
+
+    conn.execute(sa.delete(user_roles).where(user_roles.c.user_id == user_id, user_roles.c.role == role))
+    audit.record(conn, "role_revoked", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})
+
+
 def ensure_group(conn: Connection, name: str) -> str:
     found = conn.execute(sa.select(groups.c.id).where(groups.c.name == name)).scalar()
     if found:
