@@ -302,3 +302,18 @@ def test_deleted_and_saved_triggers(runtime, records):
     assert updated["note"] == "saved"
     records.delete("lead", lead["id"], ACTOR)
     assert [t["subject"] for t in records.list("task").records] == ["deleted Ada"]
+
+
+def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
+    import plugins.field_tools as field_tools
+
+    register(field_tools)
+    try:
+        install(runtime, ACCOUNT, LEAD + """
+  - name: journal
+    trigger: {on: created}
+    actions: [{plugin: {action: append_text, params: {field: note, text: "created by rule"}}}]
+""", TASK)
+        assert records.create("lead", {"name": "Ada"}, ACTOR)["note"] == "created by rule"
+    finally:
+        unregister(field_tools)
