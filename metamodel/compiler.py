@@ -218,7 +218,7 @@ class _Shell:
         if type_ == "auto_number" and not AUTO_NUMBER_TOKEN.search(raw["auto_number"]) \
                 or type_ == "auto_number" and not re.search(r"\{0+\}", raw["auto_number"]):
             problems.append(self.doc.problem("auto_number pattern needs a counter such as {0000}", where + ("auto_number",)))
-        if raw.get("searchable") and type_ not in ft.TEXT_TYPES:
+        if raw.get("searchable") and (kind != ft.KIND_TEXT or type_ in ft.REFERENCE_TYPES):
             problems.append(self.doc.problem(f"only text fields can be searchable, not {type_}", where + ("searchable",)))
         if raw.get("pattern") is not None:
             try:

@@ -217,6 +217,11 @@ class Model:
             if f.type == "rollup" and f.rollup and f.rollup.object == child
         )
 
+    def find(self, object_name: str, collection: str, name: str) -> Any:
+        """A named definition of an object (from `automations`, `approval_processes`, `pools`, ...)."""
+        obj = self.objects.get(object_name)
+        return next((d for d in getattr(obj, collection) if d.name == name), None) if obj else None
+
     def documents(self) -> dict[str, dict[str, Any]]:
         """The source documents, as stored in a metadata revision."""
         return {name: dict(obj.document) for name, obj in self.objects.items()}

@@ -19,13 +19,8 @@ from engine.automation.runner import Event
 from engine.automation.tables import approval_history, approvals
 from engine.expressions import Evaluator
 from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound, ValidationFailed
+from engine.records.errors import FieldError, NotFound, Refused
 from metamodel.automation import ApprovalProcessDef
-
-
-class ApprovalError(ValidationFailed):
-    def __init__(self, code: str, message: str):
-        super().__init__([FieldError(None, code, message)])
 
 
 def pending(conn: Connection, object_name: str, record_id: str):
@@ -35,10 +30,9 @@ def pending(conn: Connection, object_name: str, record_id: str):
 
 
 def find_process(model, object_name: str, name: str) -> ApprovalProcessDef:
-    if object_name in model:
-        for process in model.object(object_name).approval_processes:
-            if process.name == name:
-                return process
+    process = model.find(object_name, "approval_processes", name)
+    if process is not None:
+        return process
     raise NotFound([FieldError(None, "unknown_process", f"no approval process {object_name}.{name}")])
 
 
@@ -53,9 +47,9 @@ class Approvals:
         with self.service._transaction(None) as conn:
             record = self.service.get(object_name, record_id, actor, conn=conn)
             if pending(conn, object_name, record["id"]):
-                raise ApprovalError("already_pending", "this record already waits for approval")
+                raise Refused("already_pending", "this record already waits for approval")
             if process.entry_condition is not None and not self._holds(process.entry_condition, record, actor):
-                raise ApprovalError("entry_condition", "this record does not meet the conditions to be submitted")
+                raise Refused("entry_condition", "this record does not meet the conditions to be submitted")
             now = actor.clock.now()
             approval_id = conn.execute(approvals.insert().values(
                 object=object_name, record_id=record["id"], process=process.name, status="pending", step=-1,
@@ -76,7 +70,7 @@ class Approvals:
         with self.service._transaction(None) as conn:
             row = self._pending_row(conn, approval_id)
             if row.submitted_by != actor.user_id and not actor.system:
-                raise ApprovalError("not_submitter", "only the submitter can recall a request")
+                raise Refused("not_submitter", "only the submitter can recall a request")
             process = find_process(model, row.object, row.process)
             self._finish(conn, row, "recalled", actor)
             self._history(conn, approval_id, None, actor, "recalled", comment)
@@ -102,12 +96,12 @@ class Approvals:
             process = find_process(model, row.object, row.process)
             step = process.steps[row.step]
             if actor.user_id not in row.approvers:
-                raise ApprovalError("not_an_approver", "you are not an approver of this step")
+                raise Refused("not_an_approver", "you are not an approver of this step")
             done = {h.user_id for h in conn.execute(sa.select(approval_history.c.user_id).where(
                 approval_history.c.approval_id == approval_id, approval_history.c.step == step.name,
                 approval_history.c.decision == "approved"))}
             if actor.user_id in done:
-                raise ApprovalError("already_decided", "you already approved this step")
+                raise Refused("already_decided", "you already approved this step")
             self._history(conn, approval_id, step.name, actor, decision, comment)
             record = self.service.get(row.object, row.record_id, actor, conn=conn)
             if decision == "rejected":
@@ -126,7 +120,7 @@ class Approvals:
                 continue
             approvers = recipients.user_ids(conn, step.approvers, record, actor.user_id)
             if not approvers:
-                raise ApprovalError("no_approver", f"step {step.name!r} has no approver (no manager or empty role?)")
+                raise Refused("no_approver", f"step {step.name!r} has no approver (no manager or empty role?)")
             conn.execute(sa.update(approvals).where(approvals.c.id == approval_id).values(step=index, approvers=approvers))
             outbox.enqueue(conn, "notify", {"users": approvers, "object": process.object, "record_id": record["id"],
                                             "message": f"Approval requested: {process.name} ({step.name})"},
@@ -143,7 +137,7 @@ class Approvals:
         if row is None:
             raise NotFound([FieldError(None, "not_found", f"approval {approval_id} does not exist")])
         if row.status != "pending":
-            raise ApprovalError("not_pending", f"this request is already {row.status}")
+            raise Refused("not_pending", f"this request is already {row.status}")
         return row
 
     def _finish(self, conn, row, status: str, actor: Actor) -> None:

@@ -21,10 +21,9 @@ from metamodel.automation import RuleDef
 def find_rule(model, key: str) -> RuleDef:
     """A rule by "object.rule"."""
     object_name, _, rule_name = key.partition(".")
-    if object_name in model:
-        for rule in model.object(object_name).automations:
-            if rule.name == rule_name:
-                return rule
+    rule = model.find(object_name, "automations", rule_name)
+    if rule is not None:
+        return rule
     raise NotFound([FieldError(None, "unknown_rule", f"no automation rule {key!r} (write object.rule)")])
 
 

@@ -237,9 +237,7 @@ class Worker:
 
 
 def _rule(model, object_name: str, rule_name: str):
-    if object_name not in model:
-        return None
-    return next((r for r in model.object(object_name).automations if r.name == rule_name), None)
+    return model.find(object_name, "automations", rule_name)
 
 
 def retry_dead(runtime, ids: list[int] | None = None, now: datetime | None = None) -> int:

@@ -88,6 +88,13 @@ class ValidationFailed(RecordError):
     status = 422
 
 
+class Refused(ValidationFailed):
+    """One reason an operation (approval, pool, share...) cannot be done, with its code."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__([FieldError(None, code, message)])
+
+
 class NotFound(RecordError):
     status = 404
 

@@ -17,20 +17,14 @@ from sqlalchemy.engine import Connection
 from engine.automation import recipients
 from engine.automation.tables import pool_claims, pool_entries
 from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound, ValidationFailed
+from engine.records.errors import FieldError, NotFound, Refused
 from metamodel.automation import PoolDef
 
 
-class PoolError(ValidationFailed):
-    def __init__(self, code: str, message: str):
-        super().__init__([FieldError(None, code, message)])
-
-
 def find_pool(model, object_name: str, name: str) -> PoolDef:
-    if object_name in model:
-        for pool in model.object(object_name).pools:
-            if pool.name == name:
-                return pool
+    pool = model.find(object_name, "pools", name)
+    if pool is not None:
+        return pool
     raise NotFound([FieldError(None, "unknown_pool", f"{object_name} has no pool {name!r}")])
 
 
@@ -72,21 +66,21 @@ def claim(service, object_name: str, record_id: str, actor: Actor) -> dict[str, 
         found = _locked_entry(conn, object_name, record_id)
         pool = find_pool(model, object_name, found.pool)
         if not is_member(conn, pool, actor.user_id):
-            raise PoolError("not_a_member", f"you are not a member of the pool {pool.name!r}")
+            raise Refused("not_a_member", f"you are not a member of the pool {pool.name!r}")
         now = actor.clock.now()
         if pool.holding_limit is not None:
             held = conn.execute(sa.select(sa.func.count()).select_from(pool_claims).where(
                 pool_claims.c.object == object_name, pool_claims.c.pool == pool.name,
                 pool_claims.c.user_id == actor.user_id, pool_claims.c.returned_at.is_(None))).scalar_one()
             if held >= pool.holding_limit:
-                raise PoolError("holding_limit", f"you already hold {held} record(s) from this pool "
+                raise Refused("holding_limit", f"you already hold {held} record(s) from this pool "
                                                  f"(limit {pool.holding_limit}); return some first")
         if pool.reclaim_cooldown is not None:
             recent = conn.execute(sa.select(sa.func.max(pool_claims.c.returned_at)).where(
                 pool_claims.c.object == object_name, pool_claims.c.record_id == found.record_id,
                 pool_claims.c.user_id == actor.user_id)).scalar()
             if recent is not None and now < recent + pool.reclaim_cooldown:
-                raise PoolError("cooldown", f"you returned this record recently; you can claim it again after "
+                raise Refused("cooldown", f"you returned this record recently; you can claim it again after "
                                             f"{(recent + pool.reclaim_cooldown).isoformat()}")
         take(conn, object_name, found.record_id)
         conn.execute(pool_claims.insert().values(object=object_name, record_id=found.record_id, pool=pool.name,
@@ -99,7 +93,7 @@ def return_(service, object_name: str, record_id: str, pool_name: str, actor: Ac
     with service._transaction(None) as conn:
         record = service.get(object_name, record_id, actor, conn=conn)
         if record.get("owner") != actor.user_id and not actor.system:
-            raise PoolError("not_owner", "only the owner can return a record to the pool")
+            raise Refused("not_owner", "only the owner can return a record to the pool")
         conn.execute(sa.update(pool_claims).where(
             pool_claims.c.object == object_name, pool_claims.c.record_id == record["id"],
             pool_claims.c.user_id == actor.user_id, pool_claims.c.returned_at.is_(None)).values(
@@ -114,7 +108,7 @@ def assign(service, object_name: str, record_id: str, user_id: str, actor: Actor
         found = _locked_entry(conn, object_name, record_id)
         pool = find_pool(model, object_name, found.pool)
         if not actor.system and not is_member(conn, pool, actor.user_id, admin=True):
-            raise PoolError("not_a_pool_admin", f"only admins of the pool {pool.name!r} can assign from it")
+            raise Refused("not_a_pool_admin", f"only admins of the pool {pool.name!r} can assign from it")
         take(conn, object_name, found.record_id)
         return service.update(object_name, found.record_id, {"owner": user_id}, _system(actor), conn=conn)
 
@@ -128,7 +122,7 @@ def _locked_entry(conn: Connection, object_name: str, record_id: str):
         query = query.with_for_update()
     found = conn.execute(query).first()
     if found is None:
-        raise PoolError("not_in_pool", "this record is not in a pool (someone may have claimed it)")
+        raise Refused("not_in_pool", "this record is not in a pool (someone may have claimed it)")
     return found
 
 
