@@ -290,3 +290,16 @@ def test_structures_outside_the_model_are_not_silently_lost(seeded):
             install(seeded, V1)
         assert "trigger(s) audit" in str(info.value)
         assert snapshot(seeded) == before
+
+
+def test_swapping_two_field_names_and_reusing_a_removed_name(seeded, records):
+    before = by_name(records)
+    swapped = V1.replace("{name: code, type: text}", "{name: size, id: code, type: text}") \
+        .replace("{name: size, type: text}", "{name: code, id: size, type: text}")
+    install(seeded, swapped)
+    after = by_name(records)
+    assert all(after[n]["size"] == before[n]["code"] and after[n]["code"] == before[n]["size"] for n in before)
+    reused = swapped.replace("  - {name: size, id: code, type: text}\n", "") + "  - {name: size, id: size_v2, type: integer}\n"
+    install(seeded, reused)  # the old `size` (id code) is archived; a new field takes the name
+    assert all(r["size"] is None for r in records.list("account").records)
+    assert any(c.startswith("_archived_code") for c in table_columns(seeded, "account"))

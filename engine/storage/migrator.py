@@ -222,16 +222,22 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
                 + actions["replace_computed"]}
     kept = _kept_structures(conn, db, obj, touched, dropped_indexes, drop_fks)
     _drop_dependents(conn, ops, obj, touched, dropped_indexes, drop_fks)
+    # First move every column that leaves its name out of the way (renames go through a
+    # temporary name, so that swapping two names or reusing a removed field's name works) ...
     with _batch(ops, obj) as batch:
         for c in actions["rename_field"]:
-            batch.alter_column(c.old.name, new_column_name=c.new.name)
-        for c in actions["restore_field"]:
-            batch.alter_column(c.archived.column_name, new_column_name=c.new.name)
+            batch.alter_column(c.old.name, new_column_name=_renaming(c.new))
         for c in actions["remove_field"]:
             batch.alter_column(c.old.name, new_column_name=archive_column_name(c.old, revision),
-                               existing_type=column_type(c.old), nullable=True)
+                               existing_type=_plain(column_type(c.old)), nullable=True)
         for c in actions["purge_field"] + actions["replace_computed"]:
             batch.drop_column(c.old.name)
+    # ... then give columns their new names and add the new ones.
+    with _batch(ops, obj) as batch:
+        for c in actions["rename_field"]:
+            batch.alter_column(_renaming(c.new), new_column_name=c.new.name)
+        for c in actions["restore_field"]:
+            batch.alter_column(c.archived.column_name, new_column_name=c.new.name)
         for c in actions["change_type"]:
             batch.add_column(sa.Column(_temp(c.new.name), column_type(c.new), nullable=True))
         for c in actions["add_field"] + actions["replace_computed"]:
@@ -256,14 +262,17 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
 
     # Phase C: finish columns, nullability, foreign keys, constraints and indexes.
     step(f"finish:{obj}")
-    with _batch(ops, obj) as batch:
-        for c in actions["change_type"]:  # renames are done: the old values sit under the new name
-            batch.drop_column(c.new.name)
-            batch.alter_column(_temp(c.new.name), new_column_name=c.new.name)
-        for c in actions["set_required"] + actions["drop_required"] + actions["add_field"] + actions["change_type"] \
-                + actions["restore_field"]:
-            if c.new.required or c.action in ("drop_required", "restore_field"):
-                batch.alter_column(c.new.name, existing_type=column_type(c.new), nullable=not c.new.required)
+    if actions["change_type"]:
+        with _batch(ops, obj) as batch:
+            for c in actions["change_type"]:  # renames are done: the old values sit under the new name
+                batch.drop_column(c.new.name)
+                batch.alter_column(_temp(c.new.name), new_column_name=c.new.name)
+    nullability = [c for c in actions["set_required"] + actions["drop_required"] + actions["add_field"]
+                   + actions["change_type"] if c.new.required or c.action == "drop_required"]
+    if nullability:  # a batch of its own: columns renamed above are only known by their new names now
+        with _batch(ops, obj) as batch:
+            for c in nullability:
+                batch.alter_column(c.new.name, existing_type=_plain(column_type(c.new)), nullable=not c.new.required)
     _reconcile(conn, ops, obj, target, refk)
     _verify_kept(conn, obj, kept, {c.old.name: c.new.name for c in actions["rename_field"]})
 
@@ -303,6 +312,16 @@ def _new_column(f: FieldDef) -> sa.Column:
     column = field_column(f)
     column.nullable = True
     return column
+
+
+def _plain(sql_type: sa.types.TypeEngine) -> sa.types.TypeEngine:
+    """The SQL type under our type decorators, as Alembic's ALTERs expect it."""
+    return sql_type.impl if isinstance(sql_type, sa.types.TypeDecorator) else sql_type
+
+
+def _renaming(f: FieldDef) -> str:
+    safe_id = "".join(ch if ch.isalnum() else "_" for ch in f.id.lower())
+    return f"_renaming_{safe_id}"[:63]
 
 
 def _temp(name: str) -> str:
