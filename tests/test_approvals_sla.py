@@ -182,3 +182,30 @@ def test_sla_policy_follows_the_customer_and_uses_business_hours(runtime, record
     assert ticket["response_due"] == MONDAY_9 + timedelta(hours=4)
     # 72 working hours = eight 9-hour days: Mon 23 .. Wed Dec 2, 18:00 in Shanghai
     assert ticket["resolution_due"] == datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
+
+
+def test_approval_conditions_can_read_related_records(runtime, records, people):
+    install(runtime, """
+name: company
+fields:
+  - {name: name, type: text, required: true}
+  - {name: tier, type: picklist, options: [gold, basic]}
+""", """
+name: purchase
+fields:
+  - {name: name, type: text, required: true}
+  - {name: company, type: lookup, target: company}
+approval_processes:
+  - name: gold_check
+    entry_condition: "company.tier == 'gold'"
+    steps: [{name: manager, approvers: [manager]}]
+""")
+    gold = records.create("company", {"name": "G", "tier": "gold"})
+    basic = records.create("company", {"name": "B", "tier": "basic"})
+    approvals = Approvals(records)
+    ok = records.create("purchase", {"name": "o1", "company": gold["id"]}, as_(people["rep"]))
+    assert approvals.submit("purchase", ok["id"], "gold_check", as_(people["rep"])) > 0
+    refused = records.create("purchase", {"name": "o2", "company": basic["id"]}, as_(people["rep"]))
+    with pytest.raises(ValidationFailed) as info:
+        approvals.submit("purchase", refused["id"], "gold_check", as_(people["rep"]))
+    assert info.value.errors[0].code == "entry_condition"

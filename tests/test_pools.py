@@ -143,3 +143,18 @@ def test_pool_action_must_name_a_pool(setup):
     with pytest.raises(MetadataError) as info:
         runtime.plan(documents(bad, VISIT))
     assert "has no pool 'attic'" in str(info.value)
+
+
+def test_a_claimed_record_without_follow_up_goes_back_to_the_pool(setup, records):
+    runtime, users = setup
+    clock = Clock(START)
+    customer = inbound(records, "web", clock)
+    clock.advance(days=40)
+    pools.claim(records, "customer", customer["id"], Actor(user_id=users["ann"], clock=clock))
+    worker = Worker(runtime, clock=clock)
+    clock.advance(days=29)
+    worker.run_once()
+    assert records.get("customer", customer["id"])["owner"] == users["ann"]
+    clock.advance(days=2)
+    worker.run_once()
+    assert records.get("customer", customer["id"])["owner"] is None

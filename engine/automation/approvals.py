@@ -17,7 +17,8 @@ from engine.automation import outbox, recipients
 from engine.automation.actions import ActionContext, run as run_action
 from engine.automation.runner import Event
 from engine.automation.tables import approval_history, approvals
-from engine.expressions import Evaluator
+from engine.expressions import EvaluationError, Evaluator
+from engine.records.relations import related_values
 from engine.records.context import Actor
 from engine.records.errors import FieldError, NotFound, Refused
 from metamodel.automation import ApprovalProcessDef
@@ -48,7 +49,7 @@ class Approvals:
             record = self.service.get(object_name, record_id, actor, conn=conn)
             if pending(conn, object_name, record["id"]):
                 raise Refused("already_pending", "this record already waits for approval")
-            if process.entry_condition is not None and not self._holds(process.entry_condition, record, actor):
+            if process.entry_condition is not None and not self._holds(conn, object_name, process.entry_condition, record, actor):
                 raise Refused("entry_condition", "this record does not meet the conditions to be submitted")
             now = actor.clock.now()
             approval_id = conn.execute(approvals.insert().values(
@@ -116,7 +117,7 @@ class Approvals:
         """Move to the next step that applies; finish with approval when none is left."""
         for index in range(current + 1, len(process.steps)):
             step = process.steps[index]
-            if step.condition is not None and not self._holds(step.condition, record, actor):
+            if step.condition is not None and not self._holds(conn, process.object, step.condition, record, actor):
                 continue
             approvers = recipients.user_ids(conn, step.approvers, record, actor.user_id)
             if not approvers:
@@ -149,8 +150,15 @@ class Approvals:
                                                       decision=decision, comment=comment or None,
                                                       at=actor.clock.now()))
 
-    def _holds(self, expression, record, actor: Actor) -> bool:
-        return Evaluator(actor.clock, actor.user_id).evaluate(expression, dict(record)) is True
+    def _holds(self, conn, object_name: str, expression, record, actor: Actor) -> bool:
+        """Entry and step conditions, with relation paths (account.grade) available; an error is "no"."""
+        model = self.runtime.model
+        names = {**record, **related_values(conn, model, self.runtime.tables(model), model.object(object_name),
+                                            record, {}, paths=tuple(expression.relation_paths))}
+        try:
+            return Evaluator(actor.clock, actor.user_id).evaluate(expression, names) is True
+        except EvaluationError:
+            return False
 
     def _actions(self, conn, model, actions, record, actor: Actor, label: str) -> None:
         if not actions:

@@ -32,7 +32,9 @@ def arm(conn: Connection, model: Model, obj: ObjectDef, before: Mapping[str, Any
         elif trigger.since_change:
             if before is None or before.get(trigger.since_change) != after.get(trigger.since_change):
                 _set(conn, rule, after["id"], now + trigger.offset)
-        elif trigger.since_related and before is None:
+        elif trigger.since_related and (before is None or (
+                after.get("owner") is not None and before.get("owner") != after.get("owner"))):
+            # a new record, or a new owner (e.g. claimed from a pool): the follow-up clock starts now
             _set(conn, rule, after["id"], now + trigger.offset)
     if before is None:
         for parent in model.objects.values():
