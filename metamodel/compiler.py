@@ -134,6 +134,9 @@ class _Shell:
         permissions = compile_permissions(automation_context, fields)
         automation.check_pool_actions(automation_context, automations)
         layouts = self._layouts(shells, problems)
+        for i, name in enumerate((self.data.get("intake") or {}).get("fields", ())):
+            if name not in self.fields or self.fields[name]["type"] in ft.COMPUTED_TYPES:
+                problems.append(self.doc.problem(f"intake field {name!r} is not a writable field", ("intake", "fields", i)))
         indexes = self._indexes(layouts, problems)
         if len(problems) > start:
             return None

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from engine.api import meta, records, session
+from engine.api import automation, meta, records, session
 from engine.api.problems import Problem, from_record_error, problem_response
 from engine.records.errors import RecordError
 from engine.records.service import RecordService
@@ -63,6 +63,11 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/v1/meta/objects/{object}", meta.one_object, methods=["GET"]),
         Route("/api/v1/records/{object}", records.list_or_create, methods=["GET", "POST"]),
         Route("/api/v1/records/{object}/bulk", records.bulk, methods=["POST", "PATCH"]),
+        Route("/api/v1/records/{object}/rules/{rule}", automation.run_rule, methods=["POST"]),
+        Route("/api/v1/records/{object}/{id}/approvals", automation.submit, methods=["POST"]),
+        Route("/api/v1/records/{object}/{id}/approvals", automation.history, methods=["GET"]),
+        Route("/api/v1/approvals/{id}/{decision}", automation.decide, methods=["POST"]),
+        Route("/api/v1/intake/{object}", automation.intake, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}", records.one, methods=["GET", "PATCH", "DELETE"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),
         Route("/api/v1/docs", openapi.docs_page, methods=["GET"]),

@@ -1,0 +1,86 @@
+"""Automation over HTTP: manual rules (record buttons, list selections), approvals, and the
+public intake endpoint whose records fire `inbound` rules."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from engine.api.bodies import read_object
+from engine.api.context import _language, authenticate
+from engine.api.problems import Problem
+from engine.automation import manual
+from engine.automation.approvals import Approvals
+from engine.records.context import Actor
+from engine.records.serialize import to_jsonable
+
+
+async def run_rule(request: Request) -> JSONResponse:
+    """POST /api/v1/records/{object}/rules/{rule} {"ids": [...]}: run a manual rule on records
+    the caller may see (each in its own transaction)."""
+    actor = authenticate(request)
+    body = await read_object(request)
+    ids = body.get("ids")
+    if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids) or len(ids) > 500:
+        raise Problem(400, 'send {"ids": ["<record id>", ...]} (at most 500)')
+    key = f"{request.path_params['object']}.{request.path_params['rule']}"
+    results = manual.run_manual(request.app.state.records, key, ids, actor)
+    return JSONResponse({"rule": key, "matched": sum(results), "records": len(results)})
+
+
+def _approvals(request: Request) -> Approvals:
+    return Approvals(request.app.state.records)
+
+
+async def submit(request: Request) -> JSONResponse:
+    """POST /api/v1/records/{object}/{id}/approvals {"process": ..., "comment": ...}"""
+    actor = authenticate(request)
+    body = await read_object(request)
+    if not isinstance(body.get("process"), str):
+        raise Problem(400, "name the approval process")
+    approval_id = _approvals(request).submit(request.path_params["object"], request.path_params["id"],
+                                             body["process"], actor, str(body.get("comment") or ""))
+    return JSONResponse({"approval": approval_id, "status": "pending"}, status_code=201)
+
+
+async def history(request: Request) -> JSONResponse:
+    """GET /api/v1/records/{object}/{id}/approvals: the record's approval history."""
+    actor = authenticate(request)
+    request.app.state.records.get(request.path_params["object"], request.path_params["id"], actor)
+    return JSONResponse({"history": to_jsonable(_approvals(request).history(request.path_params["object"],
+                                                                           request.path_params["id"]))})
+
+
+async def decide(request: Request) -> JSONResponse:
+    """POST /api/v1/approvals/{id}/{decision} (approve, reject, recall) {"comment": ...}"""
+    actor = authenticate(request)
+    body = await read_object(request)
+    decision = request.path_params["decision"]
+    approvals = _approvals(request)
+    handlers = {"approve": approvals.approve, "reject": approvals.reject, "recall": approvals.recall}
+    if decision not in handlers:
+        raise Problem(404, "decide with approve, reject or recall")
+    try:
+        approval_id = int(request.path_params["id"])
+    except ValueError:
+        raise Problem(404, "no such approval") from None
+    status = handlers[decision](approval_id, actor, str(body.get("comment") or ""))
+    return JSONResponse({"approval": approval_id, "status": status})
+
+
+async def intake(request: Request) -> JSONResponse:
+    """POST /api/v1/intake/{object}: a public form (no sign-in) for objects that declare `intake`;
+    only the listed fields are accepted; `inbound` rules then route the record."""
+    runtime = request.app.state.runtime
+    name = request.path_params["object"]
+    spec = runtime.model.object(name).document.get("intake") if name in runtime.model else None
+    if not spec:
+        raise Problem(404, f"{name!r} takes no public submissions")
+    body = await read_object(request)
+    extra = sorted(set(body) - set(spec["fields"]))
+    if extra:
+        raise Problem(422, f"not accepted here: {', '.join(extra)}")
+    data = dict(body, owner=spec["owner"]) if spec.get("owner") else body
+    actor = Actor(system=True, channel="inbound", language=_language(request, "en"))
+    record = request.app.state.records.create(name, data, actor)
+    return JSONResponse({"id": record["id"], "received": True}, status_code=201)
