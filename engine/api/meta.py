@@ -57,7 +57,9 @@ def _without(value: Any, hidden: frozenset[str]) -> Any:
     if hasattr(value, "items"):
         return {k: _without(v, hidden) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_without(v, hidden) for v in value if not (isinstance(v, str) and v in hidden)]
+        return [_without(v, hidden) for v in value
+                if not (isinstance(v, str) and v.lstrip("-") in hidden)  # columns, sort keys
+                and not (isinstance(v, (list, tuple)) and v and v[0] in hidden)]  # filter conditions
     return value
 
 
