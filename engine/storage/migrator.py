@@ -155,7 +155,8 @@ def _count_problem(conn, table, where, column, c: Change, message: str) -> list[
 
 
 def _duplicates(conn, table, cols, obj: str, label: str) -> list[DataProblem]:
-    groups = (sa.select(*cols, sa.func.count().label("n")).where(sa.and_(*(c.is_not(None) for c in cols)))
+    groups = (sa.select(*cols, sa.func.count().label("n")).select_from(table)
+              .where(sa.and_(*(c.is_not(None) for c in cols)))
               .group_by(*cols).having(sa.func.count() > 1)).subquery()
     values, rows = conn.execute(sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(groups.c.n), 0))
                                 .select_from(groups)).one()
@@ -259,6 +260,11 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
             conn.execute(sa.update(sa.table(obj, column)).where(column.is_(None)).values({c.new.name: coerce(c.new, c.new.default)}))
     for c in actions["change_type"]:
         _convert_column(conn, obj, c)
+        if c.new.unique:  # values that differed may be equal once converted ("01" and "1" as numbers)
+            temp = sa.table(obj, sa.column("id"), sa.column(_temp(c.new.name), column_type(c.new)))
+            clashes = _duplicates(conn, temp, [temp.c[_temp(c.new.name)]], obj, c.new.name)
+            if clashes:
+                raise ApplyError("nothing was applied: converted values would not be unique", clashes)
 
     # Phase C: finish columns, nullability, foreign keys, constraints and indexes.
     step(f"finish:{obj}")
@@ -288,8 +294,8 @@ def _kept_structures(conn, db: Database, table: str, touched: set[str], dropped:
             raise ApplyError(f"refusing to alter {table}: SQLite would have to rebuild it and cannot keep its "
                              f"trigger(s) {', '.join(triggers)}; drop them first")
     inspector = sa.inspect(conn)
-    indexes = [i for i in inspector.get_indexes(table)
-               if i["name"] not in dropped and not touched.intersection(i["column_names"])]
+    indexes = [i for i in inspector.get_indexes(table) if not i.get("duplicates_constraint")
+               and i["name"] not in dropped and not touched.intersection(i["column_names"])]
     fks = [fk for fk in inspector.get_foreign_keys(table) if not drop_fks.intersection(fk["constrained_columns"])]
     return {"indexes": indexes, "foreign_keys": fks}
 
@@ -342,6 +348,8 @@ def _drop_dependents(conn, ops: Operations, table: str, columns: set[str], index
     """Drop indexes, unique constraints and foreign keys that involve columns about to change."""
     inspector = sa.inspect(conn)
     for index in inspector.get_indexes(table):
+        if index.get("duplicates_constraint"):
+            continue  # the index behind a unique constraint goes with the constraint, below
         if index["name"] in index_names or columns.intersection(index["column_names"]):
             ops.drop_index(index["name"], table_name=table)
     uniques = [u for u in inspector.get_unique_constraints(table) if columns.intersection(u["column_names"])]
