@@ -99,7 +99,7 @@ class Runtime:
             archived = metastore.archived_fields(conn)
         return make_plan(self.model, new, archived=archived, purge=purge, author=author)
 
-    def apply(self, plan: Plan, *, on_step: StepHook | None = None) -> int:
+    def apply(self, plan: Plan, *, on_step: StepHook | None = None, user_id: str | None = None) -> int:
         """Apply a plan atomically, then make the new model live."""
         from engine.records.recompute import recompute
 
@@ -108,7 +108,7 @@ class Runtime:
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))
         with self.db.begin() as conn:  # the revision row itself records who, when and what
-            audit.record(conn, "metadata_apply", datetime.now(timezone.utc), detail={
+            audit.record(conn, "metadata_apply", datetime.now(timezone.utc), user_id=user_id, detail={
                 "revision": revision, "author": plan.author, "changes": plan.summary()})
         self.reload()
         return revision

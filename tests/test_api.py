@@ -221,3 +221,12 @@ def test_bulk_create_and_update(api, records):
                            headers=h(tokens["admin"]))
     assert updated.status_code == 200 and updated.json()["written"] == 1
     assert records.get("account", ids[0])["grade"] == "A"
+
+
+def test_nul_characters_are_refused_not_a_server_error(api, records):
+    client, tokens, _ = api
+    made = client.post("/api/v1/records/account", json={"name": "a\x00b"}, headers=h(tokens["admin"]))
+    assert made.status_code == 422 and made.json()["errors"][0]["code"] == "invalid_text"
+    for params in ({"search": "a\x00"}, {"filter": '[["name", "contains", "a\\u0000"]]'}):
+        assert client.get("/api/v1/records/account", params=params, headers=h(tokens["admin"])).status_code == 422
+    assert records.count("account") == 0

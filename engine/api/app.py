@@ -52,7 +52,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: Runtime) -> Starlette:
-    from engine.api import openapi
+    from engine.api import admin, csvio, openapi
 
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
@@ -63,12 +63,19 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/v1/meta/objects/{object}", meta.one_object, methods=["GET"]),
         Route("/api/v1/records/{object}", records.list_or_create, methods=["GET", "POST"]),
         Route("/api/v1/records/{object}/bulk", records.bulk, methods=["POST", "PATCH"]),
+        Route("/api/v1/records/{object}/import", csvio.import_csv, methods=["POST"]),
+        Route("/api/v1/records/{object}/export", csvio.export_csv, methods=["GET"]),
         Route("/api/v1/records/{object}/rules/{rule}", automation.run_rule, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.submit, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.history, methods=["GET"]),
         Route("/api/v1/approvals/{id}/{decision}", automation.decide, methods=["POST"]),
         Route("/api/v1/intake/{object}", automation.intake, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}", records.one, methods=["GET", "PATCH", "DELETE"]),
+        Route("/api/v1/admin/metadata/plan", admin.metadata_plan, methods=["POST"]),
+        Route("/api/v1/admin/metadata/apply", admin.metadata_apply, methods=["POST"]),
+        Route("/api/v1/admin/audit", admin.audit_entries, methods=["GET"]),
+        Route("/api/v1/privacy/{object}/{id}/export", admin.privacy_export, methods=["GET"]),
+        Route("/api/v1/privacy/{object}/{id}/erase", admin.privacy_erase, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),
         Route("/api/v1/docs", openapi.docs_page, methods=["GET"]),
     ]

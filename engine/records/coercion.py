@@ -47,6 +47,8 @@ def _text(field: FieldDef, value: Any) -> str:
         raise CoercionError("invalid_type", "must be text")
     if len(value) > MAX_TEXT:
         raise CoercionError("too_long", f"must be at most {MAX_TEXT} characters")
+    if "\x00" in value:
+        raise CoercionError("invalid_text", "must not contain NUL characters")
     return value
 
 

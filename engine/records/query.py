@@ -125,6 +125,8 @@ def _condition(obj: ObjectDef, table: sa.Table, cond: flt.Condition, clock: Cloc
     if op == "between":
         low, high = (_value(obj, cond.field, v) for v in value)
         return column.between(low, high)
+    if op in ("contains", "starts_with") and "\x00" in str(value):
+        raise QueryError(f"{cond.field}: text to look for must not contain NUL characters", cond.field)
     if op == "contains":
         return column.icontains(str(value), autoescape=True)
     if op == "starts_with":
@@ -192,6 +194,8 @@ def search_clause(obj: ObjectDef, table: sa.Table, text: str | None,
     """Every word must appear in at least one searchable field (title field included, hidden ones not)."""
     if not text or not text.strip():
         return None
+    if "\x00" in text:
+        raise QueryError("search text must not contain NUL characters")
     names = [n for n in dict.fromkeys(([obj.title_field] if obj.title_field != "id" else [])
                                       + [f.name for f in obj.searchable_fields]) if n not in hidden]
     if not names:

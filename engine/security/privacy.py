@@ -1,0 +1,134 @@
+"""Privacy requests about a person (a contact, a lead, or a record of any object).
+
+export_person: everything stored about the record, as the actor may see it — its values,
+its field history, and the records of other objects that refer to it through a lookup.
+
+erase_person: anonymize the record in one transaction — its text, email, phone, URL and
+long-text fields become blank (required ones a placeholder), its field history is deleted,
+and an audit entry says which fields were erased, by whom and why — never the values.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import replace
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.automation.runner import AutomationError
+from engine.records.context import Actor
+from engine.records.errors import FieldError, ValidationFailed
+from engine.records.query import MAX_LIMIT, Query, QueryError
+from engine.records.serialize import to_jsonable
+from engine.records.service import RecordService, history_table
+from engine.security import audit
+from metamodel.model import FieldDef
+
+ERASABLE_TYPES = frozenset({"text", "long_text", "email", "phone", "url"})
+ERASED_TEXT = "erased"
+ERASED_EMAIL = "erased@invalid.example"
+MAX_REASON = 1000
+
+
+def export_person(service: RecordService, object_name: str, record_id: str, actor: Actor, *,
+                  audited: bool = True) -> dict[str, Any]:
+    """The record, its field history and the records referring to it, as JSON-able data."""
+    model = service.runtime.model
+    record = service.get(object_name, record_id, actor)  # NotFound if the actor may not see it
+    obj = model.object(object_name)
+    history = service.history(object_name, record["id"], actor) if obj.history else []
+    related = []
+    for child, f in model.children_of(object_name):
+        try:
+            rows = _all(service, child.name, [[f.name, "eq", record["id"]]], actor)
+        except QueryError:  # the lookup is hidden from the actor: so are the records through it
+            continue
+        if rows:
+            related.append({"object": child.name, "field": f.name, "records": rows})
+    now = actor.clock.now()
+    if audited:
+        with service.runtime.db.begin() as conn:
+            audit.record(conn, "privacy_export", now, user_id=actor.user_id, object_name=obj.name,
+                         record_id=record["id"], detail={"related": {f"{r['object']}.{r['field']}": len(r["records"])
+                                                                     for r in related}})
+    return to_jsonable({"object": obj.name, "id": record["id"], "exported_at": now, "record": record,
+                        "history": history, "related": related})
+
+
+def _all(service: RecordService, object_name: str, condition: list, actor: Actor) -> list[dict[str, Any]]:
+    query = Query(filter=condition, sort=("created_at",), limit=MAX_LIMIT)
+    rows: list[dict[str, Any]] = []
+    while True:
+        page = service.list(object_name, query, actor)
+        rows += page.records
+        if not page.next_cursor:
+            return rows
+        query = replace(query, cursor=page.next_cursor)
+
+
+def placeholder(f: FieldDef, record_id: str) -> str | None:
+    """What an erased field holds: nothing, or for a required field a value that says so
+    (unique ones made distinct with the record id)."""
+    if not f.required:
+        return None
+    suffix = f"-{record_id}" if f.unique else ""
+    if f.storage_type == "email":
+        return f"erased{suffix}@invalid.example"
+    if f.storage_type == "url":
+        return f"https://invalid.example/erased{suffix}"
+    if f.storage_type == "phone":
+        return "000"
+    return ERASED_TEXT + suffix
+
+
+def erase_person(service: RecordService, object_name: str, record_id: str, actor: Actor,
+                 reason: str) -> dict[str, Any]:
+    """Anonymize one record; returns which fields were erased and how many history rows went."""
+    if not isinstance(reason, str) or not reason.strip():
+        raise ValidationFailed([FieldError("reason", "required", "give the reason for the erasure")])
+    if len(reason) > MAX_REASON:
+        raise ValidationFailed([FieldError("reason", "too_long", f"reason must be at most {MAX_REASON} characters")])
+    runtime = service.runtime
+    model = runtime.model
+    obj = model.object(object_name)
+    table = runtime.tables(model)[obj.name]
+    now = actor.clock.now()
+    with runtime.db.begin() as conn:
+        visible = service.get(object_name, record_id, actor, conn=conn)  # NotFound unless the actor sees it
+        access = service.access(obj, actor, conn)
+        erasable = [f for f in obj.fields if f.storage_type in ERASABLE_TYPES and not f.is_computed]
+        edit = access.edit_clause(table)
+        if any(f.name in access.hidden for f in erasable) or (edit is not None and conn.execute(
+                sa.select(table.c.id).where(table.c.id == visible["id"], edit)).first() is None):
+            raise service._forbidden(obj, actor, "edit")
+        before = conn.execute(sa.select(table).where(table.c.id == visible["id"])).mappings().one()
+        changes = {f.name: placeholder(f, visible["id"]) for f in erasable
+                   if before[f.name] not in (None, "") and before[f.name] != placeholder(f, visible["id"])}
+        trail = sa.and_(history_table.c.object == obj.name, history_table.c.record_id == visible["id"])
+        recorded = conn.execute(sa.select(sa.func.count()).select_from(history_table).where(trail)).scalar_one()
+        if changes:
+            # the actor's rights were checked above; the write itself may also clear read-only
+            # fields and records locked for approval, which only the engine's own writes may
+            writer = replace(actor, system=True, channel="privacy")
+            try:
+                service.update(object_name, visible["id"], changes, writer, conn=conn)
+            except AutomationError as exc:  # nothing is erased: the transaction rolls back
+                raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from None
+        conn.execute(sa.delete(history_table).where(trail))  # with the rows the erasing update just wrote
+        old_values = [before[name] for name in changes]
+        audit.record(conn, "privacy_erase", now, user_id=actor.user_id, object_name=obj.name,
+                     record_id=visible["id"], detail={"fields": sorted(changes), "by": actor.user_id,
+                                                      "reason": scrub(reason.strip(), old_values),
+                                                      "history_rows_deleted": recorded})
+    return {"object": obj.name, "id": visible["id"], "erased": sorted(changes), "history_rows_deleted": recorded}
+
+
+def scrub(text: str, values: list[Any]) -> str:
+    """`text` without any of `values` (case-insensitive; values shorter than 3 characters are
+    left, they would garble the text more than they identify anyone)."""
+    for value in sorted((str(v) for v in values if v is not None), key=len, reverse=True):
+        if len(value.strip()) >= 3:
+            text = re.sub(re.escape(value.strip()), "[erased]", text, flags=re.IGNORECASE)
+    return text
+
