@@ -317,3 +317,12 @@ def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
         assert records.create("lead", {"name": "Ada"}, ACTOR)["note"] == "created by rule"
     finally:
         unregister(field_tools)
+
+
+def test_log_lines_of_a_rolled_back_write_are_dropped(crm, records):
+    with pytest.raises(RuntimeError):
+        with crm.db.begin() as conn:
+            records.create("lead", {"name": "Ghost", "score": 99}, ACTOR, conn=conn)
+            raise RuntimeError("the caller gives up")
+    records.create("lead", {"name": "Real", "score": 99}, ACTOR)
+    assert [r["result"] for r in log_rows(crm, "hot_leads_are_worked")] == ["matched"]

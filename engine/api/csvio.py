@@ -257,7 +257,7 @@ def import_rows(service: RecordService, object_name: str, table: CsvTable, actor
         with runtime.db.engine.connect() as conn:
             transaction = conn.begin()
             try:
-                _import(_dry_run_service(service), obj, table, actor, mapping, match, result, conn)
+                _import(service, obj, table, actor, mapping, match, result, conn)  # the rollback drops its log lines too
             finally:
                 transaction.rollback()  # a dry run writes nothing: records, history, outbox, timers
     else:
@@ -393,48 +393,8 @@ def _write(service: RecordService, object_name: str, kind: str, part: list[tuple
     return outcome.written
 
 
-class _Reused:
-    def __init__(self, conn):
-        self.conn = conn
-
-    def __enter__(self):
-        return self.conn
-
-    def __exit__(self, *exc):
-        return None
-
-
 def _connection(service: RecordService, conn):
-    return _Reused(conn) if conn is not None else service.runtime.db.read()
-
-
-class _DiscardedLog:
-    """The automation execution log of a dry run: its rule executions never happened."""
-
-    def add(self, entries) -> None:
-        return None
-
-    def maybe_flush(self) -> None:
-        return None
-
-    def flush(self) -> int:
-        return 0
-
-
-class _DryRunRuntime:
-    """The runtime as seen by a dry run's RecordService: the same model and database, but
-    automation log lines are dropped (they would otherwise be flushed after the rollback)."""
-
-    def __init__(self, runtime):
-        self._runtime = runtime
-        self.automation_log = _DiscardedLog()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._runtime, name)
-
-
-def _dry_run_service(service: RecordService) -> RecordService:
-    return RecordService(_DryRunRuntime(service.runtime))
+    return service._reading(conn)
 
 
 # -- export ------------------------------------------------------------------------------------

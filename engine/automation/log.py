@@ -6,6 +6,10 @@ buffered in memory and flushed in one batch: when the buffer holds `max_entries`
 the oldest entry is older than `max_age` seconds (checked after each write), by the worker
 after each pass, and when the runtime closes. A crash can lose the last second of log
 lines — never a record write, an outbox entry or a timer, which stay transactional.
+
+Lines are held with the connection that wrote them until its transaction ends: a commit
+hands them to the buffer, a rollback drops them (the executions they describe were undone;
+failures that roll a write back are logged separately, at once).
 """
 
 from __future__ import annotations
@@ -14,7 +18,13 @@ import threading
 import time
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Connection
+
 from engine.automation.tables import execution_log
+
+
+PENDING = "metacrm_pending_automation_log"
 
 
 class ExecutionLog:
@@ -23,6 +33,19 @@ class ExecutionLog:
         self._entries: list[dict[str, Any]] = []
         self._oldest = 0.0
         self._lock = threading.Lock()
+        event.listen(db.engine, "commit", self._on_commit)
+        event.listen(db.engine, "rollback", self._on_rollback)
+
+    def add_pending(self, conn: Connection, entries: list[dict[str, Any]]) -> None:
+        """Lines written inside `conn`'s transaction: kept only if it commits."""
+        if entries:
+            conn.info.setdefault(PENDING, []).extend(entries)
+
+    def _on_commit(self, conn: Connection) -> None:
+        self.add(conn.info.pop(PENDING, []))
+
+    def _on_rollback(self, conn: Connection) -> None:
+        conn.info.pop(PENDING, None)
 
     def add(self, entries: list[dict[str, Any]]) -> None:
         if not entries:

@@ -115,7 +115,7 @@ class Automation:
                 for rule in obj.automations:
                     if rule.active and not is_before_save(rule) and matches(rule, event):
                         changed = self.run_rule(conn, model, rule, event, flush=False) or changed
-        self.runtime.automation_log.add(event.log)
+        self.runtime.automation_log.add_pending(conn, event.log)
         event.log = []
         return changed
 
@@ -145,7 +145,7 @@ class Automation:
             return True
         finally:
             if flush:
-                self.runtime.automation_log.add(event.log)
+                self.runtime.automation_log.add_pending(conn, event.log)
                 event.log = []
 
     def condition_holds(self, conn: Connection, model: Model, rule: RuleDef, event: Event) -> bool:
