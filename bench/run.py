@@ -763,7 +763,13 @@ def write_docs(path: Path, reports: list[BackendReport], facts: dict[str, str], 
         if report.error:
             lines += [f"**{report.backend} failed:** {report.error}", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
+    kept = ""  # sections other benchmarks own (bench/api.py) survive a rewrite
+    if path.exists():
+        text = path.read_text(encoding="utf-8")
+        start, end = text.find("<!-- api-bench -->"), text.find("<!-- /api-bench -->")
+        if start != -1 and end != -1:
+            kept = "\n" + text[start:end + len("<!-- /api-bench -->")] + "\n"
+    path.write_text("\n".join(lines).rstrip() + "\n" + kept, encoding="utf-8")
 
 
 # -- main --------------------------------------------------------------------------------------

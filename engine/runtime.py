@@ -77,8 +77,8 @@ class Runtime:
 
     def ensure_current(self) -> Model:
         """Reload if another process applied a newer revision (a cheap check)."""
-        with self.db.engine.connect() as conn:
-            latest = metastore.latest_revision_id(conn)
+        with self.db.read() as conn:
+            latest = metastore.current_revision(conn)
         return self.reload() if latest != self.model.revision else self.model
 
     # -- metadata changes ----------------------------------------------------------------

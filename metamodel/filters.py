@@ -55,6 +55,9 @@ Filter = Union[Condition, And, Or, Not]
 KindOf = Callable[[str], Union[str, None]]
 
 
+MAX_DEPTH = 16
+
+
 def parse_filter(raw: Any, kind_of: KindOf) -> Filter | None:
     """Parse a raw filter (list, dict or None) and check fields and operators."""
     if raw is None or raw == [] or raw == {}:
@@ -62,13 +65,15 @@ def parse_filter(raw: Any, kind_of: KindOf) -> Filter | None:
     return _parse(raw, kind_of)
 
 
-def _parse(raw: Any, kind_of: KindOf) -> Filter:
+def _parse(raw: Any, kind_of: KindOf, depth: int = 0) -> Filter:
+    if depth > MAX_DEPTH:
+        raise FilterError(f"the filter is nested more than {MAX_DEPTH} levels deep")
     if isinstance(raw, (list, tuple)) and raw and isinstance(raw[0], str):
         if len(raw) not in (2, 3) or not isinstance(raw[1], str):
             raise FilterError(f"a condition is [field, op, value], not {list(raw)!r}")
         return _condition(raw[0], raw[1], raw[2] if len(raw) == 3 else None, kind_of)
     if isinstance(raw, (list, tuple)):
-        return And(tuple(_parse(item, kind_of) for item in raw))
+        return And(tuple(_parse(item, kind_of, depth + 1) for item in raw))
     if isinstance(raw, Mapping):
         if "field" in raw:
             unknown = set(raw) - {"field", "op", "value"}
@@ -78,10 +83,10 @@ def _parse(raw: Any, kind_of: KindOf) -> Filter:
         if len(raw) == 1:
             (key, value), = raw.items()
             if key in ("and", "or") and isinstance(value, (list, tuple)):
-                items = tuple(_parse(item, kind_of) for item in value)
+                items = tuple(_parse(item, kind_of, depth + 1) for item in value)
                 return And(items) if key == "and" else Or(items)
             if key == "not":
-                return Not(_parse(value, kind_of))
+                return Not(_parse(value, kind_of, depth + 1))
     raise FilterError(f"cannot read filter {raw!r}: use [field, op, value] or {{and|or: [...]}}")
 
 

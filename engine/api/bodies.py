@@ -35,6 +35,8 @@ async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
         return json.loads(body or b"null")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise Problem(400, "the body is nested too deeply") from None
 
 
 async def read_object(request: Request) -> dict[str, Any]:

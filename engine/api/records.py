@@ -57,6 +57,8 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
             conditions.append(json.loads(params["filter"]))
         except json.JSONDecodeError as exc:
             raise Problem(400, f"filter is not valid JSON: {exc.msg}") from None
+        except RecursionError:
+            raise Problem(400, "filter is nested too deeply") from None
     try:
         limit = int(params.get("limit", 50))
     except ValueError:

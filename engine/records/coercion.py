@@ -80,6 +80,8 @@ def _integer(field: FieldDef, value: Any) -> int:
     if isinstance(value, bool):
         raise CoercionError("invalid_type", "must be a whole number")
     if isinstance(value, int):
+        if abs(value) > 2**63 - 1:
+            raise CoercionError("out_of_range", "is too large")
         return value
     try:
         number = Decimal(value.strip().replace(",", "") if isinstance(value, str) else str(value))
@@ -150,7 +152,10 @@ def _datetime(field: FieldDef, value: Any) -> datetime:
         except ValueError:
             raise CoercionError("invalid_datetime", "must be a date and time (ISO 8601)") from None
     if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        try:
+            return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+        except OverflowError:
+            raise CoercionError("invalid_datetime", "is out of the supported range of dates") from None
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
     raise CoercionError("invalid_datetime", "must be a date and time (ISO 8601)")

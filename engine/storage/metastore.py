@@ -45,6 +45,11 @@ def latest_revision_id(conn: Connection) -> int:
     return conn.execute(sa.select(sa.func.coalesce(sa.func.max(revision_table.c.id), 0))).scalar_one()
 
 
+def current_revision(conn: Connection) -> int:
+    """The newest revision number, for a per-request freshness check (the tables exist)."""
+    return conn.execute(sa.select(sa.func.coalesce(sa.func.max(revision_table.c.id), 0))).scalar_one()
+
+
 def load_documents(conn: Connection, revision: int | None = None) -> tuple[int, dict[str, dict[str, Any]]]:
     """The documents of a revision (default: the newest), as {object name: document}."""
     if not sa.inspect(conn).has_table(revision_table.name):
