@@ -50,8 +50,10 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
+from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DOCS = ROOT / "docs" / "performance.md"
@@ -400,23 +402,6 @@ def same_answer(metacrm_url: str, bare_url: str, headers: dict[str, str]) -> Non
 # -- PostgreSQL ---------------------------------------------------------------------------------
 
 
-def pg_create(admin_url: str) -> tuple[sa.Engine, str, str]:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"metacrm_apibench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    return admin, name, url
-
-
-def pg_drop(admin: sa.Engine, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
-
-
 def pg_version(admin_url: str) -> str:
     try:
         engine = sa.create_engine(admin_url)
@@ -570,7 +555,7 @@ def main(argv: list[str] | None = None) -> int:
                 results.append(BackendResult("sqlite", error=f"{type(exc).__name__}: {exc}"))
         if not args.no_pg:
             try:
-                admin, name, url = pg_create(args.pg_url)
+                admin, name, url = pg_create(args.pg_url, "metacrm_apibench")
             except sa.exc.OperationalError as exc:
                 log(f"PostgreSQL is unreachable, measuring SQLite only: {exc.orig}")
             else:

@@ -31,7 +31,6 @@ import statistics
 import sys
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from decimal import ROUND_HALF_UP, Decimal
@@ -47,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sqlalchemy as sa  # noqa: E402
 
 import automation  # noqa: E402  (bench/automation.py)
+from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
 from engine.records import query as q  # noqa: E402
 from engine.records.ids import new_id  # noqa: E402
 from engine.records.query import Query  # noqa: E402
@@ -577,23 +577,6 @@ def bench_automation(rt: Runtime, url: str, report: BackendReport, sizes: dict[s
                             f"SKIP LOCKED claims): 1 worker process {rates[1]:,.0f} jobs/s, "
                             f"3 worker processes {rates[3]:,.0f} jobs/s.")
         log(f"outbox: 1 worker {rates[1]:.0f}/s, 3 workers {rates[3]:.0f}/s")
-
-
-def pg_create(admin_url: str) -> tuple[sa.Engine, str, str]:
-    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    name = f"metacrm_bench_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    return admin, name, url
-
-
-def pg_drop(admin: sa.Engine, name: str) -> None:
-    with admin.connect() as conn:
-        conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                             "WHERE datname = :n AND pid <> pg_backend_pid()"), {"n": name})
-        conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
 
 
 # -- output ------------------------------------------------------------------------------------

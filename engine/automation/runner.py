@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.automation import actions as act

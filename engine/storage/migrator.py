@@ -253,7 +253,6 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
 
     # Phase B: data. Defaults for required fields, converted values for type changes.
     step(f"data:{obj}")
-    table = sa.table(obj, sa.column("id"))
     for c in actions["add_field"] + actions["set_required"]:
         if c.new.required and c.new.default is not None:
             column = sa.column(c.new.name, column_type(c.new))

@@ -6,7 +6,6 @@ numbers at once are serialized by the row lock, never handed the same number.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
