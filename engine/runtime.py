@@ -75,9 +75,12 @@ class Runtime:
         self._state = _State(model, build_tables(model)[1])
         return model
 
-    def ensure_current(self) -> Model:
-        """Reload if another process applied a newer revision (a cheap check)."""
-        with self.db.read() as conn:
+    def ensure_current(self, conn=None) -> Model:
+        """Reload if another process applied a newer revision (one cheap query, on `conn` if given)."""
+        if conn is None:
+            with self.db.read() as own:
+                latest = metastore.current_revision(own)
+        else:
             latest = metastore.current_revision(conn)
         return self.reload() if latest != self.model.revision else self.model
 

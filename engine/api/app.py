@@ -1,4 +1,6 @@
-"""The Starlette application: routes, error handling, and a metadata revision check per request."""
+"""The Starlette application: routes and error handling. Every authenticated request first
+checks the metadata revision (engine.api.context), so a change applied through any server
+process is in force in all of them from their next request."""
 
 from __future__ import annotations
 
@@ -6,11 +8,9 @@ import logging
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from engine.api import automation, meta, records, session
 from engine.api.problems import Problem, from_record_error, problem_response
@@ -19,19 +19,6 @@ from engine.records.service import RecordService
 from engine.runtime import Runtime
 
 log = logging.getLogger("metacrm.api")
-
-
-class CurrentMetadata:
-    """Before each request, pick up a metadata revision another process applied (one cheap
-    query), so a change made through any server is in force in all of them."""
-
-    def __init__(self, app: ASGIApp, runtime: Runtime):
-        self.app, self.runtime = app, runtime
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.runtime.ensure_current()
-        await self.app(scope, receive, send)
 
 
 async def _problem(request: Request, exc: Problem) -> Response:
@@ -81,7 +68,6 @@ def create_app(runtime: Runtime) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(CurrentMetadata, runtime=runtime)],
         exception_handlers={Problem: _problem, RecordError: _record_error, HTTPException: _http_error,
                             Exception: _unexpected},
     )

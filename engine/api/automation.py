@@ -72,6 +72,7 @@ async def intake(request: Request) -> JSONResponse:
     """POST /api/v1/intake/{object}: a public form (no sign-in) for objects that declare `intake`;
     only the listed fields are accepted; `inbound` rules then route the record."""
     runtime = request.app.state.runtime
+    runtime.ensure_current()
     name = request.path_params["object"]
     spec = runtime.model.object(name).document.get("intake") if name in runtime.model else None
     if not spec:

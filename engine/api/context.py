@@ -24,6 +24,7 @@ def authenticate(request: Request) -> Actor:
     now = auth.utcnow()
     header = request.headers.get("authorization", "")
     with runtime.db.read() as conn:
+        runtime.ensure_current(conn)  # a revision applied by another process is in force from now on
         if header:
             scheme, _, secret = header.partition(" ")
             if scheme.lower() != "bearer" or not secret:

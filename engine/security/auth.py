@@ -123,11 +123,14 @@ def revoke_token(conn: Connection, token_id: str, now: datetime) -> bool:
 
 
 def user_for_token(conn: Connection, secret: str, now: datetime) -> identity.User | None:
-    row = conn.execute(sa.select(tokens).where(tokens.c.digest == _digest(secret))).first()
-    if row is None or row.revoked_at is not None or (row.expires_at is not None and row.expires_at <= now):
-        return None
-    user = identity.get_user(conn, row.user_id)
-    return user if user and user.active else None
+    """The active user of a live token (one query: token joined to its user)."""
+    users = identity.users
+    row = conn.execute(
+        sa.select(users.c.id, users.c.name, users.c.email, users.c.language, users.c.manager, users.c.active)
+        .join(tokens, tokens.c.user_id == users.c.id)
+        .where(tokens.c.digest == _digest(secret), tokens.c.revoked_at.is_(None), users.c.active.is_(True),
+               sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now))).first()
+    return identity.User(*row) if row else None
 
 
 def create_session(conn: Connection, user_id: str, now: datetime) -> tuple[str, str]:
