@@ -573,7 +573,7 @@ def bench_automation(rt: Runtime, url: str, report: BackendReport, sizes: dict[s
     if report.backend == "postgresql":
         jobs = max(200, sizes["single"] // 5)
         rates = {w: automation.outbox_throughput(rt, url, jobs, w) for w in (1, 3)}
-        report.extra.append(f"Outbox delivery (signed-off webhooks to a loopback HTTP receiver, {jobs:,} jobs, "
+        report.extra.append(f"Outbox delivery (webhooks to a loopback HTTP receiver, {jobs:,} jobs, "
                             f"SKIP LOCKED claims): 1 worker process {rates[1]:,.0f} jobs/s, "
                             f"3 worker processes {rates[3]:,.0f} jobs/s.")
         log(f"outbox: 1 worker {rates[1]:.0f}/s, 3 workers {rates[3]:.0f}/s")
