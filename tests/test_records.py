@@ -259,3 +259,14 @@ def test_failed_write_leaves_nothing(crm, records):
         records.update("opportunity", records.list("opportunity").records[0]["id"], {"amount": 5_000_000})
     assert records.get("account", a["id"])["open_count"] == 1
     assert records.history("opportunity", records.list("opportunity").records[0]["id"]) == []
+
+
+def test_owner_must_be_an_existing_user(crm, records, runtime):
+    from engine.security import identity
+
+    with pytest.raises(ValidationFailed) as info:
+        records.create("account", {"name": "Acme", "owner": "0192f0c0-0000-7000-8000-0000000000ff"})
+    assert [(e.field, e.code) for e in info.value.errors] == [("owner", "invalid_reference")]
+    with runtime.db.begin() as conn:
+        real = identity.create_user(conn, "Real", "real@example.com")
+    assert records.create("account", {"name": "Acme", "owner": real.id})["owner"] == real.id

@@ -55,10 +55,12 @@ def field_schema(field: FieldDef) -> dict[str, Any]:
             schema["format"] = "uri"
         if field.max_length:
             schema["maxLength"] = field.max_length
-    if field.min is not None and storage in ("integer",):
-        schema["minimum"] = int(field.min)
-    if field.max is not None and storage in ("integer",):
-        schema["maximum"] = int(field.max)
+        if field.required or field.min_length:
+            schema["minLength"] = max(1 if field.required else 0, field.min_length or 0)
+    if field.min is not None and storage in ("integer", "decimal", "currency", "percent"):
+        schema["minimum"] = int(field.min) if storage == "integer" else float(field.min)
+    if field.max is not None and storage in ("integer", "decimal", "currency", "percent"):
+        schema["maximum"] = int(field.max) if storage == "integer" else float(field.max)
     if "type" in schema and not field.required:
         types = schema["type"] if isinstance(schema["type"], list) else [schema["type"]]
         schema["type"] = types + ["null"]

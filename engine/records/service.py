@@ -29,7 +29,7 @@ from engine.records.relations import related_values
 from engine.records.rollups import refresh_rollups
 from engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metamodel import types as ft
-from metamodel.model import Model, ObjectDef
+from metamodel.model import FieldDef, Model, ObjectDef
 
 history_table = SYSTEM_TABLES["metacrm_field_history"]
 BATCH = 1000
@@ -378,15 +378,19 @@ class RecordService:
 
     def _check_references(self, conn, model: Model, obj: ObjectDef, prepared, result: BulkResult,
                           pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
-        """Every lookup value must name an existing record (one query per lookup field)."""
-        for f in obj.fields:
-            if f.type not in ft.RELATION_TYPES:
+        """Every lookup value must name an existing record, and every owner or user field an existing
+        user (one query per field)."""
+        from engine.security.identity import users
+
+        for f in [*obj.fields, _OWNER]:
+            if f.type not in ft.RELATION_TYPES and f.type != "user":
                 continue
             wanted = {r[f.name] for _, r in prepared if r.get(f.name) is not None
                       and (befores is None or befores[r["id"]].get(f.name) != r[f.name])}
+            wanted.discard(pipeline.actor.user_id)  # the acting user was authenticated already
             if not wanted:
                 continue
-            target = self.runtime.tables(model)[f.target]
+            target = users if f.type == "user" else self.runtime.tables(model)[f.target]
             found = set()
             wanted_list = sorted(wanted)
             for start in range(0, len(wanted_list), BATCH):
@@ -482,6 +486,7 @@ class RecordService:
 
 
 _MISSING = object()
+_OWNER = FieldDef(id="owner", name="owner", type="user", labels={"en": "Owner", "zh-CN": "负责人", "zh-TW": "負責人"})
 
 
 class _Owned:
