@@ -18,6 +18,7 @@ from metamodel import types as ft
 
 DURATION = re.compile(r"^(-?)([0-9]+)(m|h|d|w)$")
 RECORD_TRIGGERS = frozenset({"created", "updated", "saved", "deleted", "changed", "inbound"})
+MESSAGE_ACTIONS = frozenset({"email", "notify", "webhook"})  # actions that write no record
 
 
 def parse_duration(text: str) -> timedelta:
@@ -67,10 +68,16 @@ class RuleDef:
     actions: tuple[ActionDef, ...]
     active: bool = True
     order: int = 0
+    roles: tuple[str, ...] = ()  # manual rules: who may run them (empty: whoever may edit the record)
 
     @property
     def key(self) -> str:
         return f"{self.object}.{self.name}"
+
+    @property
+    def changes_records(self) -> bool:
+        """Whether running it may write records (everything but messages: email, notify, webhook)."""
+        return any(action.kind not in MESSAGE_ACTIONS for action in self.actions)
 
 
 @dataclass(frozen=True)
@@ -121,9 +128,11 @@ def compile_rules(ctx: Context) -> tuple[RuleDef, ...]:
         if raw.get("condition"):
             condition = ctx.expression(raw["condition"], where + ("condition",), "boolean", previous=True)
         actions = compile_actions(ctx, raw["actions"], where + ("actions",))
+        if raw.get("roles") and raw["trigger"]["on"] != "manual":
+            ctx.problem("roles say who may run a manual rule; this rule is not manual", where + ("roles",))
         if trigger is not None:
             rules.append(RuleDef(raw["name"], ctx.shell.name, trigger, condition, actions,
-                                 raw.get("active", True), index))
+                                 raw.get("active", True), index, tuple(raw.get("roles", ()))))
     return tuple(rules)
 
 

@@ -32,9 +32,10 @@ class RoleAccess:
     export: bool = False
     hidden: frozenset[str] = frozenset()
     read_only: frozenset[str] = frozenset()
+    transfer: bool = False  # may give records to any owner (see engine.records.owners)
 
 
-FULL = RoleAccess(True, "all", "all", "all", True)
+FULL = RoleAccess(True, "all", "all", "all", True, transfer=True)
 NONE = RoleAccess()
 
 
@@ -54,7 +55,7 @@ def combine(accesses: list[RoleAccess]) -> RoleAccess:
     hidden = frozenset.intersection(*(a.hidden for a in readers))
     read_only = frozenset.intersection(*(a.read_only | a.hidden for a in readers)) - hidden
     return RoleAccess(any(a.create for a in accesses), read, edit, delete, any(a.export for a in accesses),
-                      hidden, read_only)
+                      hidden, read_only, any(a.transfer for a in accesses))
 
 
 @dataclass(frozen=True)
@@ -89,7 +90,7 @@ def compile_permissions(ctx, compiled_fields) -> ObjectPermissions:
         hidden |= _formulas_reading(compiled_fields, hidden)
         by_role[role] = RoleAccess(bool(spec.get("create", False)), _scope(spec.get("read")), _scope(spec.get("edit")),
                                    _scope(spec.get("delete")), bool(spec.get("export", False)),
-                                   frozenset(hidden), frozenset(read_only - hidden))
+                                   frozenset(hidden), frozenset(read_only - hidden), bool(spec.get("transfer", False)))
     return ObjectPermissions(MappingProxyType(by_role))
 
 

@@ -172,7 +172,7 @@ def test_sharing_grants_read_or_edit(world, records):
 
 def test_owner_change_moves_visibility(world, records):
     users, actors, deals = world
-    records.update("deal", deals["R1"], {"owner": users["R2"]}, actors["R1"])
+    records.update("deal", deals["R1"], {"owner": users["R2"]}, actors["Boss"])  # both report to Boss
     assert "R1 deal" not in names(records, actors["R1"])
     assert "R1 deal" in names(records, actors["R2"])
 

@@ -18,6 +18,7 @@ from engine.records.coercion import CoercionError, coerce
 from engine.records.context import Actor
 from engine.records.errors import FieldError, translate
 from metamodel.model import FieldDef, ObjectDef, pick_label
+from metamodel.types import RELATION_TYPES
 
 WRITABLE_SYSTEM = frozenset({"owner"})
 
@@ -62,6 +63,9 @@ class Pipeline:
         self.obj, self.actor, self.evaluator = obj, actor, evaluator
         self.language = actor.language
         self.hidden, self.read_only = hidden, read_only  # field security of the actor's roles
+        # (field, value) of every lookup and owner the caller sent in this call: these, unlike values
+        # set by defaults or automation, must name records (and owners) the caller may use.
+        self.given: set[tuple[str, Any]] = set()
 
     # -- messages ------------------------------------------------------------------------
     def error(self, field: str | None, code: str, default: str = "", **params: Any) -> FieldError:
@@ -79,6 +83,7 @@ class Pipeline:
         for key, raw in data.items():
             if key in WRITABLE_SYSTEM:
                 values[key] = self._coerce_system(key, raw, errors)
+                self.given.add((key, values[key]))
                 continue
             if not isinstance(key, str) or not self.obj.has_field(key) or key in self.hidden:
                 message = translate("unknown_field", self.language, "", object=self.obj.label(self.language))
@@ -92,6 +97,9 @@ class Pipeline:
                 values[key] = coerce(field, raw)
             except CoercionError as exc:
                 errors.append(self.error(key, exc.code, exc.message, value=raw, **exc.params))
+                continue
+            if field.type in RELATION_TYPES:
+                self.given.add((key, values[key]))
         return values
 
     def _coerce_system(self, key: str, raw: Any, errors: list[FieldError]) -> Any:
@@ -131,13 +139,13 @@ class Pipeline:
                 if not (field.required and value is None):
                     continue
             if value is None:
-                if field.required or (field.required_if and self._true(field.required_if, record, related)):
+                if field.required or (field.required_if and self._true(field.required_if, record, related, True)):
                     errors.append(self.error(field.name, "required", "is required"))
                 continue
             if field.name in limited:
                 errors.extend(self._field_limits(field, value))
             if before is not None and field.read_only_if and field.name in (changed or ()) \
-                    and not self.actor.system and self._true(field.read_only_if, before, related):
+                    and not self.actor.system and self._true(field.read_only_if, before, related, True):
                 errors.append(self.error(field.name, "read_only", "is read-only"))
         self.compute_formulas(record, related, errors)
         self._check_transitions(record, before, related, errors)
@@ -219,11 +227,13 @@ class Pipeline:
             names.update(related)
         return self.evaluator.evaluate(expression, names)
 
-    def _true(self, expression: Expression, record, related) -> bool:
+    def _true(self, expression: Expression, record, related, on_error: bool = False) -> bool:
+        """Whether a condition holds. Conditions that protect data (required_if, read_only_if)
+        pass on_error=True: one that cannot be evaluated fails closed (required, read-only)."""
         try:
             return self.evaluate(expression, record, related) is True
         except EvaluationError:
-            return False
+            return on_error
 
     @staticmethod
     def _cast(field: FieldDef, value: Any) -> Any:

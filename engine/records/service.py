@@ -181,14 +181,14 @@ class RecordService:
             for index, data in enumerate(rows):
                 errors: list[FieldError] = []
                 values = pipeline.coerce_input(data, errors)
-                related = self._related(c, model, obj, values, related_cache)
+                related = self._related(c, model, obj, values, related_cache, pipeline)
                 pipeline.apply_defaults(values, related)
                 record = {"id": new_id(), "created_at": now, "created_by": actor.user_id, "updated_at": now,
                           "updated_by": actor.user_id, "owner": values.pop("owner", None) or actor.user_id,
                           "version": 1, **values}
                 if not errors:
                     pending_logs[index] = self.automation.before_save(c, model, "created", obj, None, record, actor)
-                related = self._related(c, model, obj, record, related_cache)
+                related = self._related(c, model, obj, record, related_cache, pipeline)
                 pipeline.check(record, None, related, None, errors)
                 if errors:
                     result.errors[index] = errors
@@ -272,7 +272,7 @@ class RecordService:
                 if not errors:
                     pending_logs[index] = self.automation.before_save(c, model, "updated", obj, before, record, actor)
                     changes = {k: v for k, v in record.items() if before.get(k, _MISSING) != v}
-                related = self._related(c, model, obj, record, related_cache)
+                related = self._related(c, model, obj, record, related_cache, pipeline, before)
                 pipeline.check(record, set(changes), related, before, errors)
                 if errors:
                     result.errors[index] = errors
@@ -373,15 +373,34 @@ class RecordService:
         return found
 
     def _related(self, conn: Connection, model: Model, obj: ObjectDef, record: Mapping[str, Any],
-                 cache: dict) -> dict[str, Any]:
-        return related_values(conn, model, self.runtime.tables(model), obj, record, cache)
+                 cache: dict, pipeline: Pipeline | None = None, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Values of relation paths; a lookup the caller just pointed at a record they may not see
+        reads as if that record did not exist (so the write fails exactly like a wrong id)."""
+        scopes = {}
+        for name, value in (pipeline.given if pipeline is not None and not pipeline.actor.system else ()):
+            if name != "owner" and record.get(name) == value and (before is None or before.get(name) != value):
+                scope = self._read_scope(conn, model, obj.field(name).target, pipeline.actor, cache)
+                if scope is not None:
+                    scopes[name] = scope
+        return related_values(conn, model, self.runtime.tables(model), obj, record, cache, scopes=scopes)
+
+    def _read_scope(self, conn: Connection, model: Model, object_name: str, actor: Actor,
+                    cache: dict) -> sa.ColumnElement | None:
+        """The actor's read clause on another object, resolved once per call (kept in `cache`)."""
+        key = ("read_scope", object_name)
+        if key not in cache:
+            obj, table = self._object(model, object_name)
+            cache[key] = self.access(obj, actor, conn).read_clause(table)
+        return cache[key]
 
     def _check_references(self, conn, model: Model, obj: ObjectDef, prepared, result: BulkResult,
                           pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
         """Every lookup value must name an existing record, and every owner or user field an existing
-        user (one query per field)."""
+        user (one query per field). A lookup the caller sent must name a record they may see: one they
+        may not see gets the same error as one that does not exist. Then the owner rule."""
         from engine.security.identity import users
 
+        cache: dict = {}
         for f in [*obj.fields, _OWNER]:
             if f.type not in ft.RELATION_TYPES and f.type != "user":
                 continue
@@ -391,14 +410,44 @@ class RecordService:
             if not wanted:
                 continue
             target = users if f.type == "user" else self.runtime.tables(model)[f.target]
-            found = set()
+            scope = None if f.type == "user" or pipeline.actor.system else \
+                self._read_scope(conn, model, f.target, pipeline.actor, cache)
+            visible = sa.true() if scope is None else sa.case((scope, sa.true()), else_=sa.false())
+            statement = sa.select(target.c.id, visible).where(target.c.id.in_(sa.bindparam("ids", expanding=True)))
+            found: dict[str, bool] = {}
             wanted_list = sorted(wanted)
             for start in range(0, len(wanted_list), BATCH):
-                found |= set(conn.execute(sa.select(target.c.id).where(target.c.id.in_(wanted_list[start:start + BATCH]))).scalars())
+                found.update((row[0], bool(row[1])) for row in conn.execute(statement, {"ids": wanted_list[start:start + BATCH]}))
             for index, record in prepared:
-                if record.get(f.name) in wanted and record[f.name] not in found:
+                value = record.get(f.name)
+                if value not in wanted:
+                    continue
+                if value not in found or (not found[value] and (f.name, value) in pipeline.given):
                     result.errors.setdefault(index, []).append(
                         pipeline.error(f.name, "invalid_reference", "refers to a record that does not exist"))
+        self._check_owner_changes(conn, obj, prepared, result, pipeline, befores)
+
+    def _check_owner_changes(self, conn, obj: ObjectDef, prepared, result: BulkResult, pipeline: Pipeline,
+                             befores: Mapping[str, Any] | None) -> None:
+        """The owner rule (docs/security.md): an owner the caller sends must be one they may give records
+        to, and on an update the record must be one they may take from its owner."""
+        from engine.security.owners import OwnerRule
+
+        if pipeline.actor.system:
+            return
+        rule = None
+        for index, record in prepared:
+            before = befores[record["id"]] if befores is not None else None
+            owner = record.get("owner")
+            if ("owner", owner) not in pipeline.given or (before is not None and before.get("owner") == owner):
+                continue
+            rule = rule or OwnerRule(self.access(obj, pipeline.actor, conn))
+            refusal = rule.refusal(before.get("owner") if before is not None else None, owner, before is None)
+            if refusal is not None:
+                language = pipeline.actor.language
+                text = translate(refusal, language, refusal, object=obj.label(language))
+                result.errors.setdefault(index, []).append(
+                    FieldError("owner", "owner_not_allowed", f"{_OWNER.label(language)} {text}"))
 
     def _check_unique(self, conn, obj: ObjectDef, table: sa.Table, prepared, result: BulkResult,
                       pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
