@@ -18,7 +18,7 @@ from metamodel import types as ft
 
 DURATION = re.compile(r"^(-?)([0-9]+)(m|h|d|w)$")
 RECORD_TRIGGERS = frozenset({"created", "updated", "saved", "deleted", "changed", "inbound"})
-MESSAGE_ACTIONS = frozenset({"email", "notify", "webhook"})  # actions that write no record
+SELF_WRITING_ACTIONS = frozenset({"set", "assign", "pool", "plugin"})  # may write the rule's own record
 
 
 def parse_duration(text: str) -> timedelta:
@@ -75,9 +75,9 @@ class RuleDef:
         return f"{self.object}.{self.name}"
 
     @property
-    def changes_records(self) -> bool:
-        """Whether running it may write records (everything but messages: email, notify, webhook)."""
-        return any(action.kind not in MESSAGE_ACTIONS for action in self.actions)
+    def writes_record(self) -> bool:
+        """Whether its actions may write the record it runs on (create and update_related write others)."""
+        return any(action.kind in SELF_WRITING_ACTIONS for action in self.actions)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ def test_manual_rule_over_http(api, records):
     a = client.post("/api/v1/records/lead", json={"name": "A", "score": 80}, headers=h(tokens["rep"])).json()
     b = client.post("/api/v1/records/lead", json={"name": "B", "score": 10}, headers=h(tokens["rep"])).json()
     ran = client.post("/api/v1/records/lead/rules/mark_hot", json={"ids": [a["id"], b["id"]]}, headers=h(tokens["rep"]))
-    assert ran.json() == {"rule": "lead.mark_hot", "matched": 1, "records": 2}
+    assert ran.json() == {"rule": "lead.mark_hot", "matched": 1, "records": 2,
+                          "results": [{"id": a["id"], "matched": True}, {"id": b["id"], "matched": False}]}
     assert [records.get("lead", i)["status"] for i in (a["id"], b["id"])] == ["hot", "new"]
     assert client.post("/api/v1/records/lead/rules/nope", json={"ids": [a["id"]]}, headers=h(tokens["rep"])).status_code == 404
 

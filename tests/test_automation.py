@@ -280,7 +280,7 @@ def test_manual_rule_and_dry_run(runtime, records):
     assert records.get("lead", a["id"])["note"] is None  # a dry run writes nothing
     with runtime.db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 0
-    assert manual.run_manual(records, "lead.escalate", [a["id"], b["id"]], ACTOR) == [True, False]
+    assert [o.matched for o in manual.run_manual(records, "lead.escalate", [a["id"], b["id"]], ACTOR)] == [True, False]
     assert records.get("lead", a["id"])["note"] == "escalated"
     with pytest.raises(ValidationFailed):
         manual.run_manual(records, "lead.hot_leads_are_worked", [a["id"]], ACTOR)

@@ -16,16 +16,24 @@ from engine.records.serialize import to_jsonable
 
 
 async def run_rule(request: Request) -> JSONResponse:
-    """POST /api/v1/records/{object}/rules/{rule} {"ids": [...]}: run a manual rule on records
-    the caller may see (each in its own transaction)."""
+    """POST /api/v1/records/{object}/rules/{rule} {"ids": [...]}: run a manual rule on records, each
+    in its own transaction. Each record must be one the caller may write (404/403/422 per record,
+    like any write); with one id a refusal is the answer itself, with several the answer is 207."""
     actor = authenticate(request)
     body = await read_object(request)
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids) or len(ids) > 500:
         raise Problem(400, 'send {"ids": ["<record id>", ...]} (at most 500)')
     key = f"{request.path_params['object']}.{request.path_params['rule']}"
-    results = manual.run_manual(request.app.state.records, key, ids, actor)
-    return JSONResponse({"rule": key, "matched": sum(results), "records": len(results)})
+    outcomes = manual.run_manual(request.app.state.records, key, ids, actor)
+    if len(outcomes) == 1 and outcomes[0].error is not None:
+        raise outcomes[0].error
+    results = [{"id": o.id, "matched": o.matched} if o.error is None else
+               {"id": o.id, "status": o.error.status, "errors": [e.as_dict() for e in o.error.errors]}
+               for o in outcomes]
+    failed = any(o.error is not None for o in outcomes)
+    return JSONResponse({"rule": key, "matched": sum(o.matched for o in outcomes), "records": len(outcomes),
+                         "results": results}, status_code=207 if failed else 200)
 
 
 def _approvals(request: Request) -> Approvals:

@@ -41,6 +41,15 @@ class ActionContext:
     def actor(self):
         return self.event.actor.for_automation()
 
+    def authorize(self, object_name: str, ids: list[str] | None) -> None:
+        """A manual rule writes only records its runner could write (ids=None: create one);
+        the record it runs on was checked before it started (engine.automation.manual)."""
+        if self.event.kind != "manual" or (object_name == self.event.obj.name and ids == [self.event.record.get("id")]):
+            return
+        from engine.automation.manual import authorize_write
+
+        authorize_write(self.service, self.conn, object_name, ids, self.event.actor, related=True)
+
     def names(self) -> dict[str, Any]:
         from engine.automation.runner import scope
 
@@ -108,6 +117,7 @@ def _set(context: ActionContext, action: ActionDef) -> None:
 
 
 def _create(context: ActionContext, action: ActionDef) -> None:
+    context.authorize(action.object, None)
     context.service.create(action.object, context.values(action), context.actor, conn=context.conn)
 
 
@@ -116,6 +126,7 @@ def _update_related(context: ActionContext, action: ActionDef) -> None:
     if action.parent:
         target_id = context.record.get(action.parent)
         if target_id:
+            context.authorize(action.object, [target_id])
             context.service.update(action.object, target_id, values, context.actor, conn=context.conn)
         return
     table = context.tables[action.object]
@@ -125,6 +136,7 @@ def _update_related(context: ActionContext, action: ActionDef) -> None:
         query = query.where(clause)
     ids = list(context.conn.execute(query.order_by(table.c.id)).scalars())
     if ids:
+        context.authorize(action.object, ids)
         context.service.bulk_update(action.object, [{"id": i, **values} for i in ids], context.actor,
                                     all_or_none=True, conn=context.conn)
 

@@ -4,6 +4,11 @@ While a request is pending the record is locked for editing (the record engine r
 writes except the process's own actions). Each step's approvers are resolved when the
 step starts (the owner's manager, a role, a group, a user); `any` needs one approval,
 `all` needs every approver. Approvers are notified through the outbox.
+
+Submitting needs edit rights on the record (it locks it). Conditions, approvers and actions
+see the whole record, whatever the submitter may see; a condition that cannot be evaluated
+fails closed (no submission; the step is not skipped). For someone who may not see the
+record, its approvals do not exist: deciding or recalling one is the same 404 as a wrong id.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from engine.automation.runner import Event
 from engine.automation.tables import approval_history, approvals
 from engine.expressions import EvaluationError, Evaluator
 from engine.records.relations import related_values
-from engine.records.context import Actor
+from engine.records.context import SYSTEM, Actor
 from engine.records.errors import FieldError, NotFound, Refused
 from metamodel.automation import ApprovalProcessDef
 
@@ -46,10 +51,11 @@ class Approvals:
         model = self.runtime.model
         process = find_process(model, object_name, process_name)
         with self.service._transaction(None) as conn:
-            record = self.service.get(object_name, record_id, actor, conn=conn)
+            record = self._editable_record(conn, object_name, record_id, actor)
             if pending(conn, object_name, record["id"]):
                 raise Refused("already_pending", "this record already waits for approval")
-            if process.entry_condition is not None and not self._holds(conn, object_name, process.entry_condition, record, actor):
+            if process.entry_condition is not None and \
+                    not self._holds(conn, object_name, process.entry_condition, record, actor, on_error=False):
                 raise Refused("entry_condition", "this record does not meet the conditions to be submitted")
             now = actor.clock.now()
             approval_id = conn.execute(approvals.insert().values(
@@ -69,13 +75,13 @@ class Approvals:
     def recall(self, approval_id: int, actor: Actor, comment: str = "") -> str:
         model = self.runtime.model
         with self.service._transaction(None) as conn:
-            row = self._pending_row(conn, approval_id)
+            row = self._pending_row(conn, approval_id, actor)
             if row.submitted_by != actor.user_id and not actor.system:
                 raise Refused("not_submitter", "only the submitter can recall a request")
             process = find_process(model, row.object, row.process)
             self._finish(conn, row, "recalled", actor)
             self._history(conn, approval_id, None, actor, "recalled", comment)
-            record = self.service.get(row.object, row.record_id, actor, conn=conn)
+            record = self.service.get(row.object, row.record_id, SYSTEM, conn=conn)
             self._actions(conn, model, process.on_recall, record, actor, f"{row.object}.{row.process}:recall")
             return "recalled"
 
@@ -93,7 +99,7 @@ class Approvals:
     def _decide(self, approval_id: int, actor: Actor, decision: str, comment: str) -> str:
         model = self.runtime.model
         with self.service._transaction(None) as conn:
-            row = self._pending_row(conn, approval_id)
+            row = self._pending_row(conn, approval_id, actor)
             process = find_process(model, row.object, row.process)
             step = process.steps[row.step]
             if actor.user_id not in row.approvers:
@@ -104,7 +110,7 @@ class Approvals:
             if actor.user_id in done:
                 raise Refused("already_decided", "you already approved this step")
             self._history(conn, approval_id, step.name, actor, decision, comment)
-            record = self.service.get(row.object, row.record_id, actor, conn=conn)
+            record = self.service.get(row.object, row.record_id, SYSTEM, conn=conn)
             if decision == "rejected":
                 self._finish(conn, row, "rejected", actor)
                 self._actions(conn, model, process.on_reject, record, actor, f"{row.object}.{row.process}:reject")
@@ -117,7 +123,8 @@ class Approvals:
         """Move to the next step that applies; finish with approval when none is left."""
         for index in range(current + 1, len(process.steps)):
             step = process.steps[index]
-            if step.condition is not None and not self._holds(conn, process.object, step.condition, record, actor):
+            if step.condition is not None and \
+                    not self._holds(conn, process.object, step.condition, record, actor, on_error=True):
                 continue
             approvers = recipients.user_ids(conn, step.approvers, record, actor.user_id)
             if not approvers:
@@ -133,10 +140,16 @@ class Approvals:
                       f"{process.object}.{process.name}:approve")
         return "approved"
 
-    def _pending_row(self, conn, approval_id: int):
+    def _pending_row(self, conn, approval_id: int, actor: Actor):
+        """The request, if it exists for this actor (its record is one they may see) and is pending."""
         row = conn.execute(sa.select(approvals).where(approvals.c.id == approval_id)).first()
+        missing = NotFound([FieldError(None, "not_found", f"approval {approval_id} does not exist")])
         if row is None:
-            raise NotFound([FieldError(None, "not_found", f"approval {approval_id} does not exist")])
+            raise missing
+        try:
+            self.service.get(row.object, row.record_id, actor, conn=conn)
+        except NotFound:
+            raise missing from None
         if row.status != "pending":
             raise Refused("not_pending", f"this request is already {row.status}")
         return row
@@ -150,15 +163,25 @@ class Approvals:
                                                       decision=decision, comment=comment or None,
                                                       at=actor.clock.now()))
 
-    def _holds(self, conn, object_name: str, expression, record, actor: Actor) -> bool:
-        """Entry and step conditions, with relation paths (account.grade) available; an error is "no"."""
+    def _editable_record(self, conn, object_name: str, record_id: str, actor: Actor) -> dict[str, Any]:
+        """The whole record, if the actor may see it (else 404) and edit it (else 403): submitting locks it."""
+        visible = self.service.get(object_name, record_id, actor, conn=conn)
+        obj, table = self.service._object(self.runtime.model, object_name)
+        edit = self.service.access(obj, actor, conn).edit_clause(table)
+        if edit is not None and not self.service._load(conn, table, [visible["id"]], edit):
+            raise self.service._forbidden(obj, actor, "edit")
+        return self.service.get(object_name, visible["id"], SYSTEM, conn=conn)
+
+    def _holds(self, conn, object_name: str, expression, record, actor: Actor, on_error: bool) -> bool:
+        """Entry and step conditions over the whole record, with relation paths (account.grade).
+        A condition that cannot be evaluated gives `on_error`: the answer that fails closed."""
         model = self.runtime.model
         names = {**record, **related_values(conn, model, self.runtime.tables(model), model.object(object_name),
                                             record, {}, paths=tuple(expression.relation_paths))}
         try:
             return Evaluator(actor.clock, actor.user_id).evaluate(expression, names) is True
         except EvaluationError:
-            return False
+            return on_error
 
     def _actions(self, conn, model, actions, record, actor: Actor, label: str) -> None:
         if not actions:

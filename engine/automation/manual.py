@@ -1,21 +1,27 @@
 """Running a rule by hand (a button, a list selection, the CLI) and dry runs.
 
+A rule's actions run as the engine, so running one by hand must not be a way around
+permissions: the rule's `roles` say who may run it, and each record it writes must be one
+the runner could write themselves (docs/automation.md, "Manual rules").
+
 A dry run evaluates the rule's condition against existing records and says what its
 actions would do, computing values and rendering messages, but writes nothing.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
 
 from engine.automation.actions import ActionContext, describe
 from engine.automation.runner import Event
-from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound, ValidationFailed
+from engine.records.context import SYSTEM, Actor
+from engine.records.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from engine.records.query import where_clause
 from metamodel.automation import RuleDef
+from metamodel.permissions import ADMIN_ROLE
 
 
 def find_rule(model, key: str) -> RuleDef:
@@ -27,19 +33,87 @@ def find_rule(model, key: str) -> RuleDef:
     raise NotFound([FieldError(None, "unknown_rule", f"no automation rule {key!r} (write object.rule)")])
 
 
-def run_manual(service, key: str, record_ids: list[str], actor: Actor) -> list[bool]:
-    """Run a manual rule on records, each in its own transaction; returns which matched."""
+@dataclass
+class Outcome:
+    """What running a manual rule did to one record: matched or not, or why it could not run."""
+
+    id: str
+    matched: bool = False
+    error: RecordError | None = None
+
+
+def may_run(rule: RuleDef, actor: Actor) -> bool:
+    """Who may run a manual rule: the roles it names (admin always), or anyone when it names none."""
+    return actor.system or not rule.roles or ADMIN_ROLE in actor.roles or bool(actor.roles & set(rule.roles))
+
+
+def run_manual(service, key: str, record_ids: list[str], actor: Actor) -> list[Outcome]:
+    """Run a manual rule on records, each in its own transaction. A user must see each record, and
+    for a rule that writes records may edit it (and it must not wait for approval); the records its
+    actions write besides are checked the same way. Failures are reported per record."""
     model = service.runtime.model
     rule = find_rule(model, key)
     if rule.trigger.on != "manual":
         raise ValidationFailed([FieldError(None, "not_manual", f"{key} is not a manual rule")])
-    results = []
+    if not may_run(rule, actor):
+        raise PermissionDenied([FieldError(None, "forbidden", f"your roles may not run {key}")])
+    outcomes = []
     for record_id in record_ids:
-        with service._transaction(None) as conn:
-            record = service.get(rule.object, record_id, actor, conn=conn)
-            event = Event("manual", model.object(rule.object), record, record, actor)
-            results.append(service.automation.run_rule(conn, model, rule, event))
-    return results
+        try:
+            outcomes.append(Outcome(record_id, _run_one(service, model, rule, record_id, actor)))
+        except RecordError as exc:
+            outcomes.append(Outcome(record_id, error=_denial(exc)))
+    return outcomes
+
+
+def _run_one(service, model, rule: RuleDef, record_id: str, actor: Actor) -> bool:
+    with service._transaction(None) as conn:
+        visible = service.get(rule.object, record_id, actor, conn=conn)
+        if rule.writes_record:
+            authorize_write(service, conn, rule.object, [visible["id"]], actor)
+        record = service.get(rule.object, visible["id"], SYSTEM, conn=conn)  # the rule sees the whole record
+        event = Event("manual", model.object(rule.object), record, record, actor)
+        return service.automation.run_rule(conn, model, rule, event)
+
+
+def authorize_write(service, conn, object_name: str, ids: list[str] | None, actor: Actor,
+                    related: bool = False) -> None:
+    """Raise unless `actor` may write these records like any write of theirs: NotFound for one they
+    may not see, PermissionDenied for one they may not edit (or, with ids=None, if they may not create),
+    ValidationFailed for one locked by a pending approval. System actors may write anything.
+    `related` records (found by the rule, not named by the runner) they may not see are a
+    PermissionDenied that names no id."""
+    if actor.system:
+        return
+    obj, table = service._object(service.runtime.model, object_name)
+    access = service.access(obj, actor, conn)
+    if ids is None:
+        if not access.rights.create:
+            raise service._forbidden(obj, actor, "create")
+        return
+    seen = service._load(conn, table, ids, access.read_clause(table))
+    for record_id in ids:
+        if record_id not in seen:
+            raise service._forbidden(obj, actor, "edit") if related else service._not_found(obj, record_id, actor)
+    edit = access.edit_clause(table)
+    if edit is not None and len(service._load(conn, table, ids, edit)) != len(set(ids)):
+        raise service._forbidden(obj, actor, "edit")
+    for record_id in ids:
+        locked = service._locked(conn, obj, record_id, actor)
+        if locked is not None:
+            raise ValidationFailed([locked])
+
+
+def _denial(exc: RecordError) -> RecordError:
+    """A record error as the runner should see it: a refusal raised inside an action (a related record
+    they may not see or edit) arrives wrapped as a failed automation; report the refusal itself."""
+    cause = exc.__cause__
+    while cause is not None:
+        if isinstance(cause, (NotFound, PermissionDenied)) or (
+                isinstance(cause, ValidationFailed) and any(e.code == "locked" for e in cause.errors)):
+            return cause
+        cause = cause.__cause__
+    return exc
 
 
 def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, actor: Actor | None = None) -> list[dict[str, Any]]:
@@ -56,6 +130,9 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
         query = query.where(clause)
     report = []
     with service.runtime.db.engine.connect() as conn:
+        scope = service.access(obj, actor, conn).read_clause(table)  # a user's dry run shows only their records
+        if scope is not None:
+            query = query.where(scope)
         for row in conn.execute(query):
             record = dict(row._mapping)
             event = Event("dry_run", obj, record, record, actor)

@@ -389,8 +389,12 @@ def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
         for entry in manual.dry_run(service, args.rule, args.record, args.limit, actor):
             print(dumps(entry))
     elif args.action == "run":
-        results = manual.run_manual(service, args.rule, args.record, actor)
-        print(dumps({"rule": args.rule, "matched": sum(results), "records": len(results)}))
+        outcomes = manual.run_manual(service, args.rule, args.record, actor)
+        summary = {"rule": args.rule, "matched": sum(o.matched for o in outcomes), "records": len(outcomes)}
+        errors = {o.id: str(o.error) for o in outcomes if o.error is not None}
+        print(dumps(dict(summary, errors=errors) if errors else summary))
+        if errors:
+            return 1
     else:
         import sqlalchemy as sa
 
