@@ -2,9 +2,9 @@
 
 The crm_standard template and its sample records are installed (SQLite and PostgreSQL), the
 document is read from GET /api/v1/openapi.json as an admin sees it, and for every records
-operation it describes (list, create, get, update, delete of each object) schemathesis
-generates valid and invalid requests. The ones for a single record use either a generated id
-or the id of a real record. Each answer must be:
+operation it describes (list, create, get, update, delete of each object, and list, add and
+remove the shares of a record) schemathesis generates valid and invalid requests. The ones
+for a single record use either a generated id or the id of a real record. Each answer must be:
 
 - no server error (5xx);
 - a status code the document lists for the operation;
@@ -132,6 +132,8 @@ def object_of(operation) -> str:
 
 
 def kind_of(operation) -> str:
+    if operation.path.endswith("/shares"):
+        return {"GET": "shares", "POST": "share", "DELETE": "unshare"}[operation.method.upper()]
     if "{id}" in operation.path:
         return {"GET": "get", "PATCH": "update", "DELETE": "delete"}[operation.method.upper()]
     return {"GET": "list", "POST": "create"}[operation.method.upper()]
@@ -150,7 +152,7 @@ def test_generated_requests_get_documented_answers(crm_api):
     ops = operations(crm_api.schema)
     objects = sorted({object_of(op) for op in ops})
     assert objects == sorted(crm_api.ids), "the document describes every object of the template"
-    assert len(ops) == 5 * len(objects)
+    assert len(ops) == 8 * len(objects)  # list, create, get, update, delete; shares: list, share, unshare
     statuses: Counter = Counter()
     failures: list[str] = []
     for operation in ops:
@@ -171,7 +173,8 @@ def test_generated_requests_get_documented_answers(crm_api):
         "\n\n".join(failures)
     # The run exercised the API rather than its error paths only.
     assert not [s for (_, s) in statuses if s == 401], "the API token was refused"
-    for kind, success in (("list", 200), ("create", 201), ("get", 200), ("update", 200), ("delete", 204)):
+    for kind, success in (("list", 200), ("create", 201), ("get", 200), ("update", 200), ("delete", 204),
+                          ("shares", 200)):
         assert statuses[kind, success] > 0, f"no {kind} request succeeded: {sorted(statuses.items())}"
 
 

@@ -40,6 +40,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 def create_app(runtime: Runtime) -> Starlette:
     from engine.api import admin, csvio, openapi
+    from engine.api import sharing
 
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
@@ -55,6 +56,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/v1/records/{object}/rules/{rule}", automation.run_rule, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.submit, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.history, methods=["GET"]),
+        Route("/api/v1/records/{object}/{id}/shares", sharing.shares, methods=["GET", "POST", "DELETE"]),
         Route("/api/v1/approvals/{id}/{decision}", automation.decide, methods=["POST"]),
         Route("/api/v1/intake/{object}", automation.intake, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}", records.one, methods=["GET", "PATCH", "DELETE"]),

@@ -87,6 +87,41 @@ def object_schemas(obj: ObjectDef, access: Access) -> dict[str, Any]:
     return {f"{obj.name}": record, f"{obj.name}_create": create, f"{obj.name}_update": writable}
 
 
+SHARE = {"type": "object", "required": ["id", "access", "granted_at"], "properties": {
+    "id": {"type": "integer"}, "record_id": {"type": "string", "format": "uuid"},
+    "user_id": {"type": ["string", "null"], "format": "uuid"}, "group": {"type": ["string", "null"]},
+    "access": {"enum": ["read", "edit"]}, "granted_by": {"type": ["string", "null"], "format": "uuid"},
+    "granted_at": {"type": "string", "format": "date-time"}}}
+
+
+def share_operations(obj: ObjectDef, id_param: list[dict[str, Any]]) -> dict[str, Any]:
+    """GET/POST/DELETE /api/v1/records/{object}/{id}/shares (engine.api.sharing)."""
+    label = obj.label()
+    errors = {str(code): PROBLEM for code in (400, 401, 403, 404, 413, 415, 422)}
+    share = {"$ref": "#/components/schemas/Share"}
+    who = [{"name": name, "in": "query", "required": False, "schema": {"type": "string"}}
+           for name in ("user_id", "group")]
+    body = {"type": "object", "additionalProperties": False, "properties": {
+        "user_id": {"type": "string", "format": "uuid"}, "group": {"type": "string"},
+        "access": {"enum": ["read", "edit"]}}}
+    return {
+        "get": {"summary": f"Shares of a {label}", "operationId": f"list_{obj.name}_shares", "parameters": id_param,
+                "responses": {"200": {"description": "the shares", "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["shares"],
+                    "properties": {"shares": {"type": "array", "items": share}}}}}}, **errors}},
+        "post": {"summary": f"Share a {label} with a user or a group", "operationId": f"share_{obj.name}",
+                 "parameters": id_param,
+                 "requestBody": {"required": True, "content": {"application/json": {"schema": body}}},
+                 "responses": {"201": {"description": "shared", "content": {"application/json": {"schema": {
+                     "type": "object", "required": ["share"], "properties": {"share": share}}}}}, **errors}},
+        "delete": {"summary": f"Stop sharing a {label} with a user or a group", "operationId": f"unshare_{obj.name}",
+                   "parameters": id_param + who,
+                   "responses": {"200": {"description": "removed", "content": {"application/json": {"schema": {
+                       "type": "object", "required": ["removed"], "properties": {"removed": {"type": "integer"}}}}}},
+                       **errors}},
+    }
+
+
 def build(runtime, actor, conn) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     schemas: dict[str, Any] = {"Problem": {
@@ -96,6 +131,7 @@ def build(runtime, actor, conn) -> dict[str, Any]:
                            "type": "object", "properties": {"field": {"type": ["string", "null"]},
                                                             "code": {"type": "string"},
                                                             "message": {"type": "string"}}}}}}}
+    schemas["Share"] = SHARE
     for obj in runtime.model.objects.values():
         access = Access(obj, actor, conn)
         if access.rights.read == "none" and not access.rights.create:
@@ -133,6 +169,7 @@ def build(runtime, actor, conn) -> dict[str, Any]:
             "delete": {"summary": f"Delete {label}", "operationId": f"delete_{obj.name}", "parameters": id_param,
                        "responses": {"204": {"description": "deleted"}, "412": PROBLEM, **errors}},
         }
+        paths[f"/api/v1/records/{obj.name}/{{id}}/shares"] = share_operations(obj, id_param)
     return {
         "openapi": "3.1.0",
         "info": {"title": "metacrm API", "version": f"revision {runtime.model.revision}"},

@@ -447,7 +447,7 @@ class RecordService:
                 language = pipeline.actor.language
                 text = translate(refusal, language, refusal, object=obj.label(language))
                 result.errors.setdefault(index, []).append(
-                    FieldError("owner", "owner_not_allowed", f"{_OWNER.label(language)} {text}"))
+                    FieldError("owner", refusal, f"{_OWNER.label(language)} {text}"))
 
     def _check_unique(self, conn, obj: ObjectDef, table: sa.Table, prepared, result: BulkResult,
                       pipeline: Pipeline, befores: Mapping[str, Any] | None = None) -> None:
