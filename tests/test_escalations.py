@@ -241,6 +241,7 @@ def test_approvals_of_records_you_cannot_see_do_not_exist_for_you(world, http, r
     for decision in ("approve", "reject", "recall"):
         assert answer(request, decision, "R1") == answer(nowhere, decision, "R1") == (404, "not_found",
                                                                                       "approval N does not exist")
+    assert answer(2 ** 70, "approve", "R1") == (404, "not_found", "approval N does not exist")
     approvals.reject(request, actors["Boss"])
     assert answer(request, "approve", "R1")[0] == 404  # not "already rejected"
     assert answer(request, "approve", "Viewer")[1] == "not_pending"  # who may see the record learns its state

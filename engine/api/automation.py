@@ -12,6 +12,7 @@ from engine.api.problems import Problem
 from engine.automation import manual
 from engine.automation.approvals import Approvals
 from engine.records.context import Actor
+from engine.records.errors import FieldError, NotFound
 from engine.records.serialize import to_jsonable
 
 
@@ -68,10 +69,10 @@ async def decide(request: Request) -> JSONResponse:
     handlers = {"approve": approvals.approve, "reject": approvals.reject, "recall": approvals.recall}
     if decision not in handlers:
         raise Problem(404, "decide with approve, reject or recall")
-    try:
-        approval_id = int(request.path_params["id"])
-    except ValueError:
-        raise Problem(404, "no such approval") from None
+    text = request.path_params["id"]
+    approval_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0  # longer ids are past a 64-bit key
+    if approval_id <= 0:
+        raise NotFound([FieldError(None, "not_found", f"approval {text} does not exist")])
     status = handlers[decision](approval_id, actor, str(body.get("comment") or ""))
     return JSONResponse({"approval": approval_id, "status": status})
 

@@ -377,11 +377,13 @@ class RecordService:
         """Values of relation paths; a lookup the caller just pointed at a record they may not see
         reads as if that record did not exist (so the write fails exactly like a wrong id)."""
         scopes = {}
-        for name, value in (pipeline.given if pipeline is not None and not pipeline.actor.system else ()):
-            if name != "owner" and record.get(name) == value and (before is None or before.get(name) != value):
-                scope = self._read_scope(conn, model, obj.field(name).target, pipeline.actor, cache)
+        for f in (obj.fields if pipeline is not None and pipeline.given and not pipeline.actor.system else ()):
+            value = record.get(f.name)
+            if f.type in ft.RELATION_TYPES and (f.name, value) in pipeline.given and \
+                    (before is None or before.get(f.name) != value):
+                scope = self._read_scope(conn, model, f.target, pipeline.actor, cache)
                 if scope is not None:
-                    scopes[name] = scope
+                    scopes[f.name] = scope
         return related_values(conn, model, self.runtime.tables(model), obj, record, cache, scopes=scopes)
 
     def _read_scope(self, conn: Connection, model: Model, object_name: str, actor: Actor,
