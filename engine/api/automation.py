@@ -70,7 +70,8 @@ async def decide(request: Request) -> JSONResponse:
     if decision not in handlers:
         raise Problem(404, "decide with approve, reject or recall")
     text = request.path_params["id"]
-    approval_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0  # longer ids are past a 64-bit key
+    # ids of 19 digits and more are past a 64-bit key: no such approval (and the database would refuse them)
+    approval_id = int(text) if text.isascii() and text.isdigit() and len(text) < 19 else 0
     if approval_id <= 0:
         raise NotFound([FieldError(None, "not_found", f"approval {text} does not exist")])
     status = handlers[decision](approval_id, actor, str(body.get("comment") or ""))

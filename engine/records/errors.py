@@ -43,7 +43,8 @@ MESSAGES: dict[str, dict[str, str]] = {
                "zh-TW": "{object} 審批中，已鎖定"},
     "owner_not_allowed": {"en": "can only be a user whose {object} records you may edit",
                           "zh-CN": "只能是你有权编辑其{object}记录的用户", "zh-TW": "只能是你有權編輯其{object}記錄的使用者"},
-    "owner_not_yours": {"en": "cannot be changed by you: this {object} belongs to someone whose records you may not edit",
+    "owner_not_yours": {"en": "cannot be changed by you: this {object} belongs to someone whose records "
+                              "you may not edit",
                         "zh-CN": "你无权更改：此{object}属于你无权编辑其记录的用户",
                         "zh-TW": "你無權更改：此{object}屬於你無權編輯其記錄的使用者"},
     "forbidden": {"en": "you may not {action} {object} records", "zh-CN": "你无权{action}{object}记录",

@@ -373,7 +373,8 @@ class RecordService:
         return found
 
     def _related(self, conn: Connection, model: Model, obj: ObjectDef, record: Mapping[str, Any],
-                 cache: dict, pipeline: Pipeline | None = None, before: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                 cache: dict, pipeline: Pipeline | None = None,
+                 before: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """Values of relation paths; a lookup the caller just pointed at a record they may not see
         reads as if that record did not exist (so the write fails exactly like a wrong id)."""
         scopes = {}
@@ -419,7 +420,8 @@ class RecordService:
             found: dict[str, bool] = {}
             wanted_list = sorted(wanted)
             for start in range(0, len(wanted_list), BATCH):
-                found.update((row[0], bool(row[1])) for row in conn.execute(statement, {"ids": wanted_list[start:start + BATCH]}))
+                rows = conn.execute(statement, {"ids": wanted_list[start:start + BATCH]})
+                found.update((row[0], bool(row[1])) for row in rows)
             for index, record in prepared:
                 value = record.get(f.name)
                 if value not in wanted:
