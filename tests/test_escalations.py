@@ -361,3 +361,16 @@ def test_users_may_give_records_only_to_owners_whose_records_they_may_edit(world
     assert records.update("deal", made["id"], {"owner": users["Out"]}, actors["Mover"])["owner"] == users["Out"]
     assert records.update("deal", deals["Boss"], {"owner": users["Out"]})["owner"] == users["Out"]
     assert records.get("deal", deals["R1"])["owner"] == users["R2"]
+
+
+def test_roles_say_who_may_run_manual_rules_only():
+    from tests.test_metamodel import problems_of
+
+    problems = problems_of("""
+name: memo
+fields: [{name: body, type: text}]
+automations:
+  - {name: on_save, trigger: {on: saved}, roles: [manager], actions: [{set: {body: "'x'"}}]}
+  - {name: by_hand, trigger: {on: manual}, roles: [manager], actions: [{set: {body: "'y'"}}]}
+""")
+    assert len(problems) == 1 and "roles say who may run a manual rule; this rule is not manual" in problems[0]
