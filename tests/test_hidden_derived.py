@@ -19,8 +19,7 @@ from engine.records.context import Actor
 from engine.records.errors import ValidationFailed
 from engine.records.serialize import to_jsonable
 from engine.security import auth, identity
-from metamodel.compiler import compile_model
-from tests.conftest import ROOT, documents, install
+from tests.conftest import ROOT, install
 
 ACCOUNT = """
 name: account
@@ -209,6 +208,7 @@ def test_a_hidden_field_is_indistinguishable_from_one_that_does_not_exist(world,
 
 QUOTE = """
 name: quote
+title_field: cost
 fields:
   - {name: title, type: text, required: true}
   - {name: amount, type: integer}
@@ -233,6 +233,9 @@ def test_errors_about_hidden_values_name_no_field_and_quote_no_expression(runtim
     assert "Amount is too high" in refused.text
     for word in ("cost", "markup", "division"):
         assert word not in refused.text.lower()
+    for path in ("/api/v1/meta/objects", "/api/v1/meta/objects/quote"):  # not even as the title field
+        described = http.get(path, headers=bearer(token))
+        assert described.status_code == 200 and "cost" not in described.text and "markup" not in described.text
     with pytest.raises(ValidationFailed) as system_view:  # the engine's own view keeps every detail
         records.create("quote", {"title": "q", "amount": 5})
     assert "markup" in str(system_view.value) and "amount / cost > 1000" in str(system_view.value)
@@ -280,12 +283,13 @@ def test_history_follows_field_ids_across_renames_and_hides_what_is_hidden_now(r
         "name", "gross_margin", "margin_copy", "remarks", "extra"}  # removed fields: admins only
 
 
-def test_rollups_formulas_and_paths_are_hidden_per_role_at_compile_time():
+def test_rollups_formulas_and_paths_are_hidden_per_role_at_compile_time(runtime):
     lookup_hidden = DEAL.replace("{margin: hidden}", "{account: hidden}").replace(
         "  - {name: stage", "  - {name: account_name, type: formula, result_type: text, expression: \"account.name\"}\n"
                             "  - {name: stage")
     boss = "  boss: {read: all}\n"
-    model = compile_model(documents(ACCOUNT + boss, lookup_hidden + boss, MEMO, CONTRACT))
+    install(runtime, ACCOUNT + boss, lookup_hidden + boss, MEMO, CONTRACT)
+    model = runtime.reload()  # as every server process builds it from the stored revision
     rep = frozenset({"rep"})
     hidden = {name: model.object(name).permissions.for_roles(rep).hidden for name in ("account", "deal", "memo")}
     assert hidden == {"account": {"secret", "secret_tag", "deal_margin_total", "big_deals", "deal_count"},
@@ -320,3 +324,34 @@ def test_compiler_warns_about_checks_reading_hidden_fields_in_plan_cli_and_admin
     assert plan.status_code == 200, plan.text
     warnings = plan.json()["warnings"]
     assert len(warnings) == 2 and all(any(text in w for w in warnings) for text in expected)
+
+
+VENDOR = """
+name: vendor
+fields:
+  - {name: name, type: text}
+permissions:
+  rep: {read: all, delete: all}
+"""
+INVOICE = """
+name: invoice
+fields:
+  - {name: name, type: text}
+  - {name: paid_to, type: lookup, target: vendor, label: Paid to}
+permissions:
+  rep: {read: all, fields: {paid_to: hidden}}
+"""
+
+
+def test_a_refused_delete_does_not_name_a_lookup_hidden_from_the_actor(runtime, records):
+    install(runtime, VENDOR, INVOICE)
+    with runtime.db.begin() as conn:
+        rep = identity.create_user(conn, "Rep", "rep@x.com", roles=["rep"])
+    vendor = records.create("vendor", {"name": "V"})
+    records.create("invoice", {"name": "I", "paid_to": vendor["id"]})
+    with pytest.raises(ValidationFailed) as refused:
+        records.delete("vendor", vendor["id"], Actor(user_id=rep.id, roles=frozenset({"rep"})))
+    assert refused.value.errors[0].code == "restricted" and "paid" not in str(refused.value).lower()
+    with pytest.raises(ValidationFailed) as system_view:
+        records.delete("vendor", vendor["id"])
+    assert "Paid to" in str(system_view.value)

@@ -82,8 +82,8 @@ def _object_fields(request: Request, name: str) -> set[str]:
 def visible_fields(request: Request, name: str, actor) -> set[str]:
     """The names `field=value` query parameters may use: a field hidden from the actor is an
     unknown query parameter, exactly like a name that is no field at all."""
-    hidden = rights_of(request.app.state.runtime.model.object(name), actor).hidden
-    return _object_fields(request, name) - hidden
+    fields = _object_fields(request, name)
+    return fields - rights_of(request.app.state.runtime.model.object(name), actor).hidden
 
 
 async def list_or_create(request: Request) -> Response:
