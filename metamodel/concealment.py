@@ -147,7 +147,8 @@ def _declared(obj: ObjectDef, role: str) -> frozenset[str]:
     return access.hidden if access is not None else frozenset()
 
 
-def conceal(objects: Mapping[str, ObjectDef]) -> tuple[dict[str, ObjectDef], dict[str, Concealed], dict[str, list[Check]]]:
+def conceal(objects: Mapping[str, ObjectDef]
+            ) -> tuple[dict[str, ObjectDef], dict[str, Concealed], dict[str, list[Check]]]:
     """The objects with their permissions completed (derived hidden fields and oracles per role),
     the per-role results, and every object's write-time checks (for the compiler's warnings)."""
     reads = {(obj.name, f.name): cells for obj in objects.values() for f in obj.fields

@@ -8,9 +8,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from engine.api.context import authenticate
+from engine.api.layouts import visible_layouts
 from engine.api.problems import Problem
 from engine.records.context import Actor
-from engine.api.layouts import visible_layouts
 from engine.security.access import Access, conceals
 from metamodel.model import FieldDef, Model, ObjectDef
 
@@ -49,7 +49,8 @@ def describe_object(model: Model, obj: ObjectDef, actor: Actor, access: Access, 
                                             "export": access.rights.export}}
     if full:
         shows = lambda expression: not conceals(model, obj, actor, expression)  # noqa: E731
-        info["fields"] = [dict(describe_field(f, actor.language, shows), read_only=f.read_only or f.name in access.read_only)
+        info["fields"] = [dict(describe_field(f, actor.language, shows),
+                               read_only=f.read_only or f.name in access.read_only)
                           for f in obj.fields if f.name not in hidden]
         info["layouts"] = visible_layouts(model, obj, actor)
     return info

@@ -5,7 +5,7 @@ see or change come from the scope (own / subordinates / team / all), plus record
 with the actor or their groups, plus (for reading) the pools they belong to. Hidden
 fields (declared, and everything computed from them: metamodel.concealment) never leave
 the engine: they are removed from results and history, are unknown to filters, sorting,
-search and writes, and errors about them are told apart from nothing else. System actors
+search and writes, and no error tells them from fields that do not exist. System actors
 (the engine's own work, migrations, the admin CLI) are not restricted.
 """
 
