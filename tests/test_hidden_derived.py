@@ -114,11 +114,14 @@ def bodies_of_every_channel(http, token: str, ids, records, actor) -> list[str]:
     headers = bearer(token)
     texts = [http.get("/api/v1/meta/objects", headers=headers).text,
              http.get("/api/v1/openapi.json", headers=headers).text]
+    titles = {"account": "Acme", "deal": "Anvil", "memo": "hello"}
     for name, record_id in ids.items():
         for path, params in ((f"/api/v1/records/{name}", {"limit": 100}), (f"/api/v1/records/{name}/{record_id}", {}),
+                             (f"/api/v1/records/{name}", {"search": titles[name]}),
                              (f"/api/v1/records/{name}/export", {}), (f"/api/v1/meta/objects/{name}", {})):
             response = http.get(path, params=params, headers=headers)
             assert response.status_code == 200, (path, response.text)
+            assert record_id in response.text or "meta" in path, (path, response.text)  # the record is there
             texts.append(response.text)
         texts.append(json.dumps(to_jsonable(records.history(name, record_id, actor))))
     return texts
