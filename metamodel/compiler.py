@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 from engine.expressions import ExpressionError, compile_expression
-from metamodel import automation
+from metamodel import automation, concealment
 from metamodel import filters as flt
 from metamodel.permissions import compile_permissions
 from metamodel import types as ft
@@ -22,6 +22,7 @@ from metamodel.errors import MetadataError, Problem
 from metamodel.loader import Document
 from metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
 from metamodel.names import SYSTEM_COLUMNS, name_problem
+from metamodel.oracles import oracle_warnings
 
 AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
 
@@ -54,7 +55,10 @@ def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
             objects[name] = obj
     if problems:
         raise MetadataError(problems)
-    return Model(MappingProxyType(objects), revision)
+    # Pass 3: whatever is computed from a hidden value is hidden too (across objects).
+    objects, concealed, checks = concealment.conceal(objects)
+    warnings = oracle_warnings(objects, by_name, concealed, checks)
+    return Model(MappingProxyType(objects), revision, tuple(warnings))
 
 
 def _labels(raw: Any) -> Mapping[str, str]:

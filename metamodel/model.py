@@ -192,6 +192,7 @@ class Model:
 
     objects: Mapping[str, ObjectDef]
     revision: int = 0
+    warnings: tuple = field(default=(), compare=False)  # metamodel.errors.Problem: legal but worth a look
 
     def object(self, name: str) -> ObjectDef:
         return self.objects[name]

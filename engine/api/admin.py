@@ -100,7 +100,8 @@ def _plan_body(plan) -> dict[str, Any]:
     return {"base_revision": plan.base_revision,
             "changes": [{"action": c.action, "object": c.object, "safety": c.safety, "description": c.description}
                         for c in plan.changes],
-            "destructive": plan.destructive, "needs_data_check": plan.needs_data_check, "text": plan.render()}
+            "destructive": plan.destructive, "needs_data_check": plan.needs_data_check, "warnings": plan.warnings,
+            "text": plan.render()}
 
 
 async def metadata_plan(request: Request) -> Response:

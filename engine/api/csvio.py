@@ -491,7 +491,7 @@ async def import_csv(request: Request) -> Response:
 async def export_csv(request: Request) -> Response:
     actor = authenticate(request)
     name = request.path_params["object"]
-    known = record_api._object_fields(request, name)
+    known = record_api.visible_fields(request, name, actor)
     service = record_api.service(request)
     runtime = request.app.state.runtime
     obj = runtime.model.object(name)

@@ -8,13 +8,16 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from engine.api.context import authenticate
+from engine.api.layouts import visible_layouts
 from engine.api.problems import Problem
 from engine.records.context import Actor
-from engine.security.access import Access
-from metamodel.model import FieldDef, ObjectDef
+from engine.security.access import Access, conceals
+from metamodel.model import FieldDef, Model, ObjectDef
 
 
-def describe_field(field: FieldDef, language: str) -> dict[str, Any]:
+def describe_field(field: FieldDef, language: str, shows=lambda expression: True) -> dict[str, Any]:
+    """A field for the client; `shows(expression)` says whether a condition may be told (one
+    that reads a value hidden from the caller is left out: it would name the hidden field)."""
     info: dict[str, Any] = {"name": field.name, "id": field.id, "type": field.type, "label": field.label(language),
                             "required": field.required, "unique": field.unique, "read_only": field.read_only,
                             "searchable": field.searchable}
@@ -32,35 +35,25 @@ def describe_field(field: FieldDef, language: str) -> dict[str, Any]:
         info.update(precision=field.precision, scale=field.scale)
     for key in ("required_if", "visible_if", "read_only_if"):
         expression = getattr(field, key)
-        if expression is not None:
+        if expression is not None and shows(expression):
             info[key] = expression.source
     return info
 
 
-def describe_object(obj: ObjectDef, actor: Actor, access: Access, full: bool) -> dict[str, Any]:
+def describe_object(model: Model, obj: ObjectDef, actor: Actor, access: Access, full: bool) -> dict[str, Any]:
     hidden = access.hidden
-    info: dict[str, Any] = {"name": obj.name, "label": obj.label(actor.language), "title_field": obj.title_field,
+    info: dict[str, Any] = {"name": obj.name, "label": obj.label(actor.language),
+                            "title_field": "id" if obj.title_field in hidden else obj.title_field,
                             "permissions": {"create": access.rights.create, "read": access.rights.read,
                                             "edit": access.rights.edit, "delete": access.rights.delete,
                                             "export": access.rights.export}}
     if full:
-        info["fields"] = [dict(describe_field(f, actor.language), read_only=f.read_only or f.name in access.read_only)
+        shows = lambda expression: not conceals(model, obj, actor, expression)  # noqa: E731
+        info["fields"] = [dict(describe_field(f, actor.language, shows),
+                               read_only=f.read_only or f.name in access.read_only)
                           for f in obj.fields if f.name not in hidden]
-        info["layouts"] = _without(obj.layouts, hidden)
+        info["layouts"] = visible_layouts(model, obj, actor)
     return info
-
-
-def _without(value: Any, hidden: frozenset[str]) -> Any:
-    """Layouts with hidden fields taken out (they must not even be named)."""
-    if isinstance(value, str):
-        return value
-    if hasattr(value, "items"):
-        return {k: _without(v, hidden) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without(v, hidden) for v in value
-                if not (isinstance(v, str) and v.lstrip("-") in hidden)  # columns, sort keys
-                and not (isinstance(v, (list, tuple)) and v and v[0] in hidden)]  # filter conditions
-    return value
 
 
 async def objects(request: Request) -> JSONResponse:
@@ -71,7 +64,7 @@ async def objects(request: Request) -> JSONResponse:
         for obj in runtime.model.objects.values():
             access = Access(obj, actor, conn)
             if access.rights.read != "none" or access.rights.create:
-                result.append(describe_object(obj, actor, access, full=False))
+                result.append(describe_object(runtime.model, obj, actor, access, full=False))
     return JSONResponse({"objects": result, "revision": runtime.model.revision})
 
 
@@ -86,4 +79,4 @@ async def one_object(request: Request) -> JSONResponse:
         access = Access(obj, actor, conn)
         if access.rights.read == "none" and not access.rights.create:
             raise Problem(404, f"unknown object {name!r}")
-        return JSONResponse(describe_object(obj, actor, access, full=True))
+        return JSONResponse(describe_object(runtime.model, obj, actor, access, full=True))

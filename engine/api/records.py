@@ -15,6 +15,7 @@ from engine.api.problems import Problem
 from engine.records.query import MAX_LIMIT, Query
 from engine.records.serialize import to_jsonable
 from engine.records.service import RecordService
+from engine.security.access import rights_of
 
 LIST_PARAMS = frozenset({"filter", "sort", "search", "fields", "limit", "cursor"})
 BULK_LIMIT = 1000
@@ -78,10 +79,17 @@ def _object_fields(request: Request, name: str) -> set[str]:
     return set(model.object(name).field_names) | {"owner", "id", "created_at", "updated_at"}
 
 
+def visible_fields(request: Request, name: str, actor) -> set[str]:
+    """The names `field=value` query parameters may use: a field hidden from the actor is an
+    unknown query parameter, exactly like a name that is no field at all."""
+    fields = _object_fields(request, name)
+    return fields - rights_of(request.app.state.runtime.model.object(name), actor).hidden
+
+
 async def list_or_create(request: Request) -> Response:
     actor = authenticate(request)
     name = request.path_params["object"]
-    fields = _object_fields(request, name)
+    fields = visible_fields(request, name, actor)
     if request.method == "POST":
         record = service(request).create(name, await read_object(request), actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={

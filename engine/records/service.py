@@ -146,16 +146,26 @@ class RecordService:
             return c.execute(statement).scalar_one()
 
     def history(self, object_name: str, record_id: str, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
-        """Field changes of one record, oldest first (without fields hidden from the actor)."""
+        """Field changes of one record, oldest first. Rows are matched to fields by field id, not by
+        the name they had when written: a renamed field keeps its history (under its current name),
+        and a field hidden from the actor stays out whatever it was called then. Fields removed
+        since (they may have been hidden) are shown to system actors and admins only."""
+        from engine.security.access import history_fields
+
         obj, _ = self._object(self.runtime.model, object_name)
         self.get(object_name, record_id, actor)
         h = history_table
+        names = history_fields(obj, actor)
+        statement = (sa.select(h.c.field_id, h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
+                     .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
+                     .order_by(h.c.changed_at, h.c.id))
+        if names is not None:
+            statement = statement.where(h.c.field_id.in_(sorted(names)))
         with self.runtime.db.read() as c:
-            hidden = self.access(obj, actor, c).hidden
-            rows = c.execute(sa.select(h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
-                             .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
-                             .order_by(h.c.changed_at, h.c.id))
-            return [dict(r._mapping) for r in rows if r.field not in hidden]
+            rows = c.execute(statement).all()
+        current = {f.id: f.name for f in obj.fields}
+        return [{"field": current.get(r.field_id, r.field), "old_value": r.old_value, "new_value": r.new_value,
+                 "changed_by": r.changed_by, "changed_at": r.changed_at} for r in rows]
 
     # -- writes ----------------------------------------------------------------------------
     def create(self, object_name: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
@@ -196,6 +206,7 @@ class RecordService:
                     prepared.append((index, record))
             self._check_references(c, model, obj, prepared, result, pipeline)
             self._check_unique(c, obj, table, prepared, result, pipeline)
+            result.errors = {i: access.conceal(errs) for i, errs in result.errors.items()}
             if result.errors and (all_or_none or _single):
                 raise ValidationFailed(sorted(result.errors.items())[0][1] if _single else
                                        [e for errs in result.errors.values() for e in errs])
@@ -282,6 +293,7 @@ class RecordService:
                 befores[record["id"]] = before
             self._check_references(c, model, obj, prepared, result, pipeline, befores)
             self._check_unique(c, obj, table, prepared, result, pipeline, befores)
+            result.errors = {i: access.conceal(errs) for i, errs in result.errors.items()}
             if result.errors and (all_or_none or _single):
                 raise ValidationFailed([e for errs in result.errors.values() for e in errs])
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
@@ -484,8 +496,11 @@ class RecordService:
             table = self.runtime.tables(model)[child.name]
             count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[f.name] == record_id)).scalar_one()
             if count:
+                from engine.security.access import rights_of
+
+                field = "—" if f.name in rights_of(child, actor).hidden else f.label(actor.language)
                 message = translate("restricted", actor.language, "", count=count, child=child.label(actor.language),
-                                    field=f.label(actor.language))
+                                    field=field)
                 errors.append(FieldError(None, "restricted", message))
         if errors:
             raise ValidationFailed(errors)

@@ -3,9 +3,10 @@
 Object permissions come from metadata (metamodel.permissions); the records an actor may
 see or change come from the scope (own / subordinates / team / all), plus records shared
 with the actor or their groups, plus (for reading) the pools they belong to. Hidden
-fields never leave the engine: they are removed from results and history, and are
-unknown to filters, sorting, search and writes. System actors (the engine's own work,
-migrations, the admin CLI) are not restricted.
+fields (declared, and everything computed from them: metamodel.concealment) never leave
+the engine: they are removed from results and history, are unknown to filters, sorting,
+search and writes, and no error tells them from fields that do not exist. System actors
+(the engine's own work, migrations, the admin CLI) are not restricted.
 """
 
 from __future__ import annotations
@@ -18,9 +19,48 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from engine.records.context import Actor
+from engine.records.errors import FieldError
 from engine.security import identity
-from metamodel.model import ObjectDef
-from metamodel.permissions import FULL, RoleAccess
+from metamodel.concealment import path_cells
+from metamodel.model import ObjectDef, pick_label
+from metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess
+
+#: The one error a save gets for a problem with a field hidden from the actor (a required or
+#: unique hidden field, a hidden formula that failed...): it names no field and no value.
+CONCEALED = {"en": "cannot be saved: it breaks a rule about data you cannot see",
+             "zh-CN": "无法保存：违反了与你不可见的数据有关的规则",
+             "zh-TW": "無法儲存：違反了與你不可見的資料有關的規則"}
+
+
+def rights_of(obj: ObjectDef, actor: Actor) -> RoleAccess:
+    """What an actor's roles allow on an object (no database needed: roles are on the actor)."""
+    if actor.system or obj.permissions is None:
+        return FULL
+    return obj.permissions.for_roles(actor.roles)
+
+
+def conceals(model, obj: ObjectDef, actor: Actor, expression) -> bool:
+    """Whether an expression of `obj` reads a value hidden from the actor (on `obj`, or on an
+    object reached through a relation path, including one the actor cannot read at all)."""
+    if expression is None:
+        return False
+    for path in expression.paths:
+        for name, field_name in path_cells(model.objects, obj, path):
+            rights = rights_of(model.object(name), actor)
+            if field_name in rights.hidden or (name != obj.name and rights.read == "none"):
+                return True
+    return False
+
+
+def history_fields(obj: ObjectDef, actor: Actor) -> frozenset[str] | None:
+    """Ids of the fields whose history the actor may read; None: every row, including those of
+    fields removed since (shown only where nothing can have been hidden from the actor)."""
+    permissions = obj.permissions
+    if actor.system or ADMIN_ROLE in actor.roles or permissions is None or (
+            not permissions.restricted and not permissions.open_roles):
+        return None
+    hidden = rights_of(obj, actor).hidden
+    return frozenset(f.id for f in obj.fields if f.name not in hidden) | {"owner"}
 
 
 @dataclass
@@ -33,9 +73,7 @@ class Access:
     rights: RoleAccess = field(init=False)
 
     def __post_init__(self) -> None:
-        permissions = self.obj.permissions
-        unrestricted = self.actor.system or permissions is None or not permissions.by_role
-        self.rights = FULL if unrestricted else permissions.for_roles(self.actor.roles)
+        self.rights = rights_of(self.obj, self.actor)
 
     @property
     def unrestricted(self) -> bool:
@@ -113,3 +151,26 @@ class Access:
 
     def visible_many(self, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
         return [self.visible(r) for r in records]
+
+    def conceal(self, errors: list[FieldError]) -> list[FieldError]:
+        """Errors as the actor may see them: one about a hidden field becomes the same generic
+        error whatever the field; a validation rule that reads hidden values keeps its message
+        but loses the evaluation details (they quote the expression and values)."""
+        if not self.hidden and not self.rights.oracles:
+            return errors
+        shown: list[FieldError] = []
+        for error in errors:
+            if error.field in self.hidden and error.code != "unknown_field":  # unknown_field echoes the caller
+                error = FieldError(None, "rejected", pick_label(CONCEALED, self.actor.language, "rejected"))
+            elif error.code == "validation_rule":
+                error = self._rule_error(error)
+            if error not in shown:
+                shown.append(error)
+        return shown
+
+    def _rule_error(self, error: FieldError) -> FieldError:
+        for rule in self.obj.validation_rules:
+            message = rule.message(self.actor.language)
+            if rule.name in self.rights.oracles and error.message.startswith(message + " ("):
+                return FieldError(error.field, error.code, message)
+        return error

@@ -57,11 +57,20 @@ class Plan:
     def destructive(self) -> bool:
         return any(c.safety == DESTRUCTIVE for c in self.changes)
 
+    @property
+    def warnings(self) -> list[str]:
+        """What the compiler found legal but worth a look in the resulting metadata."""
+        return [str(w) for w in self.new.warnings]
+
     def render(self) -> str:
         if not self.changes:
-            return "No changes: the database already matches this metadata."
-        lines = [f"Plan against revision {self.base_revision}: {len(self.changes)} change(s)"]
-        lines += [f"  {c}" for c in self.changes]
+            lines = ["No changes: the database already matches this metadata."]
+        else:
+            lines = [f"Plan against revision {self.base_revision}: {len(self.changes)} change(s)"]
+            lines += [f"  {c}" for c in self.changes]
+        if self.warnings:
+            lines.append(f"{len(self.warnings)} warning(s):")
+            lines += [f"  {w}" for w in self.warnings]
         return "\n".join(lines)
 
     def summary(self) -> list[str]:
