@@ -22,8 +22,9 @@ from engine.records.query import Query
 from engine.records.service import RecordService
 from engine.runtime import Runtime, find_template
 from engine.sample_data import SampleDataError, load_sample_data
-from engine.storage.database import DEFAULT_URL, ENV_VAR
+from engine.storage.database import DEFAULT_URL, ENV_VAR, SettingError
 from engine.storage.migrator import ApplyError
+from engine.storage.system_migrations import SchemaVersionError
 from metamodel.errors import MetadataError
 
 FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metacrm: " + "; ".join(e.message if e.field is None or e.message.startswith(e.field)
                                       else f"{e.field}: {e.message}" for e in exc.errors), file=sys.stderr)
         return 1
-    except SampleDataError as exc:
+    except (SampleDataError, SchemaVersionError, SettingError) as exc:
         print(f"metacrm: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug or an unreachable database: say what, not where

@@ -27,6 +27,13 @@ DEFAULT_URL = "sqlite:///metacrm.db"
 ENV_VAR = "METACRM_DATABASE_URL"
 
 
+MAX_SECONDS = 2_000_000  # PostgreSQL takes timeouts in milliseconds up to 2**31 - 1
+
+
+class SettingError(ValueError):
+    """A database setting from the environment is not usable."""
+
+
 @dataclass(frozen=True)
 class Timeouts:
     """Bounds, in seconds, on how long one statement may wait (0 = no bound).
@@ -54,8 +61,9 @@ class Timeouts:
                     values[name] = float(text)
                 except ValueError:
                     values[name] = -1.0
-                if not values[name] >= 0:  # also refuses nan
-                    raise ValueError(f"${var} must be a number of seconds (0 for no limit), not {text!r}")
+                if not 0 <= values[name] <= MAX_SECONDS:  # also refuses nan and inf
+                    raise SettingError(f"${var} must be a number of seconds from 0 (no limit) to {MAX_SECONDS}, "
+                                       f"not {text!r}")
         return cls(**values)
 
 
