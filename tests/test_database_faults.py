@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from engine.api.app import create_app
 from engine.runtime import Runtime
 from engine.security import auth, identity
-from engine.storage.database import Database, Timeouts
+from engine.storage.database import Database
 from tests.conftest import install
 from tests.tcp_proxy import TCPProxy
 
@@ -48,7 +48,7 @@ class RowLock:
     write lock) until released — or, as a bound, for a minute."""
 
     def __init__(self, url: str, table: sa.Table, record_id: str):
-        self.db = Database(url, timeouts=Timeouts(statement=0, lock=0))
+        self.db = Database(url)  # it only holds the lock; it never waits
         self.query = sa.select(table.c.id).where(table.c.id == record_id).with_for_update()
         self.held, self.release = threading.Event(), threading.Event()
         self.thread = threading.Thread(target=self._hold, daemon=True)

@@ -128,6 +128,13 @@ class Database:
         self.engine.dispose()
 
 
+def serialise(conn: Connection, key: int) -> None:
+    """Hold `key` until `conn`'s transaction ends, so that one process at a time passes
+    (PostgreSQL: an advisory lock; SQLite: writers already hold the database's write lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+
+
 class ForeignKeyCheckFailed(RuntimeError):
     def __init__(self, rows):
         self.rows = rows

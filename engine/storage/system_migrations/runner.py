@@ -19,6 +19,8 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
+from engine.storage.database import serialise
+
 #: Which steps a database has had: schema steps by name, data upgrades as "data:<name>".
 version_table = sa.Table(
     "metacrm_schema_version", sa.MetaData(),
@@ -26,7 +28,7 @@ version_table = sa.Table(
     sa.Column("applied_at", sa.DateTime, nullable=False),
 )
 
-#: The PostgreSQL advisory lock that serialises upgrades (SQLite: BEGIN IMMEDIATE does).
+#: The lock that lets one process at a time upgrade (see database.serialise).
 LOCK_KEY = 0x6D657461
 
 
@@ -65,8 +67,7 @@ def upgrade(conn: Connection, migrations: Sequence[Migration], data_upgrades: Se
     wanted = [m.name for m in migrations] + [d.key for d in data_upgrades]
     if applied(conn) == set(wanted):
         return []
-    if conn.dialect.name == "postgresql":
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(LOCK_KEY)))
+    serialise(conn, LOCK_KEY)
     existing = set(sa.inspect(conn).get_table_names())
     fresh = not any(name.startswith("metacrm_") for name in existing)
     if version_table.name not in existing:
