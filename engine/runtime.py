@@ -55,7 +55,6 @@ class Runtime:
     def open(cls, url: str | None = None) -> "Runtime":
         """Connect, bring the engine's own tables to this release's schema, load the model."""
         runtime = cls(Database(url))
-        runtime.upgrade_system_schema()
         runtime.reload()
         return runtime
 
@@ -79,7 +78,9 @@ class Runtime:
         return build_tables(model)[1]
 
     def reload(self) -> Model:
-        """Load and compile the newest revision, and make it live."""
+        """Bring the system schema up to date (one query when it is), load and compile the
+        newest revision, and make it live."""
+        self.upgrade_system_schema()
         with self.db.read() as conn:
             model = metastore.load_model(conn)
         self._state = _State(model, build_tables(model)[1])
