@@ -45,6 +45,7 @@ class Runtime:
         self.db = db
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
+        self.schema_steps: list[str] = []  # system schema steps this runtime applied
 
     def close(self) -> None:
         """Write what is buffered, and release the database connections."""
@@ -65,7 +66,9 @@ class Runtime:
             if system_migrations.is_current(conn):
                 return []
         with self.db.schema_change() as conn:
-            return metastore.ensure_system_tables(conn)
+            applied = metastore.ensure_system_tables(conn)
+        self.schema_steps += applied
+        return applied
 
     @property
     def model(self) -> Model:
@@ -78,7 +81,7 @@ class Runtime:
         return build_tables(model)[1]
 
     def reload(self) -> Model:
-        """Bring the system schema up to date (one query when it is), load and compile the
+        """Bring the system schema up to date (a quick read when it is), load and compile the
         newest revision, and make it live."""
         self.upgrade_system_schema()
         with self.db.read() as conn:

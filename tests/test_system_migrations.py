@@ -81,9 +81,14 @@ def applied(runtime: Runtime) -> list[str]:
 
 def test_a_database_of_the_previous_release_is_upgraded_with_its_data(db_url):
     token = create_release_0_1_0(db_url)
+    init = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "init"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert init.returncode == 0, init.stderr
+    assert [line for line in init.stdout.splitlines() if "system schema" in line] == \
+        [f"system schema: applied {step}" for step in STEPS]
     runtime = Runtime.open(db_url)
     try:
-        assert applied(runtime) == STEPS
+        assert applied(runtime) == STEPS and runtime.schema_steps == []
         assert declared_schema_differences(runtime) == []
         with runtime.db.engine.connect() as conn:
             entries = conn.execute(sa.select(outbox.c.status, outbox.c.delivery_id).order_by(outbox.c.id)).all()

@@ -294,7 +294,7 @@ def _timer_key(row):
 
 def backoff(attempts: int) -> timedelta:
     """10 s after the first failure, doubling, at most an hour."""
-    return min(BACKOFF_BASE * (2 ** (attempts - 1)), BACKOFF_CAP)
+    return min(BACKOFF_BASE * (2 ** min(attempts - 1, 16)), BACKOFF_CAP)
 
 
 def describe(exc: Exception) -> str:
@@ -302,8 +302,9 @@ def describe(exc: Exception) -> str:
     if isinstance(exc, sa.exc.DBAPIError):
         first = str(exc.orig).strip().splitlines()
         return f"database: {first[0] if first else type(exc.orig).__name__}"
-    if isinstance(exc, AutomationError) and exc.__cause__ is not None:
-        return str(exc.__cause__)  # the rule is named beside it already
+    if isinstance(exc, AutomationError) and isinstance(exc.__cause__, Exception):
+        return describe(exc.__cause__) if isinstance(exc.__cause__, sa.exc.DBAPIError) \
+            else str(exc.__cause__)  # the rule is named beside it already
     return str(exc) if isinstance(exc, (AutomationError, delivery.DeliveryError)) else f"{type(exc).__name__}: {exc}"
 
 

@@ -43,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="en", help="language of messages and labels (en, zh-CN, zh-TW)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("init", help="create the engine's tables in the database")
+    commands.add_parser("init", help="create the engine's tables in the database, or upgrade them")
     for name, text in (("plan", "show what applying metadata would change"),
                        ("apply", "apply metadata: checked first, all or nothing")):
         cmd = commands.add_parser(name, help=text, description=text)
@@ -189,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_init(runtime: Runtime, args, actor: Actor) -> int:
+    for step in runtime.schema_steps:
+        print(f"system schema: applied {step}")
     print(f"ready: {runtime.db.url} (metadata revision {runtime.model.revision})")
     return 0
 

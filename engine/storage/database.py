@@ -191,12 +191,21 @@ def _make_sqlite_transactional(engine: Engine, memory: bool, timeouts: Timeouts)
     if timeouts.statement:
         @event.listens_for(engine, "before_cursor_execute")
         def start_clock(conn, cursor, statement, parameters, context, executemany):
-            if not conn.get_execution_options().get("metacrm_unbounded"):
+            if conn.get_execution_options().get("metacrm_unbounded"):
+                conn.connection.info.pop("metacrm_deadline", None)
+            else:
                 conn.connection.info["metacrm_deadline"] = time.monotonic() + timeouts.statement
 
         @event.listens_for(engine, "after_cursor_execute")
         def stop_clock(conn, cursor, statement, parameters, context, executemany):
             conn.connection.info.pop("metacrm_deadline", None)
+
+        @event.listens_for(engine, "handle_error")
+        def stop_clock_on_error(context):  # a failed statement leaves no deadline behind
+            try:
+                context.connection.connection.info.pop("metacrm_deadline", None)
+            except (AttributeError, sa.exc.SQLAlchemyError):  # no connection, or it is gone
+                pass
 
 
 #: PostgreSQL SQLSTATEs that are the database's state, not a bug: lock_not_available,

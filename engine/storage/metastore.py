@@ -36,7 +36,7 @@ class Revision:
 
 
 def ensure_system_tables(conn: Connection) -> list[str]:
-    """Bring the engine's own tables to the newest version (idempotent; one query when current).
+    """Bring the engine's own tables to the newest version (idempotent; a quick read when current).
     Returns the names of the steps applied now."""
     from engine.storage import system_migrations
 

@@ -31,14 +31,13 @@ MIGRATIONS: list[Migration] = [
 DATA_UPGRADES: list[DataUpgrade] = []
 
 
-
 def upgrade(conn, load_model) -> list[str]:
     """Bring `conn`'s database to the newest system schema (see runner.upgrade)."""
     return runner.upgrade(conn, MIGRATIONS, DATA_UPGRADES, load_model)
 
 
 def is_current(conn) -> bool:
-    """Whether the database has every step (one query; no lock, no writes)."""
+    """Whether the database has every step (a quick read: no lock, no writes)."""
     return runner.applied(conn) == {m.name for m in MIGRATIONS} | {d.key for d in DATA_UPGRADES}
 
 
