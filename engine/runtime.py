@@ -19,7 +19,7 @@ import engine.security.audit  # noqa: F401  (registers the audit log)
 import engine.security.auth  # noqa: F401  (registers tokens, sessions)
 import engine.security.identity  # noqa: F401  (registers users, groups, roles)
 
-from engine.storage import metastore
+from engine.storage import metastore, system_migrations
 from engine.storage.database import Database
 from engine.storage.migrator import StepHook, apply_plan
 from engine.storage.planner import Plan, make_plan
@@ -45,6 +45,7 @@ class Runtime:
         self.db = db
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
+        self.schema_steps: list[str] = []  # system schema steps this runtime applied
 
     def close(self) -> None:
         """Write what is buffered, and release the database connections."""
@@ -53,9 +54,21 @@ class Runtime:
 
     @classmethod
     def open(cls, url: str | None = None) -> "Runtime":
+        """Connect, bring the engine's own tables to this release's schema, load the model."""
         runtime = cls(Database(url))
         runtime.reload()
         return runtime
+
+    def upgrade_system_schema(self) -> list[str]:
+        """Apply the system schema steps and data upgrades the database lacks (a fresh
+        database gets them all), atomically; returns their names."""
+        with self.db.read() as conn:
+            if system_migrations.is_current(conn):
+                return []
+        with self.db.schema_change() as conn:
+            applied = metastore.ensure_system_tables(conn)
+        self.schema_steps += applied
+        return applied
 
     @property
     def model(self) -> Model:
@@ -68,9 +81,10 @@ class Runtime:
         return build_tables(model)[1]
 
     def reload(self) -> Model:
-        """Load and compile the newest revision, and make it live."""
-        with self.db.begin() as conn:
-            metastore.ensure_system_tables(conn)
+        """Bring the system schema up to date (a quick read when it is), load and compile the
+        newest revision, and make it live."""
+        self.upgrade_system_schema()
+        with self.db.read() as conn:
             model = metastore.load_model(conn)
         self._state = _State(model, build_tables(model)[1])
         return model

@@ -27,9 +27,15 @@ class MailBox:
         self.messages = []
         self.delay = 0.0
         self.data_started = threading.Event()
+        self.refused = []  # messages answered with a temporary failure (fail_next)
+        self.fail_next = 0
 
     async def handle_DATA(self, server, session, envelope):
         self.data_started.set()
+        if self.fail_next:
+            self.fail_next -= 1
+            self.refused.append(message_from_bytes(envelope.content))
+            return "451 try again later"
         if self.delay:
             import asyncio
 

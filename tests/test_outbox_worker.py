@@ -104,7 +104,7 @@ def test_email_and_notifications_are_delivered_after_commit(deals, records, cloc
         (message,) = smtp.messages
     assert message["Subject"] == "Won: Acme"
     assert sorted(message["To"].split(", ")) == ["buyer@acme.test", "olivia@example.com"]
-    assert message["Message-ID"] == f"<outbox-{outbox_rows(runtime)[0]['id']}@metacrm>"
+    assert message["Message-ID"] == f"<{outbox_rows(runtime)[0]['delivery_id']}@example.com>"
     assert "closed at 500.00" in message.get_payload()
     with runtime.db.engine.connect() as conn:
         got = {r.user_id: r.message for r in conn.execute(sa.select(notifications))}
@@ -141,7 +141,7 @@ def test_signed_webhook_retries_while_receiver_is_down_then_delivers_once(deals,
     clock.advance(seconds=20)
     w.run_once()
     (received,) = hook.received
-    assert received["valid_signature"] and received["delivery"] == str(row["id"])
+    assert received["valid_signature"] and received["delivery"] == row["delivery_id"]
     assert received["body"]["record"]["id"] == deal["id"] and received["body"]["rule"] == "deal.big_deal_hook"
     assert outbox_rows(runtime)[0]["status"] == "done"
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -17,6 +19,7 @@ from engine.api.problems import Problem, from_record_error, problem_response
 from engine.records.errors import RecordError
 from engine.records.service import RecordService
 from engine.runtime import Runtime
+from engine.storage.database import unavailable_reason
 
 log = logging.getLogger("metacrm.api")
 
@@ -31,6 +34,26 @@ async def _record_error(request: Request, exc: RecordError) -> Response:
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
     return problem_response(exc.status_code, exc.detail or "error", headers=getattr(exc, "headers", None))
+
+
+#: What a client is told when the database cannot serve the request for now, and when to retry.
+UNAVAILABLE = {
+    "busy": ("the record is busy (another change holds it); try again", "1"),
+    "timeout": ("the database took too long to answer; try again", "5"),
+    "unavailable": ("the database is unreachable; try again shortly", "5"),
+}
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    """503 with Retry-After for a passing state of the database (lock wait or statement timed
+    out, server gone); the transaction was rolled back, so nothing was written."""
+    reason = unavailable_reason(exc)
+    if reason is None:
+        return await _unexpected(request, exc)
+    first = str(getattr(exc, "orig", exc)).strip().splitlines()
+    log.warning("%s %s: database %s: %s", request.method, request.url.path, reason, first[0] if first else "")
+    detail, retry_after = UNAVAILABLE[reason]
+    return problem_response(503, detail, headers={"Retry-After": retry_after}, code=reason)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
@@ -71,7 +94,7 @@ def create_app(runtime: Runtime) -> Starlette:
     app = Starlette(
         routes=routes,
         exception_handlers={Problem: _problem, RecordError: _record_error, HTTPException: _http_error,
-                            Exception: _unexpected},
+                            DBAPIError: _database_error, PoolTimeout: _database_error, Exception: _unexpected},
     )
     app.state.runtime = runtime
     app.state.records = RecordService(runtime)

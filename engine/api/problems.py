@@ -11,7 +11,7 @@ from engine.records.errors import FieldError, RecordError
 TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 412: "Precondition failed", 413: "Payload too large",
           415: "Unsupported media type", 422: "Unprocessable content", 429: "Too many requests",
-          500: "Internal server error"}
+          500: "Internal server error", 503: "Service unavailable"}
 
 
 class Problem(Exception):

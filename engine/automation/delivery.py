@@ -1,8 +1,9 @@
 """Delivering outbox entries: email over SMTP, signed webhooks over HTTP, in-app notifications.
 
 Each delivery is idempotent where the receiver can tell: emails carry a Message-ID and
-webhooks an X-Metacrm-Delivery header derived from the outbox id, so a retry after a
-crash is recognisable as the same message.
+webhooks an X-Metacrm-Delivery header made from the entry's delivery id (a random UUID
+stored with the entry), so a retry after a crash is recognisable as the same message,
+and no two entries — of this installation or any other — share one.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import hashlib
 import hmac
 import json
 import os
+import re
 import smtplib
 import urllib.error
 import urllib.request
@@ -26,31 +28,42 @@ from sqlalchemy.engine import Connection
 from engine.automation.tables import notifications
 
 
+_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
+
+
 class DeliveryError(Exception):
     """The receiver did not take the message; the worker will retry."""
 
 
 @dataclass(frozen=True)
 class MailSettings:
-    """Where email goes: METACRM_SMTP_URL (smtp://host:port) and METACRM_MAIL_FROM."""
+    """Where email goes: METACRM_SMTP_URL (smtp://host:port), METACRM_MAIL_FROM, and
+    METACRM_MAIL_DOMAIN (the right-hand side of Message-IDs; default: the sender's domain)."""
 
     host: str = "127.0.0.1"
     port: int = 25
     sender: str = "metacrm@localhost"
     timeout: float = 10.0
+    domain: str | None = None
 
     @classmethod
     def from_env(cls) -> "MailSettings":
         url = urlparse(os.environ.get("METACRM_SMTP_URL", "smtp://127.0.0.1:25"))
-        return cls(url.hostname or "127.0.0.1", url.port or 25, os.environ.get("METACRM_MAIL_FROM", cls.sender))
+        return cls(url.hostname or "127.0.0.1", url.port or 25, os.environ.get("METACRM_MAIL_FROM", cls.sender),
+                   domain=os.environ.get("METACRM_MAIL_DOMAIN") or None)
+
+    def message_id(self, delivery_id: str) -> str:
+        """`<delivery id@domain>`: the delivery id is unique on its own; the domain says whose it is."""
+        domain = self.domain or self.sender.rpartition("@")[2].strip(" >")
+        return f"<{delivery_id}@{domain if _DOMAIN.fullmatch(domain) else 'localhost'}>"
 
 
-def send_email(settings: MailSettings, outbox_id: int, payload: Mapping[str, Any]) -> None:
+def send_email(settings: MailSettings, delivery_id: str, payload: Mapping[str, Any]) -> None:
     message = EmailMessage()
     message["From"] = settings.sender
     message["To"] = ", ".join(payload["to"])
     message["Subject"] = payload["subject"]
-    message["Message-ID"] = f"<outbox-{outbox_id}@metacrm>"
+    message["Message-ID"] = settings.message_id(delivery_id)
     message.set_content(payload["body"])
     try:
         with smtplib.SMTP(settings.host, settings.port, timeout=settings.timeout) as smtp:
@@ -63,9 +76,9 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def post_webhook(outbox_id: int, payload: Mapping[str, Any]) -> None:
+def post_webhook(delivery_id: str, payload: Mapping[str, Any]) -> None:
     body = json.dumps(payload["body"], ensure_ascii=False, separators=(",", ":")).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": "metacrm", "X-Metacrm-Delivery": str(outbox_id)}
+    headers = {"Content-Type": "application/json", "User-Agent": "metacrm", "X-Metacrm-Delivery": delivery_id}
     secret = os.environ.get(payload["secret_env"]) if payload.get("secret_env") else None
     if payload.get("secret_env") and not secret:
         raise DeliveryError(f"the secret ${payload['secret_env']} is not set")

@@ -1,6 +1,10 @@
-"""The engine's automation tables: outbox, timers, schedules, notifications, execution log."""
+"""The engine's automation tables: outbox, timers, schedules, notifications, execution log.
+
+A change here needs a step in engine/storage/system_migrations (existing databases)."""
 
 from __future__ import annotations
+
+import uuid
 
 import sqlalchemy as sa
 
@@ -25,6 +29,8 @@ outbox = sa.Table(
     sa.Column("done_at", UTCDateTime),
     sa.Column("rule", sa.Text),
     sa.Column("record_id", ID_TYPE),
+    # random, so unique across installations; the Message-ID / X-Metacrm-Delivery of every attempt
+    sa.Column("delivery_id", ID_TYPE, nullable=False, unique=True, default=lambda: str(uuid.uuid4())),
     sa.Index("ix_metacrm_outbox_due", "status", "next_attempt_at"),
 )
 
@@ -35,6 +41,8 @@ timers = sa.Table(
     sa.Column("record_id", ID_TYPE, primary_key=True),
     sa.Column("due_at", UTCDateTime, nullable=False),
     sa.Column("locked_until", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),  # failed firings so far
+    sa.Column("last_error", sa.Text),
     sa.Index("ix_metacrm_timer_due", "due_at"),
 )
 

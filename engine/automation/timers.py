@@ -51,6 +51,16 @@ def _set(conn: Connection, rule, record_id: str, due: datetime | None) -> None:
         conn.execute(timers.insert().values(object=rule.object, rule=rule.name, record_id=record_id, due_at=due))
 
 
+def rearm(conn: Connection, timer: Mapping[str, Any], now: datetime) -> None:
+    """Arm a timer that had become a dead letter again, due now, with fresh attempts —
+    unless a write re-armed it meanwhile (that newer timer stands)."""
+    key = (timers.c.object == timer["object"]) & (timers.c.rule == timer["rule"]) & \
+        (timers.c.record_id == timer["record_id"])
+    if conn.execute(sa.select(timers.c.due_at).where(key)).first() is None:
+        conn.execute(timers.insert().values(object=timer["object"], rule=timer["rule"],
+                                            record_id=timer["record_id"], due_at=now))
+
+
 def _as_datetime(value: date | datetime) -> datetime:
     if isinstance(value, datetime):
         return value

@@ -4,7 +4,9 @@ Several workers may run at once (on PostgreSQL, on several machines): each claim
 work with SELECT ... FOR UPDATE SKIP LOCKED and a lease, so no entry is taken twice
 while its lease runs; a worker that dies mid-job leaves the lease to expire and the
 entry is retried. Failed deliveries back off exponentially and become dead letters
-after max_attempts. Time comes from an injectable clock.
+after max_attempts. Each job stands alone: whatever one delivery or timer raises is
+recorded on that job (retry with backoff, then a dead letter) and the rest of the batch
+goes on. Time comes from an injectable clock.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import sqlalchemy as sa
 from croniter import croniter
 
 from engine.automation import delivery, sla
+from engine.automation import timers as timer_rules
 from engine.automation.runner import AutomationError, Event, write_log_entries
 from engine.automation.tables import outbox, schedules, timers
 from engine.expressions.evaluator import Clock
@@ -32,6 +35,7 @@ from engine.records.service import RecordService
 log = logging.getLogger("metacrm.worker")
 BACKOFF_BASE = timedelta(seconds=10)
 BACKOFF_CAP = timedelta(hours=1)
+TIMER_MAX_ATTEMPTS = 5
 
 
 @dataclass
@@ -51,6 +55,7 @@ class Worker:
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}")
     lease: timedelta = timedelta(minutes=5)
     batch: int = 20
+    timer_max_attempts: int = TIMER_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
         self.records = RecordService(self.runtime)
@@ -86,13 +91,14 @@ class Worker:
             rows = conn.execute(query).all()
             if not rows:
                 return []
-            keys = [k for k in table.primary_key.columns]
-            for row in rows:
-                match = sa.and_(*(k == getattr(row, k.name) for k in keys))
-                values = {"locked_until": now + self.lease}
-                if table is outbox:
-                    values.update(locked_by=self.name, attempts=table.c.attempts + 1)
-                conn.execute(sa.update(table).where(match).values(values))
+            # a claim counts as an attempt: a job that kills its worker every time still runs out
+            values = {"locked_until": now + self.lease, "attempts": table.c.attempts + 1}
+            if table is outbox:
+                values["locked_by"] = self.name
+            keys = list(table.primary_key.columns)
+            claimed = keys[0].in_([getattr(row, keys[0].name) for row in rows]) if len(keys) == 1 else \
+                sa.tuple_(*keys).in_([tuple(getattr(row, k.name) for k in keys) for row in rows])
+            conn.execute(sa.update(table).where(claimed).values(values))
         return rows
 
     def deliver_due(self) -> int:
@@ -100,38 +106,50 @@ class Worker:
                           lambda now: sa.and_(outbox.c.status == "pending", outbox.c.next_attempt_at <= now),
                           [outbox.c.next_attempt_at, outbox.c.id])
         for row in rows:
-            self._deliver(row)
+            try:
+                self._deliver(row)
+            except Exception:  # even recording the outcome failed (the database went away?): the lease retries it
+                log.exception("outbox %s (%s): could not record the outcome", row.id, row.kind)
         return len(rows)
 
     def _deliver(self, row) -> None:
         now = self.clock.now()
         attempts = row.attempts + 1
         try:
-            if row.kind == "email":
-                delivery.send_email(self.mail, row.id, row.payload)
-            elif row.kind == "webhook":
-                delivery.post_webhook(row.id, row.payload)
-            elif row.kind == "notify":
-                with self.runtime.db.begin() as conn:
-                    delivery.store_notifications(conn, row.id, row.payload, now)
-            else:
-                raise delivery.DeliveryError(f"unknown outbox kind {row.kind!r}")
+            self._send(row, now)
         except delivery.DeliveryError as exc:
             self._failed(row, attempts, str(exc))
+            return
+        except Exception as exc:  # a bad payload, a bug: this entry fails, the batch goes on
+            log.exception("outbox %s (%s) failed unexpectedly", row.id, row.kind)
+            self._failed(row, attempts, describe(exc))
             return
         with self.runtime.db.begin() as conn:
             conn.execute(sa.update(outbox).where(outbox.c.id == row.id, outbox.c.locked_by == self.name)
                          .values(status="done", done_at=now, locked_until=None, last_error=None))
         self.stats.delivered += 1
 
+    def _send(self, row, now: datetime) -> None:
+        if row.kind == "email":
+            delivery.send_email(self.mail, row.delivery_id, row.payload)
+        elif row.kind == "webhook":
+            delivery.post_webhook(row.delivery_id, row.payload)
+        elif row.kind == "notify":
+            with self.runtime.db.begin() as conn:
+                delivery.store_notifications(conn, row.id, row.payload, now)
+        elif row.kind == "timer":  # a dead timer put back in the queue: arm it again, due now
+            with self.runtime.db.begin() as conn:
+                timer_rules.rearm(conn, row.payload, now)
+        else:
+            raise delivery.DeliveryError(f"unknown outbox kind {row.kind!r}")
+
     def _failed(self, row, attempts: int, error: str) -> None:
         now = self.clock.now()
         dead = attempts >= row.max_attempts
-        delay = min(BACKOFF_BASE * (2 ** (attempts - 1)), BACKOFF_CAP)
         with self.runtime.db.begin() as conn:
             conn.execute(sa.update(outbox).where(outbox.c.id == row.id).values(
                 status="dead" if dead else "pending", last_error=error, locked_until=None,
-                next_attempt_at=now if dead else now + delay))
+                next_attempt_at=now if dead else now + backoff(attempts)))
         self.stats.dead += dead
         self.stats.failed += 1
         log.warning("outbox %s (%s) attempt %s failed: %s%s", row.id, row.kind, attempts, error,
@@ -141,12 +159,14 @@ class Worker:
     def fire_timers(self) -> int:
         rows = self.claim(timers, "due_at", lambda now: timers.c.due_at <= now, [timers.c.due_at])
         for row in rows:
-            self._fire(row)
+            try:
+                self._fire(row)
+            except Exception:  # even recording the failure failed: the lease brings the timer back
+                log.exception("timer %s.%s on %s: could not record the outcome", row.object, row.rule, row.record_id)
         return len(rows)
 
     def _fire(self, row) -> None:
         model = self.runtime.model
-        key = (timers.c.object == row.object) & (timers.c.rule == row.rule) & (timers.c.record_id == row.record_id)
         rule = _rule(model, row.object, row.rule)
         try:
             with self.runtime.db.begin() as conn:
@@ -154,12 +174,36 @@ class Worker:
                     self._fire_sla(conn, model, row)
                 elif rule is not None:
                     self._run_on_record(conn, model, rule, row.record_id, "time")
-                conn.execute(sa.delete(timers).where(key, timers.c.due_at == row.due_at))
-        except AutomationError as exc:
-            with self.runtime.db.begin() as conn:
-                write_log_entries(conn, exc.entries)
-                conn.execute(sa.delete(timers).where(key, timers.c.due_at == row.due_at))
+                conn.execute(sa.delete(timers).where(_timer_key(row)))
+        except Exception as exc:  # the rule's writes rolled back; retry later, or give up
+            if not isinstance(exc, AutomationError):
+                log.exception("timer %s.%s on %s failed", row.object, row.rule, row.record_id)
+            self._timer_failed(row, exc)
+            return
         self.stats.timers += 1
+
+    def _timer_failed(self, row, exc: Exception) -> None:
+        """Back off like an outbox entry; after `timer_max_attempts` the timer becomes a dead
+        letter in the outbox (kind "timer"), where `metacrm outbox list` shows it and
+        `metacrm outbox retry` arms it again."""
+        now, attempts, error = self.clock.now(), row.attempts + 1, describe(exc)
+        dead = attempts >= self.timer_max_attempts
+        with self.runtime.db.begin() as conn:
+            write_log_entries(conn, exc.entries if isinstance(exc, AutomationError) else [])
+            if not dead:
+                conn.execute(sa.update(timers).where(_timer_key(row))
+                             .values(locked_until=now + backoff(attempts), last_error=error))
+            elif conn.execute(sa.delete(timers).where(_timer_key(row))).rowcount:
+                conn.execute(outbox.insert().values(
+                    kind="timer", status="dead", attempts=attempts, max_attempts=self.timer_max_attempts,
+                    payload={"object": row.object, "rule": row.rule, "record_id": row.record_id,
+                             "due_at": row.due_at.isoformat()},
+                    next_attempt_at=now, created_at=now, last_error=error, rule=f"{row.object}.{row.rule}",
+                    record_id=row.record_id))
+        self.stats.failed += 1
+        self.stats.dead += dead
+        log.warning("timer %s.%s on %s attempt %s failed: %s%s", row.object, row.rule, row.record_id, attempts,
+                    error, " — dead letter" if dead else "")
 
     def _fire_sla(self, conn, model, row) -> None:
         obj = model.object(row.object)
@@ -232,12 +276,36 @@ class Worker:
                         write_log_entries(conn, exc.entries)
                 except RecordError as exc:
                     log.warning("schedule %s on %s: %s", rule.key, record_id, exc)
+                except Exception:  # one record's failure does not stop the run for the others
+                    log.exception("schedule %s on %s failed", rule.key, record_id)
             last = ids[-1]
         self.stats.schedules += 1
 
 
 def _rule(model, object_name: str, rule_name: str):
     return model.find(object_name, "automations", rule_name)
+
+
+def _timer_key(row):
+    """This timer as claimed: a write that re-armed it since (a new due time) is another timer."""
+    return (timers.c.object == row.object) & (timers.c.rule == row.rule) & \
+        (timers.c.record_id == row.record_id) & (timers.c.due_at == row.due_at)
+
+
+def backoff(attempts: int) -> timedelta:
+    """10 s after the first failure, doubling, at most an hour."""
+    return min(BACKOFF_BASE * (2 ** min(attempts - 1, 16)), BACKOFF_CAP)
+
+
+def describe(exc: Exception) -> str:
+    """A one-line account of an error for `last_error` (a database error without its SQL)."""
+    if isinstance(exc, sa.exc.DBAPIError):
+        first = str(exc.orig).strip().splitlines()
+        return f"database: {first[0] if first else type(exc.orig).__name__}"
+    if isinstance(exc, AutomationError) and isinstance(exc.__cause__, Exception):
+        return describe(exc.__cause__) if isinstance(exc.__cause__, sa.exc.DBAPIError) \
+            else str(exc.__cause__)  # the rule is named beside it already
+    return str(exc) if isinstance(exc, (AutomationError, delivery.DeliveryError)) else f"{type(exc).__name__}: {exc}"
 
 
 def retry_dead(runtime, ids: list[int] | None = None, now: datetime | None = None) -> int:

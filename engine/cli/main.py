@@ -22,8 +22,9 @@ from engine.records.query import Query
 from engine.records.service import RecordService
 from engine.runtime import Runtime, find_template
 from engine.sample_data import SampleDataError, load_sample_data
-from engine.storage.database import DEFAULT_URL, ENV_VAR
+from engine.storage.database import DEFAULT_URL, ENV_VAR, SettingError
 from engine.storage.migrator import ApplyError
+from engine.storage.system_migrations import SchemaVersionError
 from metamodel.errors import MetadataError
 
 FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
@@ -42,7 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--language", default="en", help="language of messages and labels (en, zh-CN, zh-TW)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    commands.add_parser("init", help="create the engine's tables in the database")
+    commands.add_parser("init", help="create the engine's tables in the database, or upgrade them")
     for name, text in (("plan", "show what applying metadata would change"),
                        ("apply", "apply metadata: checked first, all or nothing")):
         cmd = commands.add_parser(name, help=text, description=text)
@@ -161,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metacrm: " + "; ".join(e.message if e.field is None or e.message.startswith(e.field)
                                       else f"{e.field}: {e.message}" for e in exc.errors), file=sys.stderr)
         return 1
-    except SampleDataError as exc:
+    except (SampleDataError, SchemaVersionError, SettingError) as exc:
         print(f"metacrm: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug or an unreachable database: say what, not where
@@ -188,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def cmd_init(runtime: Runtime, args, actor: Actor) -> int:
+    for step in runtime.schema_steps:
+        print(f"system schema: applied {step}")
     print(f"ready: {runtime.db.url} (metadata revision {runtime.model.revision})")
     return 0
 

@@ -18,8 +18,9 @@ from metamodel.compiler import compile_model
 from metamodel.loader import Document
 from metamodel.model import Model
 
-#: The engine's own tables. Other engine modules (identity, automation) add theirs here,
-#: so that `ensure_system_tables` creates them all.
+#: The engine's own tables, as the code uses them. Other engine modules (identity,
+#: automation) declare theirs here too. The database gets them from the versioned steps
+#: in engine.storage.system_migrations, which must produce exactly these declarations.
 SYSTEM_METADATA = new_metadata()
 SYSTEM = system_tables(SYSTEM_METADATA)
 revision_table = SYSTEM["metacrm_revision"]
@@ -34,9 +35,12 @@ class Revision:
     summary: list[str]
 
 
-def ensure_system_tables(conn: Connection) -> None:
-    """Create the engine's own tables if they are missing (idempotent)."""
-    SYSTEM_METADATA.create_all(conn, checkfirst=True)
+def ensure_system_tables(conn: Connection) -> list[str]:
+    """Bring the engine's own tables to the newest version (idempotent; a quick read when current).
+    Returns the names of the steps applied now."""
+    from engine.storage import system_migrations
+
+    return system_migrations.upgrade(conn, load_model)
 
 
 def latest_revision_id(conn: Connection) -> int:
