@@ -347,9 +347,6 @@ class _Shell:
             if field_kind not in allowed:
                 problems.append(self.doc.problem(f"rollup {function} cannot aggregate {field_kind} field {field_name!r}", where + ("rollup", "field")))
                 return None
-            if child.fields[field_name]["type"] == "rollup":
-                problems.append(self.doc.problem("a rollup cannot aggregate another rollup", where + ("rollup", "field")))
-                return None
         try:
             parsed = flt.parse_filter(spec.get("filter"), child.kind_of)
         except flt.FilterError as exc:

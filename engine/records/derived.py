@@ -166,7 +166,7 @@ def stored_formulas(obj: ObjectDef) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=512)
-def _rollup_inputs(child: ObjectDef, parent: ObjectDef, name: str) -> frozenset[str]:
+def rollup_inputs(child: ObjectDef, parent: ObjectDef, name: str) -> frozenset[str]:
     """The child fields a rollup reads: its lookup, the aggregated field, the filter's fields."""
     spec = parent.field(name).rollup
     parsed = flt.parse_filter(spec.filter or None, kind_of(child))
@@ -177,7 +177,7 @@ def _parents_to_refresh(model: Model, obj: ObjectDef, pairs: Iterable[Pair]):
     """(parent object, its rollups fed by `obj`, sorted parent ids) whose rollups may have changed."""
     by_parent: dict[str, tuple[ObjectDef, list[FieldDef], set[str]]] = {}
     for parent, f in model.rollups_fed_by(obj.name):
-        inputs = _rollup_inputs(obj, parent, f.name)
+        inputs = rollup_inputs(obj, parent, f.name)
         ids: set[str] = set()
         for before, after in pairs:
             if before is None or after is None or any(before.get(k) != after.get(k) for k in inputs):

@@ -24,6 +24,7 @@ def rollup_value(model: Model, tables: Mapping[str, sa.Table], parent: sa.Table,
     """The correlated subquery computing `field` for each row of `parent`."""
     spec = field.rollup
     child_obj, child = model.object(spec.object), tables[spec.object]
+    child = child.alias("child") if child is parent else child  # a rollup over records of its own object
     if spec.function == "count":
         aggregate = sa.func.count()
     else:
@@ -51,6 +52,7 @@ def refresh_rollups(conn: Connection, model: Model, tables: Mapping[str, sa.Tabl
 
 def refresh_all(conn: Connection, model: Model, tables: Mapping[str, sa.Table], parent_name: str,
                 field: FieldDef) -> None:
-    """Recompute one rollup field for every parent row in one statement."""
+    """Recompute one rollup field for every parent row in one statement (a new version for each)."""
     parent = tables[parent_name]
-    conn.execute(sa.update(parent).values({field.name: rollup_value(model, tables, parent, field)}))
+    conn.execute(sa.update(parent).values({field.name: rollup_value(model, tables, parent, field),
+                                           "version": parent.c.version + 1}))
