@@ -289,3 +289,32 @@ fields:
   - {name: oldest, type: rollup, rollup: {object: account, via: region, function: max, field: tenure}}
 """, DEAL))
     assert "computed when read" in str(info.value)
+
+
+def test_scheduled_rules_see_formulas_computed_when_read_as_of_the_run(runtime, records):
+    from engine.automation.worker import Worker
+
+    class Clock(FixedClock):
+        def advance(self, **delta):
+            self.at += timedelta(**delta)
+
+    install(runtime, """
+name: task
+fields:
+  - {name: subject, type: text}
+  - {name: due, type: date}
+  - {name: overdue, type: formula, result_type: boolean, expression: "due < today()"}
+  - {name: flagged, type: boolean, default: false}
+automations:
+  - name: flag_overdue
+    trigger: {on: schedule, cron: "0 2 * * *"}
+    condition: "overdue"
+    actions: [{set: {flagged: "true"}}]
+""")
+    clock = Clock(DAY0)
+    task = records.create("task", {"subject": "call", "due": DAY0.date() + timedelta(days=1)}, Actor(clock=clock))
+    worker = Worker(runtime, clock=clock)
+    worker.run_once()  # registers the schedule: next run tomorrow 02:00
+    clock.advance(days=3)
+    worker.run_once()
+    assert records.get("task", task["id"], Actor(clock=clock))["flagged"] is True

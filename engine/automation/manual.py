@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from engine.automation.actions import ActionContext, describe
 from engine.automation.runner import Event
+from engine.expressions import Evaluator
+from engine.records import readtime
 from engine.records.context import Actor
 from engine.records.errors import FieldError, NotFound, ValidationFailed
 from engine.records.query import where_clause
@@ -58,6 +60,7 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
     with service.runtime.db.engine.connect() as conn:
         for row in conn.execute(query):
             record = dict(row._mapping)
+            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], Evaluator(actor.clock, actor.user_id))
             event = Event("dry_run", obj, record, record, actor)
             entry: dict[str, Any] = {"id": record["id"], "title": record.get(obj.title_field)}
             try:
