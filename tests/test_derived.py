@@ -318,3 +318,36 @@ automations:
     clock.advance(days=3)
     worker.run_once()
     assert records.get("task", task["id"], Actor(clock=clock))["flagged"] is True
+
+
+def test_deleting_a_parent_updates_what_children_derived_from_it(crm, records):
+    region = records.create("region", {"name": "North"})
+    account = records.create("account", {"name": "Acme", "grade": "A", "region": region["id"]})
+    deal = records.create("deal", {"name": "D1", "account": account["id"]})
+    assert (deal["account_grade"], deal["region_name"]) == ("A", "North")
+    records.delete("account", account["id"])  # deals keep existing, without an account (set_null)
+    fresh = records.get("deal", deal["id"])
+    assert (fresh["account"], fresh["account_grade"], fresh["region_name"]) == (None, None, None)
+    assert fresh["version"] > deal["version"]
+    assert records.get("region", region["id"])["deals"] == 0
+
+
+def test_children_deleted_by_cascade_leave_their_other_parents_rollups_right(crm, records):
+    install(crm, """
+name: product
+fields:
+  - {name: name, type: text}
+  - {name: lines, type: rollup, rollup: {object: line, via: product, function: count}}
+""", """
+name: line
+fields:
+  - {name: deal, type: master_detail, target: deal}
+  - {name: product, type: lookup, target: product, on_delete: set_null}
+""")
+    product = records.create("product", {"name": "Widget"})
+    deal = records.create("deal", {"name": "D1"})
+    records.bulk_create("line", [{"deal": deal["id"], "product": product["id"]}] * 3)
+    assert records.get("product", product["id"])["lines"] == 3
+    records.delete("deal", deal["id"])  # its lines go with it
+    fresh = records.get("product", product["id"])
+    assert fresh["lines"] == 0 and records.count("line") == 0

@@ -55,6 +55,7 @@ class Propagation:
     actor: Actor
     now: datetime
     touched: set[tuple[str, str]] = field(default_factory=set)
+    vanishing: set[tuple[str, str]] = field(default_factory=set)  # about to be deleted: left alone
 
     def __post_init__(self) -> None:
         self.tables = self.service.runtime.tables(self.model)
@@ -70,11 +71,42 @@ class Propagation:
                 f"rollups and formulas that read {obj.name} keep changing each other; stopped after "
                 f"{MAX_ROUNDS} rounds (do two records roll up into each other?)"))])
         for parent, fields, ids in _parents_to_refresh(self.model, obj, pairs):
+            ids = [i for i in ids if (parent.name, i) not in self.vanishing]
             for start in range(0, len(ids), BATCH):
                 self._settle(parent, self._refresh_parents(parent, fields, ids[start:start + BATCH]), rounds)
         for reader, prefix, changed in _readers_to_recompute(self.model, obj, pairs):
             for start in range(0, len(changed), BATCH):
                 self._recompute_readers(reader, prefix, changed[start:start + BATCH], rounds)
+
+    def deleting(self, obj: ObjectDef, ids: list[str], rounds: int = 0) -> list[tuple[ObjectDef, list[Pair]]]:
+        """Before `ids` of `obj` are deleted. Children whose lookup is `set_null` lose it now, as a
+        system change (version, formulas, rollups, automation) rather than silently in the database;
+        children that cascade are returned as (object, deleted pairs) for `written` after the delete."""
+        if rounds >= MAX_ROUNDS:
+            raise ValidationFailed([FieldError(None, "derived_loop", f"deleting {obj.name} cascades too deep")])
+        gone: list[tuple[ObjectDef, list[Pair]]] = []
+        self.vanishing |= {(obj.name, i) for i in ids}
+        for child, f in self.model.children_of(obj.name):
+            table = self.tables[child.name]
+            for start in range(0, len(ids), BATCH):
+                chunk = ids[start:start + BATCH]
+                if f.on_delete == "set_null":
+                    self._detach(child, f, table.c[f.name].in_(chunk))
+                elif f.on_delete == "cascade":
+                    rows = self._lock(table, table.c[f.name].in_(chunk))
+                    if rows:
+                        gone.append((child, [(row, None) for row in rows]))
+                        gone += self.deleting(child, [row["id"] for row in rows], rounds + 1)
+        return gone
+
+    def _detach(self, child: ObjectDef, f: FieldDef, condition) -> None:
+        table = self.tables[child.name]
+        while True:  # each batch stops matching once its lookup is cleared
+            rows = self._lock(table, condition, BATCH)
+            if not rows:
+                return
+            self.conn.execute(sa.update(table).where(table.c.id.in_([r["id"] for r in rows])).values({f.name: None}))
+            self._settle(child, self._recompute(child, [(row, {**row, f.name: None}) for row in rows], [f.name]), 0)
 
     # -- parents -------------------------------------------------------------------------
     def _refresh_parents(self, parent: ObjectDef, fields: list[FieldDef], ids: list[str]) -> list[Pair]:

@@ -331,8 +331,11 @@ class RecordService:
             if locked is not None:
                 raise ValidationFailed([locked])
             self._check_restrict(c, model, obj, before["id"], actor)
+            propagation = Propagation(self, c, model, actor, actor.clock.now())
+            cascaded = propagation.deleting(obj, [before["id"]])
             c.execute(sa.delete(table).where(table.c.id == before["id"]))
-            self._propagate(c, model, obj, table, [(before, None)], actor, actor.clock.now())
+            for gone_obj, pairs in [(obj, [(before, None)])] + cascaded:
+                propagation.written(gone_obj, pairs)
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
 
     # -- steps -------------------------------------------------------------------------------
