@@ -351,3 +351,22 @@ fields:
     records.delete("deal", deal["id"])  # its lines go with it
     fresh = records.get("product", product["id"])
     assert fresh["lines"] == 0 and records.count("line") == 0
+
+
+def test_a_delete_refused_deeper_down_is_a_clean_error(crm, records):
+    install(crm, """
+name: line
+fields:
+  - {name: deal, type: master_detail, target: deal}
+""", """
+name: shipment
+fields:
+  - {name: line, type: lookup, target: line}
+""")
+    deal = records.create("deal", {"name": "D1"})
+    line = records.create("line", {"deal": deal["id"]})
+    records.create("shipment", {"line": line["id"]})
+    with pytest.raises(ValidationFailed) as info:
+        records.delete("deal", deal["id"])  # its line would go with it, but a shipment refers to the line
+    assert [e.code for e in info.value.errors] == ["restricted"]
+    assert records.get("deal", deal["id"])["name"] == "D1"

@@ -333,7 +333,12 @@ class RecordService:
             self._check_restrict(c, model, obj, before["id"], actor)
             propagation = Propagation(self, c, model, actor, actor.clock.now())
             cascaded = propagation.deleting(obj, [before["id"]])
-            c.execute(sa.delete(table).where(table.c.id == before["id"]))
+            try:
+                c.execute(sa.delete(table).where(table.c.id == before["id"]))
+            except IntegrityError:  # a record deleted with it (cascade) is still referred to
+                raise ValidationFailed([FieldError(None, "restricted", translate(
+                    "restricted_deeper", actor.language, "cannot be deleted: other records refer to records "
+                    "that would be deleted with it"))]) from None
             for gone_obj, pairs in [(obj, [(before, None)])] + cascaded:
                 propagation.written(gone_obj, pairs)
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
