@@ -370,3 +370,51 @@ fields:
         records.delete("deal", deal["id"])  # its line would go with it, but a shipment refers to the line
     assert [e.code for e in info.value.errors] == ["restricted"]
     assert records.get("deal", deal["id"])["name"] == "D1"
+
+
+
+def test_children_written_concurrently_under_one_parent_do_not_wait_for_each_other(runtime, records):
+    import threading
+
+    from engine.records.ids import new_id
+
+    install(runtime, """
+name: team
+fields:
+  - {name: name, type: text}
+  - {name: size, type: rollup, rollup: {object: member, via: team, function: count}}
+  - {name: newest, type: text}
+""", """
+name: member
+fields:
+  - {name: name, type: text}
+  - {name: team, type: lookup, target: team}
+automations:
+  - name: tell_the_team
+    trigger: {on: created}
+    actions: [{update_related: {parent: team, set: {newest: name}}}]
+""")
+    team = records.create("team", {"name": "Red"})
+    done: dict = {}
+
+    def second():
+        try:
+            done["record"] = records.create("member", {"name": "second", "team": team["id"]})
+        except Exception as exc:  # reported below
+            done["error"] = exc
+
+    with runtime.db.engine.connect() as conn:
+        transaction = conn.begin()
+        now = datetime.now(timezone.utc)  # a writer that has inserted its child holds a key share lock
+        conn.execute(runtime.tables()["member"].insert().values(  # on the team until it commits ...
+            id=new_id(), name="first", team=team["id"], version=1, created_at=now, updated_at=now))
+        thread = threading.Thread(target=second)
+        thread.start()
+        if runtime.db.is_postgresql:  # ... which must not hold up another writer updating the team
+            thread.join(60)
+            assert not thread.is_alive() and "record" in done, done
+        records.create("member", {"name": "third", "team": team["id"]}, conn=conn)  # nor the other way round
+        transaction.commit()
+    thread.join(60)
+    assert "error" not in done, done
+    assert records.get("team", team["id"])["size"] == 3

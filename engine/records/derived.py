@@ -133,12 +133,14 @@ class Propagation:
 
     # -- shared steps ----------------------------------------------------------------------
     def _lock(self, table: sa.Table, condition, limit: int | None = None) -> list[dict[str, Any]]:
-        """Rows in id order (a stable lock order), locked for update on PostgreSQL."""
+        """Rows in id order (a stable lock order), locked on PostgreSQL. FOR NO KEY UPDATE, the lock an
+        UPDATE of non-key columns takes: it does not wait for the KEY SHARE locks that concurrent
+        inserts of children take on their parent (FOR UPDATE would, and two such writers deadlock)."""
         statement = sa.select(table).where(condition).order_by(table.c.id)
         if limit is not None:
             statement = statement.limit(limit)
         if self.conn.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+            statement = statement.with_for_update(key_share=True)
         return [dict(row._mapping) for row in self.conn.execute(statement)]
 
     def _recompute(self, obj: ObjectDef, candidates: list[tuple[dict, dict]], changed_names: list[str]) -> list[Pair]:

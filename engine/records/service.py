@@ -417,13 +417,15 @@ class RecordService:
 
     def _load(self, conn: Connection, table: sa.Table, ids: list[str],
               scope: sa.ColumnElement | None = None) -> dict[str, dict[str, Any]]:
-        """Records by id (locked for update on PostgreSQL), limited to `scope` when given."""
+        """Records by id (locked on PostgreSQL), limited to `scope` when given. The lock is FOR NO KEY
+        UPDATE, as an UPDATE takes: it does not wait for the key share locks that writers of child
+        records hold on their parent (the DELETE statement itself takes the stronger lock)."""
         found: dict[str, dict[str, Any]] = {}
         statement = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
         if scope is not None:
             statement = statement.where(scope)
         if conn.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+            statement = statement.with_for_update(key_share=True)
         for start in range(0, len(ids), BATCH):
             for row in conn.execute(statement, {"ids": ids[start:start + BATCH]}):
                 found[row.id] = self._row(table, row)
