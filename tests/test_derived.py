@@ -3,6 +3,7 @@ records, formulas computed when read, and the system changes these make (SQLite 
 
 from __future__ import annotations
 
+import threading
 from datetime import date, datetime, timedelta, timezone
 
 import pytest
@@ -11,9 +12,11 @@ from starlette.testclient import TestClient
 
 from engine.api import create_app
 from engine.automation.tables import execution_log
+from engine.automation.worker import Worker
 from engine.expressions.evaluator import FixedClock
 from engine.records.context import Actor
 from engine.records.errors import ValidationFailed
+from engine.records.ids import new_id
 from engine.records.query import Query, QueryError
 from engine.security import auth, identity
 from metamodel.compiler import compile_model
@@ -274,7 +277,8 @@ def test_a_today_formula_is_current_when_read_after_the_clock_moves(crm, records
 
 def test_formulas_computed_when_read_cannot_be_filtered_or_sorted(crm, records):
     records.create("deal", {"name": "D1", "opened": date(2026, 1, 1)})
-    for query in (Query(filter=[["age", "gt", 3]]), Query(filter={"not": ["stale", "eq", True]}), Query(sort=("-age",))):
+    queries = (Query(filter=[["age", "gt", 3]]), Query(filter={"not": ["stale", "eq", True]}), Query(sort=("-age",)))
+    for query in queries:
         with pytest.raises(QueryError) as info:
             records.list("deal", query)
         assert "computed when read" in info.value.errors[0].message
@@ -282,7 +286,7 @@ def test_formulas_computed_when_read_cannot_be_filtered_or_sorted(crm, records):
 
 def test_a_rollup_cannot_aggregate_a_formula_computed_when_read():
     with pytest.raises(MetadataError) as info:
-        compile_model(documents(ACCOUNT.replace("- {name: status, type: text}", "- {name: status, type: text}"), """
+        compile_model(documents(ACCOUNT, """
 name: region
 fields:
   - {name: name, type: text}
@@ -292,8 +296,6 @@ fields:
 
 
 def test_scheduled_rules_see_formulas_computed_when_read_as_of_the_run(runtime, records):
-    from engine.automation.worker import Worker
-
     class Clock(FixedClock):
         def advance(self, **delta):
             self.at += timedelta(**delta)
@@ -374,10 +376,6 @@ fields:
 
 
 def test_children_written_concurrently_under_one_parent_do_not_wait_for_each_other(runtime, records):
-    import threading
-
-    from engine.records.ids import new_id
-
     install(runtime, """
 name: team
 fields:

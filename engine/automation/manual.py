@@ -60,7 +60,8 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
     with service.runtime.db.engine.connect() as conn:
         for row in conn.execute(query):
             record = dict(row._mapping)
-            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], Evaluator(actor.clock, actor.user_id))
+            evaluator = Evaluator(actor.clock, actor.user_id)
+            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], evaluator)
             event = Event("dry_run", obj, record, record, actor)
             entry: dict[str, Any] = {"id": record["id"], "title": record.get(obj.title_field)}
             try:

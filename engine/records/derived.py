@@ -32,7 +32,7 @@ from engine.records.context import Actor
 from engine.records.errors import FieldError, ValidationFailed
 from engine.records.pipeline import Pipeline
 from engine.records.query import kind_of
-from engine.records.relations import related_values
+from engine.records.relations import prefetch, related_values
 from engine.records.rollups import refresh_rollups
 from metamodel import filters as flt
 from metamodel.model import FieldDef, Model, ObjectDef
@@ -150,6 +150,8 @@ class Propagation:
         if names:
             pipeline = Pipeline(obj, self.system, self.evaluator)
             cache: dict = {}
+            prefetch(self.conn, self.model, self.tables, obj, [a for _, a in candidates], cache,
+                     evaluator=self.evaluator)
             for _, after in candidates:
                 related = related_values(self.conn, self.model, self.tables, obj, after, cache,
                                          evaluator=self.evaluator)

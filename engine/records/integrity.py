@@ -61,8 +61,9 @@ def field_error(pipeline, broken: tuple[str, str] | None, value=None):
     from engine.records.errors import FieldError
 
     if broken is None:
-        return FieldError(None, "integrity", f"the database refused the write to {pipeline.obj.label(pipeline.language)} "
-                                             "(a constraint of its table); nothing was written")
+        label = pipeline.obj.label(pipeline.language)
+        return FieldError(None, "integrity", f"the database refused the write to {label} (a constraint of its "
+                                             "table); nothing was written")
     code, name = broken
     if code == "not_unique":
         return pipeline.error(name, "not_unique", value=value)

@@ -30,12 +30,14 @@ def fill(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: Ob
         return
     from engine.records.context import SYSTEM
     from engine.records.pipeline import Pipeline
-    from engine.records.relations import related_values
+    from engine.records.relations import prefetch, related_values
 
     evaluator = evaluator or Evaluator()
     cache = {} if cache is None else cache
     pipeline = Pipeline(obj, SYSTEM, evaluator)
     paths = _paths(obj)
+    if paths and depth <= MAX_DEPTH:
+        prefetch(conn, model, tables, obj, rows, cache, paths, evaluator, depth)
     for row in rows:
         if depth > MAX_DEPTH:
             row.update(dict.fromkeys(names))

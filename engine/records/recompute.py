@@ -18,7 +18,7 @@ from engine.expressions import Evaluator
 from engine.records.context import SYSTEM
 from engine.records.derived import rollup_inputs, stored_formulas
 from engine.records.pipeline import Pipeline
-from engine.records.relations import related_values
+from engine.records.relations import prefetch, related_values
 from engine.records.rollups import refresh_all
 from engine.storage.planner import Change
 from engine.storage.tables import build_tables
@@ -68,6 +68,7 @@ def _recompute_formulas(conn: Connection, model: Model, tables, name: str) -> No
             return
         params = []
         cache: dict = {}
+        prefetch(conn, model, tables, obj, rows, cache)
         for row in rows:
             related = related_values(conn, model, tables, obj, row, cache)
             pipeline.compute_formulas(row, related, [], names)

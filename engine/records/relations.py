@@ -1,7 +1,8 @@
 """Fetch the values of relation paths (`account.grade`) that expressions read.
 
 One SELECT per related record, cached for the duration of a write or a batch, so a
-bulk import of contacts of the same account reads that account once.
+bulk import of contacts of the same account reads that account once. For a batch of
+records known in advance, `prefetch` fills the cache with one SELECT per lookup hop.
 """
 
 from __future__ import annotations
@@ -34,6 +35,38 @@ def related_values(conn: Connection, model: Model, tables: Mapping[str, sa.Table
             _fill_once(conn, model, tables, current_obj, current, cache, evaluator, depth)
         values[".".join(path)] = current.get(path[-1]) if current is not None else None
     return values
+
+
+def prefetch(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef,
+             rows: list[Mapping[str, Any]], cache: dict, paths=None, evaluator: Evaluator | None = None,
+             depth: int = 0) -> None:
+    """Load the records that `rows` reach through `paths` into `cache`, hop by hop, one SELECT per
+    lookup per 1000 ids, and compute the read-time formulas those paths end at, for the batch."""
+    paths = relation_paths(obj) if paths is None else paths
+    reached: dict[tuple[str, ...], tuple[ObjectDef, list]] = {(): (obj, list(rows))}
+    for length in range(1, max((len(p) for p in paths), default=1)):
+        for prefix in sorted({p[:length] for p in paths if len(p) > length}):
+            source, records = reached[prefix[:-1]]
+            target = model.object(source.field(prefix[-1]).target)
+            ids = sorted({r[prefix[-1]] for r in records if r is not None and r.get(prefix[-1])})
+            _fetch_many(conn, tables[target.name], ids, cache)
+            reached[prefix] = (target, [cache[(target.name, i)] for i in ids if cache[(target.name, i)] is not None])
+    for path in paths:
+        target, records = reached.get(path[:-1], (None, []))
+        if target is not None and path[-1] in target.read_time_formulas:
+            fresh = [r for r in records if ("read_time", target.name, r["id"]) not in cache]
+            cache.update({("read_time", target.name, r["id"]): True for r in fresh})
+            from engine.records.readtime import fill
+
+            fill(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
+
+
+def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, batch: int = 1000) -> None:
+    wanted = [i for i in ids if (table.name, i) not in cache]
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start:start + batch]
+        found = {row.id: dict(row._mapping) for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk)))}
+        cache.update({(table.name, i): found.get(i) for i in chunk})
 
 
 def _fill_once(conn, model: Model, tables, obj: ObjectDef, row: dict[str, Any], cache: dict,
