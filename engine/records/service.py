@@ -2,8 +2,9 @@
 
 A write runs, in one transaction: coercion, defaults, required/range/length/pattern
 checks, conditional rules, formulas, validation rules, lookup integrity, uniqueness,
-auto-numbers, the write itself (optimistic version check on update), rollups on
-parents, and field history. Any error leaves nothing written.
+auto-numbers, the write itself (optimistic version check on update), field history,
+and what other records derive from it (rollups, formulas reading it: engine.records.derived).
+Any error leaves nothing written. Reads fill in the formulas computed when read.
 """
 
 from __future__ import annotations
@@ -337,8 +338,7 @@ class RecordService:
                 c.execute(sa.delete(table).where(table.c.id == before["id"]))
             except IntegrityError:  # a record deleted with it (cascade) is still referred to
                 raise ValidationFailed([FieldError(None, "restricted", translate(
-                    "restricted_deeper", actor.language, "cannot be deleted: other records refer to records "
-                    "that would be deleted with it"))]) from None
+                    "restricted_deeper", actor.language, "cannot be deleted"))]) from None
             for gone_obj, pairs in [(obj, [(before, None)])] + cascaded:
                 propagation.written(gone_obj, pairs)
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
