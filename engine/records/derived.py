@@ -92,8 +92,9 @@ class Propagation:
                 chunk = ids[start:start + BATCH]
                 if f.on_delete == "set_null":
                     self._detach(child, f, table.c[f.name].in_(chunk))
-                elif f.on_delete == "cascade":
-                    rows = self._lock(table, table.c[f.name].in_(chunk))
+                elif f.on_delete == "cascade" and (self.model.rollups_fed_by(child.name)
+                                                   or self.model.children_of(child.name)):
+                    rows = self._lock(table, table.c[f.name].in_(chunk))  # else the database's cascade is all
                     if rows:
                         gone.append((child, [(row, None) for row in rows]))
                         gone += self.deleting(child, [row["id"] for row in rows], rounds + 1)
