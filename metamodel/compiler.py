@@ -16,6 +16,7 @@ from typing import Any, Iterable, Mapping
 from engine.expressions import ExpressionError, compile_expression
 from metamodel import automation, concealment
 from metamodel import filters as flt
+from metamodel import readtime
 from metamodel.permissions import compile_permissions
 from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
@@ -163,9 +164,14 @@ class _Shell:
             sla_policies=sla_policies,
             pools=pools,
             permissions=permissions,
+            read_time_formulas=self._read_time(formula_order, shells),
             document=MappingProxyType(self.data),
             source=self.doc.source,
         )
+
+    def _read_time(self, formula_order: tuple[str, ...], shells: dict[str, "_Shell"]) -> tuple[str, ...]:
+        fields_of = lambda name: shells[name].fields if name in shells else {}  # noqa: E731
+        return tuple(name for name in formula_order if readtime.is_read_time(fields_of, self.name, name))
 
     def _default_title(self) -> str:
         if "name" in self.fields:
@@ -345,14 +351,18 @@ class _Shell:
             if field_kind not in allowed:
                 problems.append(self.doc.problem(f"rollup {function} cannot aggregate {field_kind} field {field_name!r}", where + ("rollup", "field")))
                 return None
-            if child.fields[field_name]["type"] == "rollup":
-                problems.append(self.doc.problem("a rollup cannot aggregate another rollup", where + ("rollup", "field")))
-                return None
         try:
-            flt.parse_filter(spec.get("filter"), child.kind_of)
+            parsed = flt.parse_filter(spec.get("filter"), child.kind_of)
         except flt.FilterError as exc:
             problems.append(self.doc.problem(str(exc), where + ("rollup", "filter")))
             return None
+        fields_of = lambda name: shells[name].fields if name in shells else {}  # noqa: E731
+        for name, at in [(field_name, "field")] + [(c.field, "filter") for c in flt.fields_in(parsed)]:
+            if name and readtime.is_read_time(fields_of, child.name, name):
+                problems.append(self.doc.problem(
+                    f"a rollup cannot read {name!r}: that formula is computed when read (it depends on "
+                    "today(), now() or current_user()), so there is no stored value to aggregate", where + ("rollup", at)))
+                return None
         return RollupDef(child.name, spec["via"], function, field_name, _freeze(spec.get("filter") or []))
 
     def _formula_order(self, fields: list[FieldDef], problems: list[Problem]) -> tuple[str, ...]:

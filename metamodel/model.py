@@ -154,6 +154,7 @@ class ObjectDef:
     sla_policies: tuple = ()  # metamodel.automation.SLAPolicyDef
     pools: tuple = ()  # metamodel.automation.PoolDef
     permissions: Any = None  # metamodel.permissions.ObjectPermissions
+    read_time_formulas: tuple[str, ...] = ()  # formulas computed when read, in dependency order (metamodel.readtime)
     document: Mapping[str, Any] = field(compare=False, repr=False, default_factory=dict)
     source: str | None = field(compare=False, default=None)
 

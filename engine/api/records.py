@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 from urllib.parse import urlencode
@@ -25,17 +26,25 @@ def service(request: Request) -> RecordService:
     return request.app.state.records
 
 
-def etag(record: dict[str, Any]) -> str:
-    return f'"{record["id"]}.{record["version"]}"'
+def etag(record: dict[str, Any], obj=None) -> str:
+    """"<id>.<version>"; for a record with formulas computed when read (today(), current_user()),
+    "<id>.<version>.<digest of their values>", so a cached copy is not taken for a current one."""
+    tag = f'{record["id"]}.{record["version"]}'
+    names = [n for n in (obj.read_time_formulas if obj is not None else ()) if n in record]
+    if names:
+        values = json.dumps(to_jsonable({n: record[n] for n in names}), sort_keys=True)
+        tag += "." + hashlib.sha256(values.encode()).hexdigest()[:12]
+    return f'"{tag}"'
 
 
 def if_match_version(request: Request, record_id: str) -> int | None:
-    """The version named by If-Match (ETag "<id>.<version>", or a bare version), or None."""
+    """The version named by If-Match (an ETag we gave, or a bare version), or None."""
     header = request.headers.get("if-match")
     if not header or header.strip() == "*":
         return None
     value = header.strip().removeprefix("W/").strip('"')
-    found_id, _, version = value.rpartition(".")
+    parts = value.split(".")  # "<id>.<version>", "<id>.<version>.<digest>" or "<version>"
+    found_id, version = (parts[0], parts[1]) if len(parts) in (2, 3) else ("", value)
     if found_id and found_id != record_id:
         raise Problem(412, "If-Match names another record")
     if not version.isdigit():
@@ -72,6 +81,10 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
                  fields=split(params["fields"]) if params.get("fields") else None)
 
 
+def _obj(request: Request, name: str):
+    return request.app.state.runtime.model.object(name)
+
+
 def _object_fields(request: Request, name: str) -> set[str]:
     model = request.app.state.runtime.model
     if name not in model:
@@ -93,7 +106,7 @@ async def list_or_create(request: Request) -> Response:
     if request.method == "POST":
         record = service(request).create(name, await read_object(request), actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={
-            "ETag": etag(record), "Location": f"/api/v1/records/{name}/{record['id']}"})
+            "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
     query = _query(request, fields)
     page = service(request).list(name, query, actor)
     body: dict[str, Any] = {"records": to_jsonable(page.records), "next_cursor": page.next_cursor}
@@ -111,9 +124,10 @@ async def one(request: Request) -> Response:
     records = service(request)
     if request.method == "GET":
         record = records.get(name, record_id, actor)
-        if request.headers.get("if-none-match") == etag(record):
-            return Response(status_code=304, headers={"ETag": etag(record)})
-        return JSONResponse(to_jsonable(record), headers={"ETag": etag(record)})
+        tag = etag(record, _obj(request, name))
+        if request.headers.get("if-none-match") == tag:
+            return Response(status_code=304, headers={"ETag": tag})
+        return JSONResponse(to_jsonable(record), headers={"ETag": tag})
     if request.method == "DELETE":
         records.delete(name, record_id, actor, version=if_match_version(request, record_id))
         return Response(status_code=204)
@@ -122,7 +136,7 @@ async def one(request: Request) -> Response:
         if key in data:
             raise Problem(422, f"{key} cannot be written")
     record = records.update(name, record_id, data, actor, version=if_match_version(request, record_id))
-    return JSONResponse(to_jsonable(record), headers={"ETag": etag(record)})
+    return JSONResponse(to_jsonable(record), headers={"ETag": etag(record, _obj(request, name))})
 
 
 async def bulk(request: Request) -> Response:

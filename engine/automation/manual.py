@@ -17,6 +17,8 @@ import sqlalchemy as sa
 
 from engine.automation.actions import ActionContext, describe
 from engine.automation.runner import Event
+from engine.expressions import Evaluator
+from engine.records import readtime
 from engine.records.context import SYSTEM, Actor
 from engine.records.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from engine.records.query import where_clause
@@ -135,6 +137,8 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
             query = query.where(scope)
         for row in conn.execute(query):
             record = dict(row._mapping)
+            evaluator = Evaluator(actor.clock, actor.user_id)
+            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], evaluator)
             event = Event("dry_run", obj, record, record, actor)
             entry: dict[str, Any] = {"id": record["id"], "title": record.get(obj.title_field)}
             try:

@@ -49,6 +49,9 @@ class Event:
     log: list = field(default_factory=list)  # execution log lines, written once per event
     names: Mapping | None = None  # the expression scope, built once per event
     evaluator: Evaluator | None = None
+    #: made by the engine (a rollup or formula that follows other records), not by a save of
+    #: this record: rules that only set fields then run after it, as a write of their own
+    system: bool = False
 
     @property
     def record(self) -> Mapping[str, Any]:
@@ -112,7 +115,7 @@ class Automation:
                     self.run_actions(conn, model, event, actions, label)
                     changed = True
                 for rule in obj.automations:
-                    if rule.active and not is_before_save(rule) and matches(rule, event):
+                    if rule.active and (event.system or not is_before_save(rule)) and matches(rule, event):
                         changed = self.run_rule(conn, model, rule, event, flush=False) or changed
         self.runtime.automation_log.add_pending(conn, event.log)
         event.log = []
@@ -242,7 +245,8 @@ class Scope(Mapping):
         if "." in name:
             if self._related is None:
                 self._related = related_values(self._conn, self._model, self._tables, self._event.obj,
-                                               self._record, {}, paths=automation_paths(self._event.obj))
+                                               self._record, {}, paths=automation_paths(self._event.obj),
+                                               evaluator=Evaluator(self._event.actor.clock, self._event.actor.user_id))
             return self._related[name]
         if self._event.obj.has_field(name):
             return None

@@ -26,7 +26,8 @@ from engine.automation import delivery, sla
 from engine.automation import timers as timer_rules
 from engine.automation.runner import AutomationError, Event, write_log_entries
 from engine.automation.tables import outbox, schedules, timers
-from engine.expressions.evaluator import Clock
+from engine.expressions.evaluator import Clock, Evaluator
+from engine.records import readtime
 from engine.records.context import Actor
 from engine.records.errors import RecordError
 from engine.records.query import where_clause
@@ -212,6 +213,7 @@ class Worker:
         if actions:
             record = dict(conn.execute(sa.select(tables[obj.name]).where(tables[obj.name].c.id == row.record_id)).one()._mapping)
             actor = Actor(system=True, channel="automation", clock=self.clock)
+            readtime.fill(conn, model, tables, obj, [record], Evaluator(self.clock))
             self.records.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
                                                 f"{obj.name}.{row.rule}")
 
@@ -222,6 +224,7 @@ class Worker:
         if row is None:
             return False
         record = dict(row._mapping)
+        readtime.fill(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
         actor = Actor(system=True, channel="automation", clock=self.clock)
         return self.records.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
 

@@ -211,8 +211,10 @@ class Pipeline:
                 found.append(self.error(field.name, "pattern", "does not match the required format"))
         return found
 
-    def compute_formulas(self, record: dict[str, Any], related: Mapping[str, Any], errors: list[FieldError]) -> None:
-        for name in self.obj.formula_order:
+    def compute_formulas(self, record: dict[str, Any], related: Mapping[str, Any], errors: list[FieldError],
+                         names: tuple[str, ...] | None = None) -> None:
+        """Formulas (all, or `names`) in dependency order."""
+        for name in self.obj.formula_order if names is None else names:
             field = self.obj.field(name)
             try:
                 record[name] = self._cast(field, self.evaluate(field.expression, record, related))

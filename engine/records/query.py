@@ -108,7 +108,14 @@ def _field_or_system(obj: ObjectDef, name: str) -> FieldDef:
     return FieldDef(id=name, name=name, type=type_, kind=kind or "text", scale=0)
 
 
+def _read_time(obj: ObjectDef, name: str, what: str) -> QueryError:
+    return QueryError(f"cannot {what} {name!r}: it is computed when read (it depends on today(), now() or "
+                      "current_user()), so the database holds no current value; filter on its inputs instead", name)
+
+
 def _condition(obj: ObjectDef, table: sa.Table, cond: flt.Condition, clock: Clock) -> sa.ColumnElement:
+    if cond.field in obj.read_time_formulas:
+        raise _read_time(obj, cond.field, "filter on")
     column = table.c[cond.field]
     op, value = cond.op, cond.value
     field = _field_or_system(obj, cond.field)
@@ -197,7 +204,8 @@ def search_clause(obj: ObjectDef, table: sa.Table, text: str | None,
     if "\x00" in text:
         raise QueryError("search text must not contain NUL characters")
     names = [n for n in dict.fromkeys(([obj.title_field] if obj.title_field != "id" else [])
-                                      + [f.name for f in obj.searchable_fields]) if n not in hidden]
+                                      + [f.name for f in obj.searchable_fields])
+             if n not in hidden and n not in obj.read_time_formulas]
     if not names:
         raise QueryError(f"{obj.name} has no searchable fields")
     words = text.split()[:8]
@@ -237,6 +245,8 @@ def sort_keys(obj: ObjectDef, sort: Sequence[str], hidden: frozenset[str] = froz
             raise QueryError(f"cannot sort by unknown field {name!r}", name)
         if obj.has_field(name) and obj.field(name).storage_type in ("json", "multi_picklist", "long_text"):
             raise QueryError(f"cannot sort by {name!r}", name)
+        if name in obj.read_time_formulas:
+            raise _read_time(obj, name, "sort by")
         if name == "id" or any(k.name == name for k in keys):
             continue
         nullable = name not in NOT_NULL_SYSTEM and not (obj.has_field(name) and obj.field(name).required)

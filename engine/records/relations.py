@@ -1,9 +1,10 @@
 """Fetch the values of relation paths (`account.grade`) that expressions read.
 
 One SELECT per related record, cached for the duration of a write or a batch, so a
-bulk import of contacts of the same account reads that account once. A user who points a
-lookup at a record they may not see gets that lookup's paths as if the record did not exist
-(`scopes`), so no formula, default or validation rule answers with its values.
+bulk import of contacts of the same account reads that account once. For a batch of
+records known in advance, `prefetch` fills the cache with one SELECT per lookup hop. A user
+who points a lookup at a record they may not see gets that lookup's paths as if the record
+did not exist (`scopes`), so no formula, default or validation rule answers with its values.
 """
 
 from __future__ import annotations
@@ -13,32 +14,79 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from engine.expressions import Evaluator
 from engine.records.pipeline import relation_paths
 from metamodel.model import Model, ObjectDef
 
 
 def related_values(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef,
-                   record: Mapping[str, Any], cache: dict, paths=None,
-                   scopes: Mapping[str, sa.ColumnElement] | None = None) -> dict[str, Any]:
+                   record: Mapping[str, Any], cache: dict, paths=None, evaluator: Evaluator | None = None,
+                   depth: int = 0, scopes: Mapping[str, sa.ColumnElement] | None = None) -> dict[str, Any]:
     """{"account.grade": value, ...} for every relation path of `obj`'s expressions (or `paths`).
+    A path that ends at a formula computed when read gets it computed now, with `evaluator`.
     `scopes` limits, per lookup field of `obj`, which of its target records may be read."""
     paths = relation_paths(obj) if paths is None else paths
     values: dict[str, Any] = {}
     for path in paths:
         current_obj, current = obj, record
-        for depth, part in enumerate(path[:-1]):
+        for hop, part in enumerate(path[:-1]):
             target_id = current.get(part) if current is not None else None
             target_obj = model.object(current_obj.field(part).target)
-            scope = scopes.get(part) if scopes and depth == 0 else None
+            scope = scopes.get(part) if scopes and hop == 0 else None
             current = _fetch(conn, tables[target_obj.name], target_id, cache, scope) if target_id else None
             current_obj = target_obj
+        if current is not None and path[-1] in current_obj.read_time_formulas:
+            _fill_once(conn, model, tables, current_obj, current, cache, evaluator, depth)
         values[".".join(path)] = current.get(path[-1]) if current is not None else None
     return values
 
 
+def prefetch(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef,
+             rows: list[Mapping[str, Any]], cache: dict, paths=None, evaluator: Evaluator | None = None,
+             depth: int = 0) -> None:
+    """Load the records that `rows` reach through `paths` into `cache`, hop by hop, one SELECT per
+    lookup per 1000 ids, and compute the read-time formulas those paths end at, for the batch."""
+    paths = relation_paths(obj) if paths is None else paths
+    reached: dict[tuple[str, ...], tuple[ObjectDef, list]] = {(): (obj, list(rows))}
+    for length in range(1, max((len(p) for p in paths), default=1)):
+        for prefix in sorted({p[:length] for p in paths if len(p) > length}):
+            source, records = reached[prefix[:-1]]
+            target = model.object(source.field(prefix[-1]).target)
+            ids = sorted({r[prefix[-1]] for r in records if r is not None and r.get(prefix[-1])})
+            _fetch_many(conn, tables[target.name], ids, cache)
+            reached[prefix] = (target, [cache[(target.name, i)] for i in ids if cache[(target.name, i)] is not None])
+    for path in paths:
+        target, records = reached.get(path[:-1], (None, []))
+        if target is not None and path[-1] in target.read_time_formulas:
+            fresh = [r for r in records if ("read_time", target.name, r["id"]) not in cache]
+            cache.update({("read_time", target.name, r["id"]): True for r in fresh})
+            from engine.records.readtime import fill
+
+            fill(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
+
+
+def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, batch: int = 1000) -> None:
+    wanted = [i for i in ids if (table.name, i) not in cache]
+    for start in range(0, len(wanted), batch):
+        chunk = wanted[start:start + batch]
+        found = {row.id: dict(row._mapping) for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk)))}
+        cache.update({(table.name, i): found.get(i) for i in chunk})
+
+
+def _fill_once(conn, model: Model, tables, obj: ObjectDef, row: dict[str, Any], cache: dict,
+               evaluator: Evaluator | None, depth: int) -> None:
+    from engine.records.readtime import fill
+
+    key = ("read_time", obj.name, row["id"])
+    if key not in cache:
+        cache[key] = True
+        fill(conn, model, tables, obj, [row], evaluator, cache, depth + 1)
+
+
 def _fetch(conn: Connection, table: sa.Table, record_id: str, cache: dict,
            scope: sa.ColumnElement | None = None) -> dict[str, Any] | None:
-    key = (table.name, record_id, scope is not None)
+    """One related record; with `scope`, only if the acting user may read it (cached apart)."""
+    key = (table.name, record_id) if scope is None else (table.name, record_id, "scoped")
     if key not in cache:
         statement = sa.select(table).where(table.c.id == record_id)
         if scope is not None:

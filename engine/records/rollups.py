@@ -1,7 +1,8 @@
 """Rollup fields: a parent's count/sum/min/max/avg over its children, kept in SQL.
 
-After children change, each affected parent gets one UPDATE with a correlated
-subquery; no child rows are loaded into Python.
+After children change, the affected parents get one UPDATE per batch with a correlated
+subquery per rollup; no child rows are loaded into Python. Which parents, and what
+happens to them afterwards (version, formulas, automation), is engine.records.derived.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def rollup_value(model: Model, tables: Mapping[str, sa.Table], parent: sa.Table,
     """The correlated subquery computing `field` for each row of `parent`."""
     spec = field.rollup
     child_obj, child = model.object(spec.object), tables[spec.object]
+    child = child.alias("child") if child is parent else child  # a rollup over records of its own object
     if spec.function == "count":
         aggregate = sa.func.count()
     else:
@@ -37,21 +39,20 @@ def rollup_value(model: Model, tables: Mapping[str, sa.Table], parent: sa.Table,
     return value
 
 
-def refresh_rollups(conn: Connection, model: Model, tables: Mapping[str, sa.Table], child: str,
-                    parent_ids: Mapping[str, Iterable[str]], only: Iterable[str] | None = None) -> None:
-    """Recompute the rollups fed by `child` for the parents named by each via field."""
-    for parent_obj, field in model.rollups_fed_by(child):
-        if only is not None and field.name not in only:
-            continue
-        ids = sorted(set(parent_ids.get(field.rollup.via, ())))
-        parent = tables[parent_obj.name]
-        for start in range(0, len(ids), BATCH):
-            conn.execute(sa.update(parent).where(parent.c.id.in_(ids[start:start + BATCH]))
-                         .values({field.name: rollup_value(model, tables, parent, field)}))
+def refresh_rollups(conn: Connection, model: Model, tables: Mapping[str, sa.Table], parent_name: str,
+                    fields: Iterable[FieldDef], ids: list[str], clock: Clock | None = None) -> None:
+    """Recompute `fields` (rollups of one parent object) for the parents `ids`: one UPDATE per batch."""
+    parent = tables[parent_name]
+    values = {f.name: rollup_value(model, tables, parent, f, clock) for f in fields}
+    if not values:
+        return
+    for start in range(0, len(ids), BATCH):
+        conn.execute(sa.update(parent).where(parent.c.id.in_(ids[start:start + BATCH])).values(values))
 
 
 def refresh_all(conn: Connection, model: Model, tables: Mapping[str, sa.Table], parent_name: str,
                 field: FieldDef) -> None:
-    """Recompute one rollup field for every parent row in one statement."""
+    """Recompute one rollup field for every parent row in one statement (a new version for each)."""
     parent = tables[parent_name]
-    conn.execute(sa.update(parent).values({field.name: rollup_value(model, tables, parent, field)}))
+    conn.execute(sa.update(parent).values({field.name: rollup_value(model, tables, parent, field),
+                                           "version": parent.c.version + 1}))

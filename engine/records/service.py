@@ -2,31 +2,32 @@
 
 A write runs, in one transaction: coercion, defaults, required/range/length/pattern
 checks, conditional rules, formulas, validation rules, lookup integrity, uniqueness,
-auto-numbers, the write itself (optimistic version check on update), rollups on
-parents, and field history. Any error leaves nothing written.
+auto-numbers, the write itself (optimistic version check on update), field history,
+and what other records derive from it (rollups, formulas reading it: engine.records.derived).
+Any error leaves nothing written. Reads fill in the formulas computed when read.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
 from engine.expressions import Evaluator
+from engine.records import integrity, readtime
 from engine.records import query as q
 from engine.records.autonumber import assign_numbers
 from engine.records.context import SYSTEM, Actor
+from engine.records.derived import Propagation
 from engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
 from engine.records.ids import new_id
 from engine.records.pipeline import Pipeline
 from engine.records.relations import related_values
-from engine.records.rollups import refresh_rollups
 from engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metamodel import types as ft
 from metamodel.model import FieldDef, Model, ObjectDef
@@ -94,9 +95,11 @@ class RecordService:
             if scope is not None:
                 statement = statement.where(scope)
             row = c.execute(statement).first()
-        if row is None:
-            raise self._not_found(obj, record_id, actor)
-        return access.visible(self._row(table, row))
+            if row is None:
+                raise self._not_found(obj, record_id, actor)
+            record = self._row(table, row)
+            self._fill(c, model, obj, [record], actor)
+        return access.visible(record)
 
     def list(self, object_name: str, query: q.Query = q.Query(), actor: Actor = SYSTEM, *,
              conn: Connection | None = None) -> Page:
@@ -107,8 +110,9 @@ class RecordService:
             access = self.access(obj, actor, c)
             statement = self.select(obj, table, query, actor, access)
             rows = [self._row(table, r) for r in c.execute(statement.limit(limit + 1))]
-        more = len(rows) > limit
-        rows = rows[:limit]
+            more = len(rows) > limit
+            rows = rows[:limit]
+            self._fill(c, model, obj, rows, actor)
         keys = q.sort_keys(obj, query.sort, access.hidden)
         cursor = q.encode_cursor(keys, rows[-1]) if more and rows else None
         if query.fields:
@@ -212,10 +216,11 @@ class RecordService:
                                        [e for errs in result.errors.values() for e in errs])
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
             assign_numbers(c, obj, [r for _, r in prepared], now)
+            prepared = self._write_guarded(c, model, obj, table, prepared, result, pipeline, None,
+                                           lambda batch: c.execute(table.insert(), [r for _, r in batch]),
+                                           single=_single, all_or_none=all_or_none)
             records = [r for _, r in prepared]
-            for start in range(0, len(records), BATCH):
-                self._insert(c, table, records[start:start + BATCH])
-            self._refresh_parents(c, model, obj, [], records)
+            self._propagate(c, model, obj, table, [(None, r) for r in records], actor, now)
             records = self._after_write(c, model, obj, table, "created", [(None, r) for r in records], actor,
                                         [pending_logs.get(i, []) for i, _ in prepared])
         for index, record in prepared:
@@ -243,6 +248,7 @@ class RecordService:
             pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id), access.hidden, access.read_only)
             ids = [_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
             current = self._load(c, table, [i for i in ids if i], access.read_clause(table))
+            self._fill(c, model, obj, list(current.values()), actor)
             editable = set(current) if access.edit_clause(table) is None else set(
                 self._load(c, table, list(current), access.edit_clause(table)))
             prepared, befores, related_cache, pending_logs = [], {}, {}, {}
@@ -297,16 +303,21 @@ class RecordService:
             if result.errors and (all_or_none or _single):
                 raise ValidationFailed([e for errs in result.errors.values() for e in errs])
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
-            for index, record in prepared:
-                before = befores[record["id"]]
-                written = c.execute(
-                    sa.update(table).where(table.c.id == record["id"], table.c.version == before["version"])
-                    .values({k: v for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v})
-                ).rowcount
-                if written != 1:  # someone else committed between our read and write
-                    raise self._conflict(obj, before, before["version"], actor)
+
+            def write(batch):
+                for _, record in batch:
+                    before = befores[record["id"]]
+                    written = c.execute(
+                        sa.update(table).where(table.c.id == record["id"], table.c.version == before["version"])
+                        .values({k: v for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v})
+                    ).rowcount
+                    if written != 1:  # someone else committed between our read and write
+                        raise self._conflict(obj, before, before["version"], actor)
+
+            prepared = self._write_guarded(c, model, obj, table, prepared, result, pipeline, befores, write,
+                                           single=_single, all_or_none=all_or_none)
             self._write_history(c, obj, [(befores[r["id"]], r) for _, r in prepared], actor, now)
-            self._refresh_parents(c, model, obj, list(befores.values()), [r for _, r in prepared])
+            self._propagate(c, model, obj, table, [(befores[r["id"]], r) for _, r in prepared], actor, now)
             result.records = access.visible_many(self._after_write(
                 c, model, obj, table, "updated", [(befores[r["id"]], r) for _, r in prepared], actor,
                 [pending_logs.get(i, []) for i, _ in prepared]))
@@ -323,6 +334,7 @@ class RecordService:
             before = self._load(c, table, [_id(record_id)], access.read_clause(table)).get(_id(record_id))
             if before is None:
                 raise self._not_found(obj, record_id, actor)
+            self._fill(c, model, obj, [before], actor)
             if access.delete_clause(table) is not None and not self._load(c, table, [before["id"]],
                                                                           access.delete_clause(table)):
                 raise self._forbidden(obj, actor, "delete")
@@ -332,8 +344,15 @@ class RecordService:
             if locked is not None:
                 raise ValidationFailed([locked])
             self._check_restrict(c, model, obj, before["id"], actor)
-            c.execute(sa.delete(table).where(table.c.id == before["id"]))
-            self._refresh_parents(c, model, obj, [before], [])
+            propagation = Propagation(self, c, model, actor, actor.clock.now())
+            cascaded = propagation.deleting(obj, [before["id"]])
+            try:
+                c.execute(sa.delete(table).where(table.c.id == before["id"]))
+            except IntegrityError:  # a record deleted with it (cascade) is still referred to
+                raise ValidationFailed([FieldError(None, "restricted", translate(
+                    "restricted_deeper", actor.language, "cannot be deleted"))]) from None
+            for gone_obj, pairs in [(obj, [(before, None)])] + cascaded:
+                propagation.written(gone_obj, pairs)
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
 
     # -- steps -------------------------------------------------------------------------------
@@ -350,13 +369,51 @@ class RecordService:
         if not afters or not changed:
             return afters
         fresh = self._load(conn, table, [r["id"] for r in afters])
+        self._fill(conn, model, obj, list(fresh.values()), actor)
         return [fresh.get(r["id"], r) for r in afters]
 
-    def _insert(self, conn: Connection, table: sa.Table, records: list[dict[str, Any]]) -> None:
-        try:  # one cached INSERT statement per table, executed with parameters (executemany for many)
-            conn.execute(table.insert(), records)
-        except IntegrityError as exc:
-            raise ValidationFailed([FieldError(None, "integrity", _integrity_message(exc))]) from None
+    def _write_guarded(self, conn: Connection, model: Model, obj: ObjectDef, table: sa.Table, prepared,
+                       result: BulkResult, pipeline: Pipeline, befores, write, *, single: bool, all_or_none: bool):
+        """Run `write(batch)` for each batch of checked rows; returns the rows written.
+
+        A concurrent transaction may commit a unique value (or delete a referenced record)
+        after our checks; the database then refuses the batch. The row gets the error the
+        check gives now (`not_unique`, `invalid_reference`), and the other rows of a bulk
+        call are written: each batch runs in a savepoint, redone without the refused rows."""
+        kept = []
+        for start in range(0, len(prepared), BATCH):
+            batch = prepared[start:start + BATCH]
+            while batch:
+                try:
+                    if single:
+                        write(batch)
+                    else:
+                        with conn.begin_nested():
+                            write(batch)
+                except IntegrityError as exc:
+                    batch = self._refused(conn, model, obj, table, batch, result, pipeline, befores, exc, single)
+                    continue
+                kept += batch
+                break
+        if result.errors and all_or_none:
+            raise ValidationFailed([e for errs in result.errors.values() for e in errs])
+        return kept
+
+    def _refused(self, conn, model: Model, obj: ObjectDef, table: sa.Table, batch, result: BulkResult,
+                 pipeline: Pipeline, befores, exc: IntegrityError, single: bool):
+        """The rows of `batch` that may be written again after the database refused it."""
+        broken = integrity.broken_constraint(exc, table)
+        if broken is not None and not single:  # the savepoint is rolled back: check again, now
+            known = set(result.errors)
+            if broken[0] == "not_unique":
+                self._check_unique(conn, obj, table, batch, result, pipeline, befores)
+            else:
+                self._check_references(conn, model, obj, batch, result, pipeline, befores)
+            failed = set(result.errors) - known
+            if failed:
+                return [(i, r) for i, r in batch if i not in failed]
+        value = next((r.get(broken[1]) for _, r in batch if r.get(broken[1]) is not None), None) if broken else None
+        raise ValidationFailed([integrity.field_error(pipeline, broken, value)]) from None
 
     def _locked(self, conn: Connection, obj: ObjectDef, record_id: str, actor: Actor) -> FieldError | None:
         """A record waiting for approval is locked, except for the engine's own writes."""
@@ -372,13 +429,15 @@ class RecordService:
 
     def _load(self, conn: Connection, table: sa.Table, ids: list[str],
               scope: sa.ColumnElement | None = None) -> dict[str, dict[str, Any]]:
-        """Records by id (locked for update on PostgreSQL), limited to `scope` when given."""
+        """Records by id (locked on PostgreSQL), limited to `scope` when given. The lock is FOR NO KEY
+        UPDATE, as an UPDATE takes: it does not wait for the key share locks that writers of child
+        records hold on their parent (the DELETE statement itself takes the stronger lock)."""
         found: dict[str, dict[str, Any]] = {}
         statement = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
         if scope is not None:
             statement = statement.where(scope)
         if conn.dialect.name == "postgresql":
-            statement = statement.with_for_update()
+            statement = statement.with_for_update(key_share=True)
         for start in range(0, len(ids), BATCH):
             for row in conn.execute(statement, {"ids": ids[start:start + BATCH]}):
                 found[row.id] = self._row(table, row)
@@ -397,7 +456,8 @@ class RecordService:
                 scope = self._read_scope(conn, model, f.target, pipeline.actor, cache)
                 if scope is not None:
                     scopes[f.name] = scope
-        return related_values(conn, model, self.runtime.tables(model), obj, record, cache, scopes=scopes)
+        return related_values(conn, model, self.runtime.tables(model), obj, record, cache,
+                              evaluator=pipeline.evaluator if pipeline is not None else None, scopes=scopes)
 
     def _read_scope(self, conn: Connection, model: Model, object_name: str, actor: Actor,
                     cache: dict) -> sa.ColumnElement | None:
@@ -505,18 +565,23 @@ class RecordService:
         if errors:
             raise ValidationFailed(errors)
 
-    def _refresh_parents(self, conn, model: Model, obj: ObjectDef, befores: Iterable[Mapping[str, Any]],
-                         afters: Iterable[Mapping[str, Any]]) -> None:
-        rollups = model.rollups_fed_by(obj.name)
-        if not rollups:
-            return
-        parents: dict[str, set[str]] = defaultdict(set)
-        for record in list(befores) + list(afters):
-            for _, f in rollups:
-                value = record.get(f.rollup.via)
-                if value is not None:
-                    parents[f.rollup.via].add(value)
-        refresh_rollups(conn, model, self.runtime.tables(model), obj.name, parents)
+    def _propagate(self, conn, model: Model, obj: ObjectDef, table: sa.Table, pairs, actor: Actor,
+                   now: datetime) -> None:
+        """Rollups, and formulas reading these records, on other records (engine.records.derived).
+        Written records that this changed again (a formula reading a parent's rollup) are reloaded."""
+        propagation = Propagation(self, conn, model, actor, now)
+        propagation.written(obj, pairs)
+        written = [after for _, after in pairs if after is not None and (obj.name, after["id"]) in propagation.touched]
+        if written:
+            fresh = self._load(conn, table, [r["id"] for r in written])
+            self._fill(conn, model, obj, list(fresh.values()), actor)
+            for record in written:
+                record.update(fresh.get(record["id"], {}))
+
+    def _fill(self, conn, model: Model, obj: ObjectDef, rows: list[dict[str, Any]], actor: Actor) -> None:
+        """Formulas computed when read (today(), now(), current_user()), as of now and for `actor`."""
+        if obj.read_time_formulas and rows:
+            readtime.fill(conn, model, self.runtime.tables(model), obj, rows, Evaluator(actor.clock, actor.user_id))
 
     def _write_history(self, conn, obj: ObjectDef, pairs, actor: Actor, now: datetime) -> None:
         if not obj.history:
@@ -602,7 +667,3 @@ def _id(value: Any) -> Any:
         return "00000000-0000-0000-0000-000000000000"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
-
-def _integrity_message(exc: IntegrityError) -> str:
-    text = str(exc.orig).splitlines()[0] if exc.orig else str(exc)
-    return f"the database refused the write: {text}"
