@@ -21,9 +21,11 @@ from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
 from metamodel.loader import Document
 from metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
-from metamodel.names import SYSTEM_COLUMNS, name_problem
+from metamodel.names import SYSTEM_COLUMNS, name_problem, object_name_problem
+from metamodel.patterns import PatternError, compile_pattern
 
 AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
+MAX_FIELDS = 500  # per object: well under PostgreSQL's 1,600 columns a table, with room for system columns
 
 
 def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
@@ -33,7 +35,7 @@ def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
     by_name: dict[str, Document] = {}
     for doc in documents:
         name = doc.data.get("name")
-        why = name_problem(name, kind="object name")
+        why = object_name_problem(name)
         if why:
             problems.append(doc.problem(why, ("name",)))
         elif name in by_name:
@@ -77,6 +79,10 @@ class _Shell:
 
     def read_fields(self, problems: list[Problem]) -> None:
         ids: dict[str, int] = {}
+        if len(self.data["fields"]) > MAX_FIELDS:
+            problems.append(self.doc.problem(
+                f"{len(self.data['fields'])} fields; an object has at most {MAX_FIELDS} (the limit)", ("fields",)))
+            return
         for index, raw in enumerate(self.data["fields"]):
             where = ("fields", index)
             name = raw["name"]
@@ -225,8 +231,8 @@ class _Shell:
             problems.append(self.doc.problem(f"only text fields can be searchable, not {type_}", where + ("searchable",)))
         if raw.get("pattern") is not None:
             try:
-                re.compile(raw["pattern"])
-            except re.error as exc:
+                compile_pattern(raw["pattern"])
+            except PatternError as exc:
                 problems.append(self.doc.problem(f"invalid pattern: {exc}", where + ("pattern",)))
         precision, scale = raw.get("precision", 18), raw.get("scale", 0 if type_ == "integer" else 2)
         if scale > precision:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.api.bodies import read_object
+from engine.api.bodies import read_object, whole_number
 from engine.api.context import _language, authenticate
 from engine.api.problems import Problem
 from engine.automation import manual
@@ -60,10 +60,9 @@ async def decide(request: Request) -> JSONResponse:
     handlers = {"approve": approvals.approve, "reject": approvals.reject, "recall": approvals.recall}
     if decision not in handlers:
         raise Problem(404, "decide with approve, reject or recall")
-    try:
-        approval_id = int(request.path_params["id"])
-    except ValueError:
-        raise Problem(404, "no such approval") from None
+    approval_id = whole_number(request.path_params["id"])
+    if approval_id is None or not 0 < approval_id < 2**63:  # the id column is a 64-bit integer
+        raise Problem(404, "no such approval")
     status = handlers[decision](approval_id, actor, str(body.get("comment") or ""))
     return JSONResponse({"approval": approval_id, "status": status})
 
