@@ -11,7 +11,7 @@ import hashlib
 import re
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from engine.expressions import ExpressionError, compile_expression
 from metamodel import automation
@@ -28,8 +28,12 @@ AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
 MAX_FIELDS = 500  # per object: well under PostgreSQL's 1,600 columns a table, with room for system columns
 
 
-def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
-    """Compile documents (one per object) into a Model, or raise MetadataError with every problem."""
+def compile_model(documents: Iterable[Document], revision: int = 0, *,
+                  plugin_actions: Collection[str] | None = None) -> Model:
+    """Compile documents (one per object) into a Model, or raise MetadataError with every problem.
+    `plugin_actions`: the action names installed plugins offer; when given (a plan), a rule naming
+    another is an error. A stored revision compiles without it: a plugin removed since must not stop
+    the server from starting (the rule then fails when it runs, and says so)."""
     documents = list(documents)
     problems: list[Problem] = []
     by_name: dict[str, Document] = {}
@@ -51,7 +55,7 @@ def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
     # Pass 2: relations, rollups, expressions, layouts.
     objects = {}
     for name, shell in shells.items():
-        obj = shell.finish(shells, problems)
+        obj = shell.finish(shells, problems, plugin_actions)
         if obj is not None:
             objects[name] = obj
     if problems:
@@ -116,7 +120,8 @@ class _Shell:
         return self.kinds.get(name) or flt.system_kind(name)
 
     # -- pass 2 ------------------------------------------------------------------------
-    def finish(self, shells: dict[str, "_Shell"], problems: list[Problem]) -> ObjectDef | None:
+    def finish(self, shells: dict[str, "_Shell"], problems: list[Problem],
+               plugin_actions: Collection[str] | None = None) -> ObjectDef | None:
         start = len(problems)
         fields = []
         for name, raw in self.fields.items():
@@ -131,7 +136,7 @@ class _Shell:
         automation_context = automation.Context(
             self, shells, problems,
             lambda source, where, expect, previous=False: self._expression(source, shells, problems, where, expect, previous),
-            lambda source, where: self._check_template(source, where, problems))
+            lambda source, where: self._check_template(source, where, problems), plugin_actions)
         automations = automation.compile_rules(automation_context)
         state_machines = automation.compile_state_machines(automation_context)
         approvals = automation.compile_approvals(automation_context)
@@ -303,14 +308,15 @@ class _Shell:
             problems.append(self.doc.problem(f"default {field_def.default!r}: {exc.message}", where + ("default",)))
 
     def _check_template(self, source: str, where, problems: list[Problem]) -> None:
-        """Email and notification templates are Jinja2; a syntax error is a metadata error."""
-        from jinja2 import TemplateSyntaxError
-        from jinja2.sandbox import SandboxedEnvironment
+        """Email and notification templates are Jinja2, checked against this object's fields:
+        a syntax error, an unknown name or field, a filter the renderer lacks is a metadata error."""
+        from engine.automation.template_check import template_problems
 
-        try:
-            SandboxedEnvironment().parse(source)
-        except TemplateSyntaxError as exc:
-            problems.append(self.doc.problem(f"template error: {exc.message} (template line {exc.lineno})", where))
+        fields = {name: raw["type"] for name, raw in self.fields.items()}
+        fields.update({name: "datetime" if name.endswith("_at") else "integer" if name == "version" else "lookup"
+                       for name in SYSTEM_COLUMNS if name not in fields})
+        for message in template_problems(source, fields):
+            problems.append(self.doc.problem(f"template error: {message}", where))
 
     def _options(self, raw, problems, where) -> Iterable[Option]:
         seen = set()
