@@ -306,5 +306,16 @@ def load_directory(path: str | Path) -> Template:
     else:
         files, manifest = [root], {"name": root.stem, "version": "0", "objects": [root.name]}
         root = root.parent
-    documents = load_documents((str(f), read_text(f)) for f in files)
+    texts, problems = [], []
+    for f in files:  # every unreadable file and every problem of the others, in one report
+        try:
+            texts.append((str(f), read_text(f)))
+        except MetadataError as exc:
+            problems.extend(exc.problems)
+    try:
+        documents = load_documents(texts)
+    except MetadataError as exc:
+        raise MetadataError(problems + exc.problems) from None
+    if problems:
+        raise MetadataError(problems)
     return Template(manifest["name"], str(manifest["version"]), root, manifest, tuple(documents))
