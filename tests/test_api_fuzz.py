@@ -108,6 +108,7 @@ class Target:
     ids: list[str]
     admin: str
     viewer: str
+    session: str = ""
 
 
 def encoded(text: str) -> str:
@@ -146,6 +147,8 @@ def strategies(target: Target):
         st.just([("Authorization", f"Bearer {target.viewer}".encode())]),
         texts.map(lambda t: [("Authorization", b"Bearer " + header_value(t))]),
         texts.map(lambda t: [("Cookie", b"metacrm_session=" + header_value(t)), ("X-CSRF-Token", header_value(t))]),
+        texts.map(lambda t: [("Cookie", f"metacrm_session={target.session}".encode()),
+                             ("X-CSRF-Token", header_value(t))]),
         st.just([]))
     extra_headers = st.lists(st.tuples(
         st.sampled_from(["If-Match", "If-None-Match", "Accept-Language", "Content-Length"]),
@@ -254,8 +257,11 @@ def target_and_client(runtime, records):
     ids = [inquiry["id"]] + [r["id"] for name in ("account", "contact", "opportunity")
                              for r in records.list(name, Query(limit=3)).records]
     fields = sorted({f for obj in runtime.model.objects.values() for f in obj.field_names})
-    target = Target(sorted(runtime.model.objects), fields, ids, *tokens)
-    return target, TestClient(create_app(runtime), raise_server_exceptions=False)
+    client = TestClient(create_app(runtime), raise_server_exceptions=False)
+    signed_in = client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse"})
+    session = signed_in.cookies["metacrm_session"]
+    client.cookies.clear()  # sent only where a strategy says so
+    return Target(sorted(runtime.model.objects), fields, ids, *tokens, session), client
 
 
 def routes_of(app) -> set[tuple[str, str]]:

@@ -225,6 +225,14 @@ def test_bad_request_values_get_4xx_problems_and_change_nothing(api, runtime, re
     assert records.get("person", record["id"])["name"] == "Ada" and count(runtime) == 1
 
 
+def test_a_session_request_with_a_latin1_csrf_header_is_refused(api):
+    client, _ = api
+    signed_in = client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse"})
+    assert signed_in.status_code == 200, signed_in.text
+    response = client.post("/api/v1/records/person", json={"name": "x"}, headers=[("X-CSRF-Token", b"caf\xe9")])
+    assert_problem(response, 403)
+
+
 def test_a_csv_version_cell_of_5000_digits_is_a_row_error(api, records):
     client, tokens = api
     record = records.create("person", {"name": "Ada"}, Actor(system=True))
