@@ -9,6 +9,7 @@ Header values that must be whole numbers go through `whole_number`."""
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
@@ -53,7 +54,10 @@ def _int(text: str) -> int:
 def _float(text: str) -> float:
     if len(text) > MAX_NUMBER:
         raise _BadNumber(f"a number has at most {MAX_NUMBER} digits")
-    return float(text)
+    value = float(text)
+    if not math.isfinite(value):  # 1e999 would come back as Infinity, which JSON cannot carry
+        raise _BadNumber(f"{text} is out of the range of numbers")
+    return value
 
 
 def _no_constant(name: str) -> None:
