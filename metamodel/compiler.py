@@ -19,13 +19,12 @@ from metamodel import filters as flt
 from metamodel.permissions import compile_permissions
 from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
-from metamodel.loader import Document
+from metamodel.loader import MAX_FIELDS, Document
 from metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
 from metamodel.names import SYSTEM_COLUMNS, name_problem, object_name_problem
 from metamodel.patterns import PatternError, compile_pattern
 
 AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
-MAX_FIELDS = 500  # per object: well under PostgreSQL's 1,600 columns a table, with room for system columns
 
 
 def compile_model(documents: Iterable[Document], revision: int = 0, *,

@@ -112,6 +112,7 @@ MAX_DOCUMENT = 1024 * 1024  # characters (1 MiB)
 MAX_DEPTH = 64  # nested mappings and lists, aliases expanded
 MAX_NODES = 100_000  # keys, values and items, aliases expanded
 MAX_NUMBER = 100  # characters of one integer
+MAX_FIELDS = 500  # per object: well under PostgreSQL's 1,600 columns a table, with room for system columns
 
 
 class _LimitedLoader(MetadataLoader):
@@ -138,6 +139,7 @@ def parse_yaml(text: str, source: str | None) -> Document:
     if len(text) > MAX_DOCUMENT:
         raise MetadataError([Problem(f"the document has {len(text):,} characters; the limit is {MAX_DOCUMENT:,} "
                                      "(1 MiB)", source, "", None)])
+    _check_flow_depth(text, source)
     loader = _LimitedLoader(text)
     try:
         node = loader.get_single_node()
@@ -156,6 +158,23 @@ def parse_yaml(text: str, source: str | None) -> Document:
     lines: dict[PathKey, int] = {}
     _map_lines(node, (), lines)
     return Document(data=data, source=source, lines=lines)
+
+
+def _check_flow_depth(text: str, source: str | None) -> None:
+    """Refuse more than MAX_DEPTH unclosed `[` / `{` before PyYAML's scanner reads them: it looks
+    ahead through every one of them (time growing with the depth) before the composer could stop."""
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return
+    depth = 0
+    for index, char in enumerate(text):
+        if char in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                line = text.count("\n", 0, index) + 1
+                raise MetadataError([Problem(f"invalid YAML: nested more than {MAX_DEPTH} levels deep (the limit)",
+                                             source, "", line)])
+        elif char in "]}" and depth:
+            depth -= 1
 
 
 def _check_limits(root: yaml.Node, source: str | None) -> None:
@@ -231,6 +250,10 @@ def _map_lines(node: yaml.Node | None, path: PathKey, lines: dict[PathKey, int])
 
 def validate(document: Document, schema_name: str = "object") -> list[Problem]:
     """Every JSON Schema violation of a document, located and readable."""
+    fields = document.data.get("fields")
+    if schema_name == "object" and isinstance(fields, list) and len(fields) > MAX_FIELDS:
+        return [document.problem(f"{len(fields)} fields; an object has at most {MAX_FIELDS} (the limit)",
+                                 ("fields",))]  # before validating thousands of them
     problems = []
     errors = sorted(_validator(schema_name).iter_errors(document.data), key=lambda e: list(e.path))
     for error in errors:
