@@ -314,8 +314,19 @@ class _Shell:
         fields = {name: raw["type"] for name, raw in self.fields.items()}
         fields.update({name: "datetime" if name.endswith("_at") else "integer" if name == "version" else "lookup"
                        for name in SYSTEM_COLUMNS if name not in fields})
+        owner = self._owner(where)
         for message in template_problems(source, fields):
-            problems.append(self.doc.problem(f"template error: {message}", where))
+            problems.append(self.doc.problem(f"template error{owner}: {message}", where))
+
+    OWNERS = {"automations": "rule", "approval_processes": "approval process", "sla_policies": "SLA policy"}
+
+    def _owner(self, where: tuple) -> str:
+        """" in rule 'tell'" for a path inside a named rule, process or policy, else ""."""
+        kind = self.OWNERS.get(where[0]) if len(where) > 1 and isinstance(where[1], int) else None
+        items = self.data.get(where[0]) if kind else None
+        if not kind or not isinstance(items, list) or where[1] >= len(items):
+            return ""
+        return f" in {kind} {items[where[1]].get('name')!r}"
 
     def _options(self, raw, problems, where) -> Iterable[Option]:
         seen = set()

@@ -278,7 +278,7 @@ def test_template_mistakes_are_metadata_errors_with_file_line_and_rule(subject, 
         compile_model(documents(DEAL.replace("SUBJECT", subject.replace("\n", "\\n"))))
     (problem,) = info.value.problems
     assert (problem.file, problem.line, problem.path) == ("doc0.yaml", 11, "automations[0].actions[0].email.subject")
-    assert message in problem.message, problem.message
+    assert message in problem.message and problem.message.startswith("template error in rule 'tell': "), problem.message
 
 
 def test_previous_is_blank_on_create_in_a_rule_that_also_fires_on_update(runtime, records):
