@@ -107,7 +107,9 @@ class Runtime:
         }
         for doc in documents:
             merged[doc.data["name"]] = doc
-        return compile_model(merged.values(), revision=self.model.revision + 1)
+        from engine.plugins import plugin_actions
+
+        return compile_model(merged.values(), revision=self.model.revision + 1, plugin_actions=set(plugin_actions()))
 
     def plan(self, documents: Iterable[Document], *, purge: bool = False, author: str | None = None) -> Plan:
         self.ensure_current()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Collection, Mapping
 
 from metamodel import filters as flt
 from metamodel import types as ft
@@ -108,9 +108,11 @@ class StateMachineDef:
 class Context:
     """What compiling automation needs from the object compiler (kept as callables, no import cycle)."""
 
-    def __init__(self, shell, shells, problems, expression: Callable, check_template: Callable):
+    def __init__(self, shell, shells, problems, expression: Callable, check_template: Callable,
+                 plugin_actions: Collection[str] | None = None):
         self.shell, self.shells, self.problems = shell, shells, problems
         self.expression, self.check_template = expression, check_template
+        self.plugin_actions = plugin_actions  # None: not known here (a stored revision), not checked
 
     def problem(self, message: str, where: tuple) -> None:
         self.problems.append(self.shell.doc.problem(message, where))
@@ -272,6 +274,10 @@ def _action(ctx: Context, kind: str, spec: Any, where: tuple) -> ActionDef | Non
             if key in spec:
                 ctx.check_template(spec[key], where + (key,))
         return ActionDef(kind, options=dict(spec))
+    if kind == "plugin" and ctx.plugin_actions is not None and spec.get("action") not in ctx.plugin_actions:
+        offered = ", ".join(sorted(ctx.plugin_actions)) or "none: no plugin is installed"
+        ctx.problem(f"no plugin provides the action {spec.get('action')!r} (offered: {offered})", where + ("action",))
+        return None
     if kind in ("webhook", "plugin"):
         return ActionDef(kind, options=dict(spec))
     if kind == "pool":

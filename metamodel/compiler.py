@@ -11,7 +11,7 @@ import hashlib
 import re
 from decimal import Decimal
 from types import MappingProxyType
-from typing import Any, Iterable, Mapping
+from typing import Any, Collection, Iterable, Mapping
 
 from engine.expressions import ExpressionError, compile_expression
 from metamodel import automation, concealment
@@ -20,22 +20,27 @@ from metamodel import readtime
 from metamodel.permissions import compile_permissions
 from metamodel import types as ft
 from metamodel.errors import MetadataError, Problem
-from metamodel.loader import Document
+from metamodel.loader import MAX_FIELDS, Document
 from metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
-from metamodel.names import SYSTEM_COLUMNS, name_problem
+from metamodel.names import SYSTEM_COLUMNS, name_problem, object_name_problem
 from metamodel.oracles import oracle_warnings
+from metamodel.patterns import PatternError, compile_pattern
 
 AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
 
 
-def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
-    """Compile documents (one per object) into a Model, or raise MetadataError with every problem."""
+def compile_model(documents: Iterable[Document], revision: int = 0, *,
+                  plugin_actions: Collection[str] | None = None) -> Model:
+    """Compile documents (one per object) into a Model, or raise MetadataError with every problem.
+    `plugin_actions`: the action names installed plugins offer; when given (a plan), a rule naming
+    another is an error. A stored revision compiles without it: a plugin removed since must not stop
+    the server from starting (the rule then fails when it runs, and says so)."""
     documents = list(documents)
     problems: list[Problem] = []
     by_name: dict[str, Document] = {}
     for doc in documents:
         name = doc.data.get("name")
-        why = name_problem(name, kind="object name")
+        why = object_name_problem(name)
         if why:
             problems.append(doc.problem(why, ("name",)))
         elif name in by_name:
@@ -51,7 +56,7 @@ def compile_model(documents: Iterable[Document], revision: int = 0) -> Model:
     # Pass 2: relations, rollups, expressions, layouts.
     objects = {}
     for name, shell in shells.items():
-        obj = shell.finish(shells, problems)
+        obj = shell.finish(shells, problems, plugin_actions)
         if obj is not None:
             objects[name] = obj
     if problems:
@@ -82,6 +87,10 @@ class _Shell:
 
     def read_fields(self, problems: list[Problem]) -> None:
         ids: dict[str, int] = {}
+        if len(self.data["fields"]) > MAX_FIELDS:
+            problems.append(self.doc.problem(
+                f"{len(self.data['fields'])} fields; an object has at most {MAX_FIELDS} (the limit)", ("fields",)))
+            return
         for index, raw in enumerate(self.data["fields"]):
             where = ("fields", index)
             name = raw["name"]
@@ -115,7 +124,8 @@ class _Shell:
         return self.kinds.get(name) or flt.system_kind(name)
 
     # -- pass 2 ------------------------------------------------------------------------
-    def finish(self, shells: dict[str, "_Shell"], problems: list[Problem]) -> ObjectDef | None:
+    def finish(self, shells: dict[str, "_Shell"], problems: list[Problem],
+               plugin_actions: Collection[str] | None = None) -> ObjectDef | None:
         start = len(problems)
         fields = []
         for name, raw in self.fields.items():
@@ -130,7 +140,7 @@ class _Shell:
         automation_context = automation.Context(
             self, shells, problems,
             lambda source, where, expect, previous=False: self._expression(source, shells, problems, where, expect, previous),
-            lambda source, where: self._check_template(source, where, problems))
+            lambda source, where: self._check_template(source, where, problems), plugin_actions)
         automations = automation.compile_rules(automation_context)
         state_machines = automation.compile_state_machines(automation_context)
         approvals = automation.compile_approvals(automation_context)
@@ -235,8 +245,8 @@ class _Shell:
             problems.append(self.doc.problem(f"only text fields can be searchable, not {type_}", where + ("searchable",)))
         if raw.get("pattern") is not None:
             try:
-                re.compile(raw["pattern"])
-            except re.error as exc:
+                compile_pattern(raw["pattern"])
+            except PatternError as exc:
                 problems.append(self.doc.problem(f"invalid pattern: {exc}", where + ("pattern",)))
         precision, scale = raw.get("precision", 18), raw.get("scale", 0 if type_ == "integer" else 2)
         if scale > precision:
@@ -307,14 +317,26 @@ class _Shell:
             problems.append(self.doc.problem(f"default {field_def.default!r}: {exc.message}", where + ("default",)))
 
     def _check_template(self, source: str, where, problems: list[Problem]) -> None:
-        """Email and notification templates are Jinja2; a syntax error is a metadata error."""
-        from jinja2 import TemplateSyntaxError
-        from jinja2.sandbox import SandboxedEnvironment
+        """Email and notification templates are Jinja2, checked against this object's fields:
+        a syntax error, an unknown name or field, a filter the renderer lacks is a metadata error."""
+        from engine.automation.template_check import template_problems
 
-        try:
-            SandboxedEnvironment().parse(source)
-        except TemplateSyntaxError as exc:
-            problems.append(self.doc.problem(f"template error: {exc.message} (template line {exc.lineno})", where))
+        fields = {name: raw["type"] for name, raw in self.fields.items()}
+        fields.update({name: "datetime" if name.endswith("_at") else "integer" if name == "version" else "lookup"
+                       for name in SYSTEM_COLUMNS if name not in fields})
+        owner = self._owner(where)
+        for message in template_problems(source, fields):
+            problems.append(self.doc.problem(f"template error{owner}: {message}", where))
+
+    OWNERS = {"automations": "rule", "approval_processes": "approval process", "sla_policies": "SLA policy"}
+
+    def _owner(self, where: tuple) -> str:
+        """" in rule 'tell'" for a path inside a named rule, process or policy, else ""."""
+        kind = self.OWNERS.get(where[0]) if len(where) > 1 and isinstance(where[1], int) else None
+        items = self.data.get(where[0]) if kind else None
+        if not kind or not isinstance(items, list) or where[1] >= len(items):
+            return ""
+        return f" in {kind} {items[where[1]].get('name')!r}"
 
     def _options(self, raw, problems, where) -> Iterable[Option]:
         seen = set()

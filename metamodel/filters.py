@@ -56,6 +56,7 @@ KindOf = Callable[[str], Union[str, None]]
 
 
 MAX_DEPTH = 16
+MAX_DAYS = 3_652_059  # from 0001-01-01 to 9999-12-31: a span longer than the calendar means nothing
 
 
 def parse_filter(raw: Any, kind_of: KindOf) -> Filter | None:
@@ -109,10 +110,10 @@ def _condition(field: Any, op: Any, value: Any, kind_of: KindOf) -> Condition:
     if op == "between" and (not isinstance(value, (list, tuple)) or len(value) != 2):
         raise FilterError(f"operator 'between' on {field!r} needs [low, high]")
     if op in ("last_n_days", "next_n_days"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            if not (isinstance(value, str) and value.isdigit()):
-                raise FilterError(f"operator {op!r} on {field!r} needs a whole number of days")
+        if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 7:
             value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_DAYS:
+            raise FilterError(f"operator {op!r} on {field!r} needs a whole number of days from 0 to {MAX_DAYS:,}")
     if op == "is_null":
         value = True if value is None else value
         if isinstance(value, str) and value.lower() in ("true", "false"):

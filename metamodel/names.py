@@ -42,6 +42,11 @@ SQL_KEYWORDS = frozenset(
 #: Prefix of the engine's own tables; objects cannot use it.
 SYSTEM_TABLE_PREFIX = "metacrm_"
 
+#: Table name prefixes that belong to a database: PostgreSQL's catalogs (pg_class, and a
+#: table of that name in the public schema would be hidden behind the catalog) and SQLite's
+#: internal tables (sqlite_master cannot be created). Object names cannot use them.
+RESERVED_TABLE_PREFIXES = (SYSTEM_TABLE_PREFIX, "pg_", "sqlite_")
+
 
 def name_problem(name: object, *, kind: str = "name") -> str | None:
     """Return why `name` is not a valid API name, or None when it is valid."""
@@ -59,3 +64,12 @@ def name_problem(name: object, *, kind: str = "name") -> str | None:
     if name.startswith(SYSTEM_TABLE_PREFIX) or name.startswith("_"):
         return f"{kind} {name!r} uses a prefix reserved for the engine"
     return None
+
+
+def object_name_problem(name: object) -> str | None:
+    """Why `name` cannot name an object (and so a table), or None when it can."""
+    why = name_problem(name, kind="object name")
+    if why is None and name.startswith(RESERVED_TABLE_PREFIXES):  # type: ignore[union-attr]
+        prefix = next(p for p in RESERVED_TABLE_PREFIXES if name.startswith(p))  # type: ignore[union-attr]
+        return f"object name {name!r} starts with {prefix!r}, which the database reserves for its own tables"
+    return why

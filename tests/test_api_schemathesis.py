@@ -13,7 +13,8 @@ for a single record use either a generated id or the id of a real record. Each a
 
 Hypothesis runs derandomized, without an example database and with a fixed number of examples,
 so a run on CI makes the same requests every time. A second test sends hand-picked boundary
-values (NUL bytes, dates at the ends of the calendar, integers past 64 bits, deeply nested JSON)
+values (NUL bytes, lone surrogates, dates at the ends of the calendar, integers past 64 bits and
+past 4,300 digits, deeply nested JSON)
 through the same checks: each is a request the document allows, or a malformed one that must be
 refused with a 4xx.
 """
@@ -195,6 +196,12 @@ BOUNDARY_CASES = [
     ("GET /api/v1/records/account", None, {"filter": "[" * 3000 + "]" * 3000}, None),
     ("GET /api/v1/records/account", None, {"filter": '{"not": ' * 900 + '["name", "eq", "x"]' + "}" * 900}, None),
     ("POST /api/v1/records/account", None, None, DEEP_ARRAY),
+    ("POST /api/v1/records/account", None, None, '{"name": "lone \\ud800 surrogate"}'),
+    ("PATCH /api/v1/records/account/{id}", "account", None, '{"description": "\\udfff"}'),
+    ("GET /api/v1/records/account", None, {"filter": '[["name", "eq", "\\ud800"]]'}, None),
+    ("POST /api/v1/records/account", None, None, '{"name": "x", "employees": %s}' % ("9" * 5000)),
+    ("GET /api/v1/records/account", None, {"filter": '[["employees", "eq", %s]]' % ("9" * 5000)}, None),
+    ("GET /api/v1/records/account", None, {"filter": json.dumps([["created_at", "last_n_days", 10**9]])}, None),
 ]
 
 

@@ -39,7 +39,7 @@ def authenticate(request: Request) -> Actor:
                 raise Problem(401, "sign in, or send an API token")
             if request.method not in SAFE_METHODS:
                 sent = request.headers.get(CSRF_HEADER, "")
-                if not sent or not hmac.compare_digest(sent, session.csrf):
+                if not sent or not hmac.compare_digest(sent.encode(), session.csrf.encode()):  # bytes: any header
                     raise Problem(403, "missing or wrong CSRF token (send the X-CSRF-Token header)")
             user = identity.get_user(conn, session.user_id)
             if user is None or not user.active:

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from engine.api import records as record_api
-from engine.api.bodies import MAX_IMPORT, read_body
+from engine.api.bodies import MAX_IMPORT, parse_json, read_body, whole_number
 from engine.api.context import authenticate
 from engine.api.problems import Problem
 from engine.automation.runner import AutomationError
@@ -206,9 +206,9 @@ def parse_mapping(raw: str | None) -> dict[str, str] | None:
     if raw is None:
         return None
     try:
-        mapping = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ImportRefused(f"mapping is not valid JSON: {exc.msg}") from None
+        mapping = parse_json(raw, "mapping")
+    except Problem as exc:
+        raise ImportRefused(exc.detail) from None
     if not isinstance(mapping, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in mapping.items()):
         raise ImportRefused('mapping must be a JSON object {"CSV column": "field", ...}')
     return mapping
@@ -312,11 +312,12 @@ def _import(service: RecordService, obj: ObjectDef, table: CsvTable, actor: Acto
                                               f"{len(found)} existing records have this {match}; cannot choose one")]
         elif found:  # a blank cell on update clears the field
             update = {"id": found[0], **{k: (None if is_blank(v) else v) for k, v in data.items()}}
-            if version and not version.isdigit():
+            number = whole_number(version) if version else None
+            if version and number is None:
                 result.errors[line] = [FieldError("version", "invalid_type", "version must be a whole number")]
                 continue
-            if version:
-                update["version"] = int(version)
+            if number is not None:
+                update["version"] = number
             rows.append((line, "update", update))
         elif match == "id" and key is not None:
             result.errors[line] = [FieldError("id", "not_found", f"{obj.label(actor.language)} {key} does not exist")]

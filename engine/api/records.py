@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.api.bodies import read_json, read_object
+from engine.api.bodies import parse_json, read_json, read_object, whole_number
 from engine.api.context import authenticate
 from engine.api.problems import Problem
 from engine.records.query import MAX_LIMIT, Query
@@ -47,9 +47,10 @@ def if_match_version(request: Request, record_id: str) -> int | None:
     found_id, version = (parts[0], parts[1]) if len(parts) in (2, 3) else ("", value)
     if found_id and found_id != record_id:
         raise Problem(412, "If-Match names another record")
-    if not version.isdigit():
+    number = whole_number(version)
+    if number is None:
         raise Problem(400, "If-Match must be the ETag you read")
-    return int(version)
+    return number
 
 
 def _query(request: Request, obj_fields: set[str]) -> Query:
@@ -63,16 +64,10 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
         else:
             raise Problem(400, f"unknown query parameter {key!r}; filter with filter=<JSON> or field=value")
     if "filter" in params:
-        try:
-            conditions.append(json.loads(params["filter"]))
-        except json.JSONDecodeError as exc:
-            raise Problem(400, f"filter is not valid JSON: {exc.msg}") from None
-        except RecursionError:
-            raise Problem(400, "filter is nested too deeply") from None
-    try:
-        limit = int(params.get("limit", 50))
-    except ValueError:
-        raise Problem(400, "limit must be a whole number") from None
+        conditions.append(parse_json(params["filter"], "filter"))
+    limit = whole_number(params.get("limit", "50"), 9)
+    if limit is None:
+        raise Problem(400, "limit must be a whole number")
     if not 1 <= limit <= MAX_LIMIT:
         raise Problem(400, f"limit must be between 1 and {MAX_LIMIT}")
     split = lambda text: tuple(p.strip() for p in text.split(",") if p.strip())  # noqa: E731

@@ -13,6 +13,19 @@ from engine.api.problems import Problem
 from engine.security import audit, auth
 
 
+MAX_LOGIN_EMAIL = 320
+MAX_TOKEN_NAME = 200
+
+
+def canonical_id(text: str) -> str | None:
+    """A UUID path parameter in canonical form, or None: anything else names nothing, and must not
+    reach a UUID column (PostgreSQL would refuse the query)."""
+    compact = text.strip().lower().replace("-", "")
+    if len(compact) != 32 or any(ch not in "0123456789abcdef" for ch in compact):
+        return None
+    return f"{compact[:8]}-{compact[8:12]}-{compact[12:16]}-{compact[16:20]}-{compact[20:]}"
+
+
 def _address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -22,6 +35,9 @@ async def login(request: Request) -> Response:
     email, password = data.get("email"), data.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise Problem(400, "send email and password")
+    if len(email) > MAX_LOGIN_EMAIL or "\x00" in email or "\x00" in password:
+        raise Problem(400, f"email (at most {MAX_LOGIN_EMAIL} characters) and password must be text without NUL "
+                           "characters")
     runtime, now = request.app.state.runtime, auth.utcnow()
     with runtime.db.begin() as conn:
         result = auth.check_login(conn, email, password, _address(request), now)
@@ -61,6 +77,8 @@ async def tokens(request: Request) -> Response:
     days = data.get("expires_in_days")
     if not isinstance(name, str) or not name.strip():
         raise Problem(400, "give the token a name")
+    if len(name) > MAX_TOKEN_NAME or "\x00" in name:
+        raise Problem(400, f"the token name must be text of at most {MAX_TOKEN_NAME} characters, without NUL")
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= 3650):
         raise Problem(400, "expires_in_days must be a whole number of days from 1 to 3650")
     now = auth.utcnow()
@@ -76,11 +94,12 @@ async def revoke(request: Request) -> Response:
     now = auth.utcnow()
     import sqlalchemy as sa
 
+    token_id = canonical_id(request.path_params["id"])
     with request.app.state.runtime.db.begin() as conn:
         owner = conn.execute(sa.select(auth.tokens.c.user_id).where(
-            auth.tokens.c.id == request.path_params["id"])).scalar()
+            auth.tokens.c.id == token_id)).scalar() if token_id else None
         if owner is None or (owner != actor.user_id and "admin" not in actor.roles):
             raise Problem(404, "no such token")
-        auth.revoke_token(conn, request.path_params["id"], now)
-        audit.record(conn, "token_revoked", now, user_id=actor.user_id, detail={"token": request.path_params["id"]})
+        auth.revoke_token(conn, token_id, now)
+        audit.record(conn, "token_revoked", now, user_id=actor.user_id, detail={"token": token_id})
     return Response(status_code=204)

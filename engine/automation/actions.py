@@ -16,6 +16,7 @@ from engine.records.query import where_clause
 from engine.records.serialize import to_jsonable
 from metamodel.automation import ActionDef
 from metamodel.model import Model
+from metamodel.names import SYSTEM_COLUMNS
 
 
 class ActionFailed(Exception):
@@ -63,8 +64,13 @@ class ActionContext:
         return {name: _jsonish(self.evaluate(expression, names)) for name, expression in action.assignments.items()}
 
     def template_context(self) -> dict[str, Any]:
-        return {"record": self.record, "previous": dict(self.event.before or {}), "object": self.event.obj.name,
-                "label": self.event.obj.label(self.event.actor.language)}
+        """`previous` has every field; with no earlier version (a create, a timer...) all are blank,
+        as `previous.<field>` is in expressions."""
+        event = self.event
+        blank = dict.fromkeys((*event.obj.field_names, *SYSTEM_COLUMNS))
+        earlier = event.before if event.kind != "created" and event.before is not None else {}
+        return {"record": self.record, "previous": {**blank, **earlier}, "object": event.obj.name,
+                "label": event.obj.label(event.actor.language)}
 
 
 def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:

@@ -335,6 +335,8 @@ def read_data(text: str | None) -> Any:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise UsageError(f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except (ValueError, RecursionError) as exc:  # a number past 4,300 digits, nesting past the stack
+        raise UsageError(f"the record is not usable JSON: {exc or 'nested too deeply'}") from None
     if not isinstance(data, dict):
         raise UsageError("the record must be a JSON object such as {\"name\": \"Acme\"}")
     return data
@@ -361,6 +363,8 @@ def list_query(args) -> Query:
             conditions.append(json.loads(args.where))
         except json.JSONDecodeError as exc:
             raise UsageError(f"--where is not valid JSON: {exc.msg}") from None
+        except (ValueError, RecursionError) as exc:
+            raise UsageError(f"--where is not usable JSON: {exc or 'nested too deeply'}") from None
     return Query(filter=conditions or None, sort=tuple(args.sort), search=args.search, limit=args.limit,
                  cursor=args.cursor, fields=tuple(args.fields.split(",")) if args.fields else None)
 

@@ -15,12 +15,16 @@ from urllib.parse import urlparse
 
 from metamodel.model import FieldDef
 
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-PHONE = re.compile(r"^\+?[0-9 ()\-.]{3,32}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 TRUE_WORDS = {"true", "yes", "y", "1", "on", "是"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", "否"}
 MAX_TEXT = 1_000_000
+MAX_EMAIL = 254  # the longest address SMTP can carry (RFC 5321 path limit)
+MAX_PHONE = 32
+MAX_URL = 8_192
+MAX_UUID = 36
+MAX_INTEGER_DIGITS = 19  # a signed 64-bit integer has at most 19 digits
+PHONE_CHARS = frozenset("0123456789 ()-.")
 
 
 class CoercionError(ValueError):
@@ -49,29 +53,62 @@ def _text(field: FieldDef, value: Any) -> str:
         raise CoercionError("too_long", f"must be at most {MAX_TEXT} characters")
     if "\x00" in value:
         raise CoercionError("invalid_text", "must not contain NUL characters")
+    if not is_unicode(value):
+        raise CoercionError("invalid_text", "must be valid Unicode text (it contains a lone surrogate)")
     return value
+
+
+def is_unicode(text: str) -> bool:
+    """False when `text` holds a lone UTF-16 surrogate (JSON "\\ud800"), which no database,
+    encoder or regex engine accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _email(field: FieldDef, value: Any) -> str:
     value = _text(field, value).strip()
-    if not EMAIL.match(value):
+    if not is_email(value):
         raise CoercionError("invalid_email", "is not a valid email address")
     return value
 
 
+def is_email(text: str) -> bool:
+    """local@domain.tld: one @, no spaces, a dot inside the domain. Plain string checks, so the
+    time is linear in the length (a backtracking regex was quadratic on long input)."""
+    if len(text) > MAX_EMAIL or any(c.isspace() for c in text):
+        return False
+    local, at, domain = text.partition("@")
+    return bool(local and at and "@" not in domain and "." in domain[1:-1])
+
+
 def _phone(field: FieldDef, value: Any) -> str:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) < 10**MAX_PHONE:
         value = str(value)
     value = _text(field, value).strip()
-    if not PHONE.match(value) or sum(c.isdigit() for c in value) < 3:
+    if not is_phone(value):
         raise CoercionError("invalid_phone", "is not a valid phone number")
     return value
 
 
+def is_phone(text: str) -> bool:
+    """An optional +, then 3 to 32 digits, spaces, ()-. with at least 3 digits."""
+    body = text[1:] if text.startswith("+") else text
+    return 3 <= len(body) <= MAX_PHONE and all(c in PHONE_CHARS for c in body) and \
+        sum(c.isdigit() for c in body) >= 3
+
+
 def _url(field: FieldDef, value: Any) -> str:
     value = _text(field, value).strip()
-    parsed = urlparse(value)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+    if len(value) > MAX_URL:
+        raise CoercionError("too_long", f"must be at most {MAX_URL} characters")
+    try:
+        parsed = urlparse(value)
+    except ValueError:  # e.g. "http://[::1" (an unclosed IPv6 address)
+        raise CoercionError("invalid_url", "must be an http(s) URL") from None
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or any(c.isspace() for c in value):
         raise CoercionError("invalid_url", "must be an http(s) URL")
     return value
 
@@ -83,12 +120,16 @@ def _integer(field: FieldDef, value: Any) -> int:
         if abs(value) > 2**63 - 1:
             raise CoercionError("out_of_range", "is too large")
         return value
+    if isinstance(value, str) and len(value) > 100:  # no 64-bit integer is written that long
+        raise CoercionError("out_of_range", "is too large")
     try:
         number = Decimal(value.strip().replace(",", "") if isinstance(value, str) else str(value))
     except (InvalidOperation, ValueError, TypeError):
         raise CoercionError("invalid_type", "must be a whole number") from None
     if not number.is_finite() or number != number.to_integral_value():
         raise CoercionError("invalid_type", "must be a whole number")
+    if number.adjusted() >= MAX_INTEGER_DIGITS:  # before int(): 1e999999999 would take forever
+        raise CoercionError("out_of_range", "is too large")
     result = int(number)
     if abs(result) > 2**63 - 1:
         raise CoercionError("out_of_range", "is too large")
@@ -185,7 +226,7 @@ def _options(field: FieldDef, value: Any) -> list[str]:
 
 
 def _reference(field: FieldDef, value: Any) -> str:
-    if not isinstance(value, str) or not UUID.match(value.strip()):
+    if not isinstance(value, str) or len(value.strip()) > MAX_UUID or not UUID.match(value.strip()):
         raise CoercionError("invalid_reference", "must be the id of a record")
     text = value.strip().lower().replace("-", "")
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
@@ -193,9 +234,11 @@ def _reference(field: FieldDef, value: Any) -> str:
 
 def _json(field: FieldDef, value: Any) -> Any:
     try:
-        json.dumps(value)
-    except (TypeError, ValueError):
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
         raise CoercionError("invalid_type", "must be JSON data") from None
+    except RecursionError:
+        raise CoercionError("invalid_type", "is nested too deeply") from None
     return value
 
 

@@ -7,7 +7,6 @@ lets single writes and bulk writes share every rule.
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
@@ -18,6 +17,7 @@ from engine.records.coercion import CoercionError, coerce
 from engine.records.context import Actor
 from engine.records.errors import FieldError, translate
 from metamodel.model import FieldDef, ObjectDef, pick_label
+from metamodel.patterns import full_match
 from metamodel.types import RELATION_TYPES
 
 WRITABLE_SYSTEM = frozenset({"owner"})
@@ -207,7 +207,7 @@ class Pipeline:
                 found.append(self.error(field.name, "too_short", "", limit=field.min_length))
             if field.max_length is not None and len(value) > field.max_length:
                 found.append(self.error(field.name, "too_long", "", limit=field.max_length))
-            if field.pattern and not _pattern(field.pattern).fullmatch(value):
+            if field.pattern and not full_match(field.pattern, value):
                 found.append(self.error(field.name, "pattern", "does not match the required format"))
         return found
 
@@ -257,7 +257,3 @@ class Pipeline:
             return value
         return coerce(field, value)
 
-
-@lru_cache(maxsize=512)
-def _pattern(pattern: str) -> re.Pattern:
-    return re.compile(pattern)

@@ -167,10 +167,10 @@ def relative_range(op: str, days: Any, today: date) -> tuple[date, date]:
         return today, today
     if op == "yesterday":
         return today - timedelta(days=1), today - timedelta(days=1)
-    if op == "last_n_days":
-        return today - timedelta(days=int(days)), today
+    if op == "last_n_days":  # a span past the calendar's ends stops at them
+        return today - timedelta(days=min(int(days), (today - date.min).days)), today
     if op == "next_n_days":
-        return today, today + timedelta(days=int(days))
+        return today, today + timedelta(days=min(int(days), (date.max - today).days))
     if op == "this_week":
         start = today - timedelta(days=today.weekday())
         return start, start + timedelta(days=6)
@@ -324,7 +324,7 @@ def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str) -> list[Any]
             else:
                 raise ValueError("bad rank")
         return decoded
-    except (ValueError, TypeError, QueryError):
+    except (ValueError, TypeError, QueryError, RecursionError):  # RecursionError: "[[[[...", base64-encoded
         raise QueryError("invalid cursor: it does not belong to this list (sort changed?)") from None
 
 

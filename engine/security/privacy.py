@@ -10,7 +10,6 @@ and an audit entry says which fields were erased, by whom and why — never the 
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -24,6 +23,7 @@ from engine.records.serialize import to_jsonable
 from engine.records.service import RecordService, history_table
 from engine.security import audit
 from metamodel.model import FieldDef
+from metamodel.patterns import replace_literal
 
 ERASABLE_TYPES = frozenset({"text", "long_text", "email", "phone", "url"})
 ERASED_TEXT = "erased"
@@ -129,6 +129,6 @@ def scrub(text: str, values: list[Any]) -> str:
     left, they would garble the text more than they identify anyone)."""
     for value in sorted((str(v) for v in values if v is not None), key=len, reverse=True):
         if len(value.strip()) >= 3:
-            text = re.sub(re.escape(value.strip()), "[erased]", text, flags=re.IGNORECASE)
+            text = replace_literal(text, value.strip(), "[erased]")  # RE2: linear, unlike re.sub
     return text
 
