@@ -218,6 +218,13 @@ def strategies(target: Target):
                          decision=st.one_of(st.sampled_from(["approve", "reject", "recall"]), texts)), body_=body),
         ("/api/v1/intake/{object}", "POST"): call("POST", path("/api/v1/intake/{object}", object=st.one_of(
             st.just("inquiry"), objects)), body_=body, authorised=st.just([])),
+        ("/api/v1/records/{object}/{id}/shares", "GET"): call("GET", one("/shares")),
+        ("/api/v1/records/{object}/{id}/shares", "POST"): call("POST", one("/shares"), body_=st.one_of(
+            st.fixed_dictionaries({}, optional={"user_id": st.one_of(ids, json_values), "group": json_values,
+                                                "access": st.one_of(st.sampled_from(["read", "edit"]), json_values)})
+            .map(as_json), body)),
+        ("/api/v1/records/{object}/{id}/shares", "DELETE"): call("DELETE", one("/shares"), st.lists(st.tuples(
+            st.sampled_from(["user_id", "group", "other"]), st.one_of(ids, texts)), max_size=2)),
         ("/api/v1/records/{object}/{id}", "GET"): call("GET", one()),
         ("/api/v1/records/{object}/{id}", "PATCH"): call("PATCH", one(), body_=body),
         ("/api/v1/records/{object}/{id}", "DELETE"): call("DELETE", one()),
