@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -26,21 +27,23 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+async def read_json(request: Request, limit: int = MAX_BODY, *, exact: bool = False) -> Any:
+    """The JSON body; with `exact`, numbers with a fraction or exponent are Decimals (record
+    values: 1234567890123456.78 must not become the float 1234567890123456.8)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/merge-patch+json"):
         raise Problem(415, "send the body as application/json")
     body = await read_body(request, limit)
     try:
-        return json.loads(body or b"null")
+        return json.loads(body or b"null", parse_float=Decimal if exact else None)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Problem(400, "the body is nested too deeply") from None
 
 
-async def read_object(request: Request) -> dict[str, Any]:
-    data = await read_json(request)
+async def read_object(request: Request, *, exact: bool = False) -> dict[str, Any]:
+    data = await read_json(request, exact=exact)
     if not isinstance(data, dict):
         raise Problem(400, "the body must be a JSON object")
     return data

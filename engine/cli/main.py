@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -329,7 +330,7 @@ def read_data(text: str | None) -> Any:
             raise UsageError("give the record as --data '{...}' or JSON on stdin")
         text = sys.stdin.read()
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=Decimal)  # exact: 0.1 stays 0.1, 1e-999 is not 0
     except json.JSONDecodeError as exc:
         raise UsageError(f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(data, dict):
@@ -355,7 +356,7 @@ def list_query(args) -> Query:
     conditions: list[Any] = [parse_filter(f) for f in args.filter]
     if args.where:
         try:
-            conditions.append(json.loads(args.where))
+            conditions.append(json.loads(args.where, parse_float=Decimal))
         except json.JSONDecodeError as exc:
             raise UsageError(f"--where is not valid JSON: {exc.msg}") from None
     return Query(filter=conditions or None, sort=tuple(args.sort), search=args.search, limit=args.limit,
