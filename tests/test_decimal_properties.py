@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import uuid
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_HALF_UP, Context, Decimal
 
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
@@ -43,6 +43,7 @@ SETTINGS = settings(
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 ROLLUP_PRECISION = 18
+WIDE = Context(prec=80)  # room for any drawn value at any drawn scale
 FUNCTIONS = (("total", "sum"), ("average", "avg"), ("lowest", "min"), ("highest", "max"))
 
 
@@ -59,7 +60,7 @@ def cases(draw):
 
 def at_scale(value: Decimal, scale: int) -> Decimal:
     """Exactly `scale` places; half away from zero (ROUND_HALF_UP in Python's terms)."""
-    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP)
+    return value.quantize(Decimal(1).scaleb(-scale), rounding=ROUND_HALF_UP, context=WIDE)
 
 
 def exact_average(values: list[Decimal], scale: int) -> Decimal:
@@ -69,7 +70,7 @@ def exact_average(values: list[Decimal], scale: int) -> Decimal:
     denominator = len(values) * 10**18
     quotient, remainder = divmod(abs(numerator), denominator)
     quotient += 2 * remainder >= denominator
-    return (Decimal(-quotient if numerator < 0 else quotient) * unit).quantize(unit)
+    return Decimal(-quotient if numerator < 0 else quotient).scaleb(-scale, context=WIDE).quantize(unit, context=WIDE)
 
 
 def rollups(values: list[Decimal], scales: tuple[int, ...]) -> dict[str, Decimal | None]:

@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
-import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from decimal import Decimal
 
 import pytest
@@ -20,10 +19,10 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from engine.api import create_app
-from engine.api.csvio import export_columns, export_rows, import_rows, parse_csv
+from engine.api.csvio import export_rows, import_rows, parse_csv
+from engine.records.context import SYSTEM
 from engine.records.errors import ValidationFailed
 from engine.records.query import Query, QueryError
-from engine.runtime import Runtime
 from engine.security import auth, identity
 from engine.storage.migrator import ApplyError
 from metamodel.errors import MetadataError
@@ -87,7 +86,7 @@ def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_an
     parent = crm.get("account", account["id"])
     assert parent["total"] == sum(Decimal(v) for v in EXACT) and str(parent["total"]) == "5738167517494053.89"
     assert str(parent["highest"]) == "9999999999999999.99"
-    exported = "".join(chunk for chunk, _ in export_rows(crm, "deal", Query(sort=("amount",)), _system(),
+    exported = "".join(chunk for chunk, _ in export_rows(crm, "deal", Query(sort=("amount",)), SYSTEM,
                                                           ["name", "amount", "share"]))
     rows = list(csv.DictReader(io.StringIO(exported)))
     assert [r["amount"] for r in rows] == sorted(EXACT, key=Decimal)
@@ -109,12 +108,6 @@ def test_keyset_pages_over_decimals_that_only_differ_past_float_precision(crm):
         if cursor is None:
             break
     assert seen == list(reversed(values))
-
-
-def _system():
-    from engine.records.context import SYSTEM
-
-    return SYSTEM
 
 
 # -- the write response is the stored row ---------------------------------------------------------
@@ -211,7 +204,8 @@ def test_the_api_keeps_json_numbers_exact_and_refuses_those_without_an_exact_val
     assert made.json()["amount"] == "1234567890123456.78" and made.json()["small"] == 0.1
     fetched = client.get(f"/api/v1/records/deal/{made.json()['id']}", headers=headers).json()
     assert fetched == made.json()
-    for number in ("1e-999999999999999999", "1.000000000000000000000000001", "1e400", "12345678901234567"):
+    for number in ("1e-999999999999999999", "1.000000000000000000000000001", "1e400", "12345678901234567",
+                   "1e999999999999999999999999", "-1e-999999999999999999999999999", "1" + "0" * 5000):
         refused = client.post("/api/v1/records/deal", content=f'{{"amount": {number}}}',
                               headers={**headers, "Content-Type": "application/json"})
         assert refused.status_code == 422, number
@@ -219,7 +213,8 @@ def test_the_api_keeps_json_numbers_exact_and_refuses_those_without_an_exact_val
     found = client.get("/api/v1/records/deal", params={"filter": '[["amount", "eq", 1234567890123456.78]]'},
                        headers=headers).json()["records"]
     assert [r["id"] for r in found] == [made.json()["id"]]
-    for value in ("1e-999999999999999999", '"NaN"', '"Infinity"', "1e400", '"1e5e5"'):
+    for value in ("1e-999999999999999999", '"NaN"', '"Infinity"', "1e400", '"1e5e5"', "1e999999999999999999999",
+                  '"-1e-99999999999999999999999"', "9" * 5000):
         bad = client.get("/api/v1/records/deal", params={"filter": f'[["amount", "gt", {value}]]'}, headers=headers)
         assert bad.status_code == 422, value
         assert bad.headers["content-type"] == "application/problem+json"
@@ -229,7 +224,7 @@ def test_the_api_keeps_json_numbers_exact_and_refuses_those_without_an_exact_val
 def test_csv_cells_without_an_exact_value_are_row_errors(crm):
     table = parse_csv("name,amount\nok,1234567890123456.78\nzero,1e-999999999999999999\nnan,NaN\n"
                       "big,99999999999999999\n".encode())
-    result = import_rows(crm, "deal", table, _system())
+    result = import_rows(crm, "deal", table, SYSTEM)
     assert sorted(result.errors) == [3, 4, 5]
     assert all(errors[0].field == "amount" for errors in result.errors.values())
     assert deal_amounts(crm) == ["1234567890123456.78"]
@@ -330,3 +325,12 @@ def test_sqlite_refuses_precision_it_cannot_store_exactly(runtime):
     value = "12345678901234567890123456.7891"
     assert str(records.create("item", {"price": value})["price"]) == value
     assert [str(r["price"]) for r in records.list("item", Query(filter=[["price", "eq", value]])).records] == [value]
+
+
+def test_json_fields_refuse_numbers_that_json_cannot_hold(runtime, records):
+    install(runtime, EVERYTHING)
+    for data in ({"x": float("inf")}, [float("nan")], {"y": Decimal("1E+400")}):
+        with pytest.raises(ValidationFailed):
+            records.create("sample", {"data": data})
+    made = records.create("sample", {"data": {"exact": Decimal("0.1"), "whole": Decimal("3")}})
+    assert made["data"] == {"exact": 0.1, "whole": 3} and records.count("sample") == 1

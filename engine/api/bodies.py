@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
 
 from engine.api.problems import Problem
+from engine.records.coercion import json_integer, json_number
 
 MAX_BODY = 1 * 1024 * 1024  # 1 MiB for JSON; CSV imports have their own limit
 MAX_IMPORT = 20 * 1024 * 1024
@@ -35,8 +35,10 @@ async def read_json(request: Request, limit: int = MAX_BODY, *, exact: bool = Fa
         raise Problem(415, "send the body as application/json")
     body = await read_body(request, limit)
     try:
-        return json.loads(body or b"null", parse_float=Decimal if exact else None)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if exact:
+            return json.loads(body or b"null", parse_float=json_number, parse_int=json_integer)
+        return json.loads(body or b"null")
+    except (ValueError, UnicodeDecodeError) as exc:  # ValueError: JSONDecodeError, or an integer too long
         raise Problem(400, f"the body is not valid JSON: {exc}") from None
     except RecursionError:
         raise Problem(400, "the body is nested too deeply") from None

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
@@ -13,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 from engine.api.bodies import read_json, read_object
 from engine.api.context import authenticate
 from engine.api.problems import Problem
+from engine.records.coercion import json_integer, json_number
 from engine.records.query import MAX_LIMIT, Query
 from engine.records.serialize import to_jsonable
 from engine.records.service import RecordService
@@ -55,9 +55,9 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
             raise Problem(400, f"unknown query parameter {key!r}; filter with filter=<JSON> or field=value")
     if "filter" in params:
         try:
-            conditions.append(json.loads(params["filter"], parse_float=Decimal))
-        except json.JSONDecodeError as exc:
-            raise Problem(400, f"filter is not valid JSON: {exc.msg}") from None
+            conditions.append(json.loads(params["filter"], parse_float=json_number, parse_int=json_integer))
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to read
+            raise Problem(400, f"filter is not valid JSON: {getattr(exc, 'msg', exc)}") from None
         except RecursionError:
             raise Problem(400, "filter is nested too deeply") from None
     try:

@@ -12,11 +12,11 @@ import json
 import os
 import re
 import sys
-from decimal import Decimal
 from pathlib import Path
 from typing import Any, Sequence
 
 from engine.cli.output import dumps, print_records
+from engine.records.coercion import json_integer, json_number
 from engine.records.context import Actor
 from engine.records.errors import RecordError
 from engine.records.query import Query
@@ -330,9 +330,11 @@ def read_data(text: str | None) -> Any:
             raise UsageError("give the record as --data '{...}' or JSON on stdin")
         text = sys.stdin.read()
     try:
-        data = json.loads(text, parse_float=Decimal)  # exact: 0.1 stays 0.1, 1e-999 is not 0
+        data = json.loads(text, parse_float=json_number, parse_int=json_integer)  # exact: 1e-999 is not 0
     except json.JSONDecodeError as exc:
         raise UsageError(f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except ValueError as exc:
+        raise UsageError(f"the record is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise UsageError("the record must be a JSON object such as {\"name\": \"Acme\"}")
     return data
@@ -356,9 +358,9 @@ def list_query(args) -> Query:
     conditions: list[Any] = [parse_filter(f) for f in args.filter]
     if args.where:
         try:
-            conditions.append(json.loads(args.where, parse_float=Decimal))
-        except json.JSONDecodeError as exc:
-            raise UsageError(f"--where is not valid JSON: {exc.msg}") from None
+            conditions.append(json.loads(args.where, parse_float=json_number, parse_int=json_integer))
+        except ValueError as exc:  # JSONDecodeError, or an integer too long to read
+            raise UsageError(f"--where is not valid JSON: {getattr(exc, 'msg', exc)}") from None
     return Query(filter=conditions or None, sort=tuple(args.sort), search=args.search, limit=args.limit,
                  cursor=args.cursor, fields=tuple(args.fields.split(",")) if args.fields else None)
 

@@ -18,6 +18,7 @@ from metamodel.model import FieldDef
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 PHONE = re.compile(r"^\+?[0-9 ()\-.]{3,32}$")
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # a plain number, as JSON or CSV write it
 TRUE_WORDS = {"true", "yes", "y", "1", "on", "是"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", "否"}
 MAX_TEXT = 1_000_000
@@ -29,6 +30,26 @@ class CoercionError(ValueError):
     def __init__(self, code: str, message: str, **params: Any):
         super().__init__(message)
         self.code, self.message, self.params = code, message, params
+
+
+def json_number(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, exactly (json.loads(parse_float=...)): never
+    through a float, never an exception. Exponents past what Decimal holds become the largest
+    or smallest magnitude it holds, which every decimal field refuses as out of range or too
+    precise (zero stays zero)."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        mantissa, _, exponent = text.lower().partition("e")
+        sign = "-" if mantissa.startswith("-") else ""
+        if not any(ch in "123456789" for ch in mantissa):
+            return Decimal(sign + "0")
+        return Decimal(f"{sign}1E{'-' if exponent.startswith('-') else '+'}999999999999999999")
+
+
+def json_integer(text: str) -> int | Decimal:
+    """A JSON integer (json.loads(parse_int=...)); past Python's int-from-text limit, a Decimal."""
+    return int(text) if len(text) <= 4000 else Decimal(text)
 
 
 def is_blank(value: Any) -> bool:
@@ -104,7 +125,7 @@ def _decimal(field: FieldDef, value: Any) -> Decimal:
         if isinstance(value, str):
             value = value.strip().replace(",", "").rstrip("%").strip()
         number = value if isinstance(value, (Decimal, int, str)) else Decimal(str(value))
-        number = Decimal(number)
+        number = json_number(number) if isinstance(number, str) and NUMBER.match(number) else Decimal(number)
     except (InvalidOperation, ValueError, TypeError):
         raise CoercionError("invalid_type", "must be a number") from None
     if not number.is_finite():
@@ -214,7 +235,7 @@ def _reference(field: FieldDef, value: Any) -> str:
 def _json(field: FieldDef, value: Any) -> Any:
     value = _plain_numbers(value)
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)  # NaN and infinities are not JSON
     except (TypeError, ValueError, RecursionError):
         raise CoercionError("invalid_type", "must be JSON data") from None
     return value

@@ -93,7 +93,9 @@ def _value(obj: ObjectDef, name: str, value: Any) -> Any:
             return coerce(_as_picklist(field), value)
         return coerce(field, value if not isinstance(value, (int, float, Decimal)) or field.kind != "text" else str(value))
     except CoercionError as exc:
-        raise QueryError(f"{name}: {value!r} {exc.message}", name) from None
+        shown = str(value) if isinstance(value, Decimal) else repr(value)  # 1E+999999999999999999, not Decimal(...)
+        shown = shown if len(shown) <= 60 else shown[:40] + "…"
+        raise QueryError(f"{name}: {shown} {exc.message}", name) from None
 
 
 def _as_picklist(field: FieldDef) -> FieldDef:
