@@ -9,6 +9,7 @@ NUMERIC(p, s): there the upgrade finds nothing to do.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timezone
 from decimal import Decimal
 
@@ -25,6 +26,7 @@ from engine.storage.decimal_upgrade import DecimalUpgradeError, legacy_decimal_c
 from engine.storage.tables import build_tables
 from metamodel.compiler import compile_model
 from tests.conftest import documents
+from tests.test_cli import cli
 
 ACCOUNT = """
 name: account
@@ -170,3 +172,16 @@ def test_an_earlier_release_value_without_an_exact_form_stops_the_upgrade_and_ch
             assert conn.execute(sa.text("SELECT amount FROM deal WHERE name = 'plain'")).scalar_one() == 10.5
     finally:
         db.dispose()
+
+
+def test_metacrm_init_upgrades_an_earlier_release_database(db_url):
+    ids = build_earlier_release_database(db_url)
+    done = cli(db_url, "init")
+    assert done.returncode == 0, done.stderr
+    shown_before = shown("1234567890123456.78", 2, db_url.startswith("sqlite"))
+    got = cli(db_url, "records", "get", "deal", ids["big"])
+    assert got.returncode == 0 and Decimal(str(json.loads(got.stdout, parse_float=Decimal)["amount"])) == shown_before
+    if db_url.startswith("sqlite"):
+        assert declared_types(db_url, "deal")["amount"] == "BIGINT"
+        refused = cli(db_url, "records", "create", "deal", "--data", '{"amount": 1e-999999999999999999}')
+        assert refused.returncode == 1 and "amount" in refused.stderr and "Traceback" not in refused.stderr
