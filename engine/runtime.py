@@ -20,6 +20,7 @@ import engine.security.auth  # noqa: F401  (registers tokens, sessions)
 import engine.security.identity  # noqa: F401  (registers users, groups, roles)
 
 from engine.storage import metastore, system_migrations
+from engine.storage.columns import sqlite_limits
 from engine.storage.database import Database
 from engine.storage.migrator import StepHook, apply_plan
 from engine.storage.planner import Plan, make_plan
@@ -56,7 +57,12 @@ class Runtime:
     def open(cls, url: str | None = None) -> "Runtime":
         """Connect, bring the engine's own tables to this release's schema, load the model."""
         runtime = cls(Database(url))
-        runtime.reload()
+        try:
+            runtime.reload()
+            runtime.upgrade_storage()
+        except BaseException:
+            runtime.db.dispose()
+            raise
         return runtime
 
     def upgrade_system_schema(self) -> list[str]:
@@ -69,6 +75,19 @@ class Runtime:
             applied = metastore.ensure_system_tables(conn)
         self.schema_steps += applied
         return applied
+
+    def upgrade_storage(self) -> list[str]:
+        """Bring data an earlier release stored up to this release's storage (decimals on
+        SQLite: engine.storage.decimal_upgrade). A read-only check when there is nothing to do."""
+        from engine.storage.decimal_upgrade import legacy_decimal_columns, upgrade_decimal_storage
+
+        if not self.db.is_sqlite:
+            return []
+        with self.db.read() as conn:
+            if not legacy_decimal_columns(conn, self.model):
+                return []
+        with self.db.schema_change() as conn:
+            return upgrade_decimal_storage(conn, self.model)
 
     @property
     def model(self) -> Model:
@@ -114,6 +133,8 @@ class Runtime:
     def plan(self, documents: Iterable[Document], *, purge: bool = False, author: str | None = None) -> Plan:
         self.ensure_current()
         new = self.compile(documents)
+        if self.db.is_sqlite and sqlite_limits(new):
+            raise MetadataError([Problem(message) for message in sqlite_limits(new)])
         with self.db.engine.connect() as conn:
             archived = metastore.archived_fields(conn)
         return make_plan(self.model, new, archived=archived, purge=purge, author=author)

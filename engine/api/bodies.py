@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import math
+from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
 
 from engine.api.problems import Problem
-from engine.records.coercion import is_unicode
+from engine.records.coercion import is_unicode, json_number
 
 MAX_BODY = 1 * 1024 * 1024  # 1 MiB for JSON; CSV imports have their own limit
 MAX_IMPORT = 20 * 1024 * 1024
@@ -23,10 +24,12 @@ MAX_DEPTH = 64  # nested JSON arrays and objects
 MAX_NUMBER = 1_000  # characters of one JSON number: far beyond any field, far below Python's limit
 
 
-def parse_json(text: str | bytes, what: str = "the body") -> Any:
-    """The JSON value of `text`, or Problem(400) saying what is wrong with it."""
+def parse_json(text: str | bytes, what: str = "the body", *, exact: bool = False) -> Any:
+    """The JSON value of `text`, or Problem(400) saying what is wrong with it. With `exact`,
+    numbers with a fraction or exponent are Decimals, never floats (record values and filters:
+    1234567890123456.78 must not become the float 1234567890123456.8)."""
     try:
-        data = json.loads(text, parse_int=_int, parse_float=_float, parse_constant=_no_constant)
+        data = json.loads(text, parse_int=_int, parse_float=_exact if exact else _float, parse_constant=_no_constant)
     except json.JSONDecodeError as exc:
         raise Problem(400, f"{what} is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})") from None
     except UnicodeDecodeError as exc:
@@ -58,6 +61,12 @@ def _float(text: str) -> float:
     if not math.isfinite(value):  # 1e999 would come back as Infinity, which JSON cannot carry
         raise _BadNumber(f"{text} is out of the range of numbers")
     return value
+
+
+def _exact(text: str) -> Decimal:
+    if len(text) > MAX_NUMBER:
+        raise _BadNumber(f"a number has at most {MAX_NUMBER} digits")
+    return json_number(text)
 
 
 def _no_constant(name: str) -> None:
@@ -103,16 +112,18 @@ async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
     return b"".join(chunks)
 
 
-async def read_json(request: Request, limit: int = MAX_BODY) -> Any:
+async def read_json(request: Request, limit: int = MAX_BODY, *, exact: bool = False) -> Any:
+    """The JSON body; with `exact`, numbers with a fraction or exponent are Decimals (record
+    values: 1234567890123456.78 must not become the float 1234567890123456.8)."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/merge-patch+json"):
         raise Problem(415, "send the body as application/json")
     body = await read_body(request, limit)
-    return parse_json(body or b"null")
+    return parse_json(body or b"null", exact=exact)
 
 
-async def read_object(request: Request) -> dict[str, Any]:
-    data = await read_json(request)
+async def read_object(request: Request, *, exact: bool = False) -> dict[str, Any]:
+    data = await read_json(request, exact=exact)
     if not isinstance(data, dict):
         raise Problem(400, "the body must be a JSON object")
     return data

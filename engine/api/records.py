@@ -64,7 +64,7 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
         else:
             raise Problem(400, f"unknown query parameter {key!r}; filter with filter=<JSON> or field=value")
     if "filter" in params:
-        conditions.append(parse_json(params["filter"], "filter"))
+        conditions.append(parse_json(params["filter"], "filter", exact=True))
     limit = whole_number(params.get("limit", "50"), 9)
     if limit is None:
         raise Problem(400, "limit must be a whole number")
@@ -99,7 +99,7 @@ async def list_or_create(request: Request) -> Response:
     name = request.path_params["object"]
     fields = visible_fields(request, name, actor)
     if request.method == "POST":
-        record = service(request).create(name, await read_object(request), actor)
+        record = service(request).create(name, await read_object(request, exact=True), actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={
             "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
     query = _query(request, fields)
@@ -126,7 +126,7 @@ async def one(request: Request) -> Response:
     if request.method == "DELETE":
         records.delete(name, record_id, actor, version=if_match_version(request, record_id))
         return Response(status_code=204)
-    data = await read_object(request)
+    data = await read_object(request, exact=True)
     for key in ("id", "version", "created_at", "created_by", "updated_at", "updated_by"):
         if key in data:
             raise Problem(422, f"{key} cannot be written")
@@ -139,7 +139,7 @@ async def bulk(request: Request) -> Response:
     actor = authenticate(request)
     name = request.path_params["object"]
     _object_fields(request, name)
-    body = await read_json(request, limit=8 * 1024 * 1024)
+    body = await read_json(request, limit=8 * 1024 * 1024, exact=True)
     rows = body.get("records") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise Problem(400, 'send {"records": [{...}, ...]}')

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from engine.cli.output import dumps, print_records
+from engine.records.coercion import json_integer, json_number
 from engine.records.context import Actor
 from engine.records.errors import RecordError
 from engine.records.query import Query
@@ -332,7 +333,7 @@ def read_data(text: str | None) -> Any:
             raise UsageError("give the record as --data '{...}' or JSON on stdin")
         text = sys.stdin.read()
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=json_number, parse_int=json_integer)  # exact: 1e-999 is not 0
     except json.JSONDecodeError as exc:
         raise UsageError(f"the record is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     except (ValueError, RecursionError) as exc:  # a number past 4,300 digits, nesting past the stack
@@ -360,7 +361,7 @@ def list_query(args) -> Query:
     conditions: list[Any] = [parse_filter(f) for f in args.filter]
     if args.where:
         try:
-            conditions.append(json.loads(args.where))
+            conditions.append(json.loads(args.where, parse_float=json_number, parse_int=json_integer))
         except json.JSONDecodeError as exc:
             raise UsageError(f"--where is not valid JSON: {exc.msg}") from None
         except (ValueError, RecursionError) as exc:

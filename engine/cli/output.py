@@ -46,7 +46,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         text = ", ".join(map(str, value))
     elif isinstance(value, (Decimal, datetime, date)):
-        text = str(value) if isinstance(value, Decimal) else value.isoformat()
+        text = format(value, "f") if isinstance(value, Decimal) else value.isoformat()  # 0.0000001, not 1E-7
     else:
         text = str(value)
     return text if width(text) <= 40 else text[:38] + "…"

@@ -9,13 +9,14 @@ from __future__ import annotations
 import json
 import re
 from datetime import date, datetime, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import urlparse
 
 from metamodel.model import FieldDef
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # a plain number, as JSON or CSV write it
 TRUE_WORDS = {"true", "yes", "y", "1", "on", "是"}
 FALSE_WORDS = {"false", "no", "n", "0", "off", "否"}
 MAX_TEXT = 1_000_000
@@ -33,6 +34,26 @@ class CoercionError(ValueError):
     def __init__(self, code: str, message: str, **params: Any):
         super().__init__(message)
         self.code, self.message, self.params = code, message, params
+
+
+def json_number(text: str) -> Decimal:
+    """A JSON number with a fraction or exponent, exactly (json.loads(parse_float=...)): never
+    through a float, never an exception. Exponents past what Decimal holds become the largest
+    or smallest magnitude it holds, which every decimal field refuses as out of range or too
+    precise (zero stays zero)."""
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        mantissa, _, exponent = text.lower().partition("e")
+        sign = "-" if mantissa.startswith("-") else ""
+        if not any(ch in "123456789" for ch in mantissa):
+            return Decimal(sign + "0")
+        return Decimal(f"{sign}1E{'-' if exponent.startswith('-') else '+'}999999999999999999")
+
+
+def json_integer(text: str) -> int | Decimal:
+    """A JSON integer (json.loads(parse_int=...)); past Python's int-from-text limit, a Decimal."""
+    return int(text) if len(text) <= 4000 else Decimal(text)
 
 
 def is_blank(value: Any) -> bool:
@@ -137,25 +158,45 @@ def _integer(field: FieldDef, value: Any) -> int:
 
 
 def _decimal(field: FieldDef, value: Any) -> Decimal:
+    """An exact decimal with exactly `scale` places. Checked on the digits themselves, never
+    through a rounding context: "1e-999999999999999999" is too precise, not zero."""
     if isinstance(value, bool):
         raise CoercionError("invalid_type", "must be a number")
     try:
         if isinstance(value, str):
             value = value.strip().replace(",", "").rstrip("%").strip()
-        number = value if isinstance(value, Decimal) else Decimal(str(value))
+        number = value if isinstance(value, (Decimal, int, str)) else Decimal(str(value))
+        number = json_number(number) if isinstance(number, str) and NUMBER.match(number) else Decimal(number)
     except (InvalidOperation, ValueError, TypeError):
         raise CoercionError("invalid_type", "must be a number") from None
     if not number.is_finite():
         raise CoercionError("invalid_type", "must be a finite number")
-    exponent = number.as_tuple().exponent
-    if -exponent > field.scale:  # "10.500" is fine at scale 2; normalize only when it looks too precise
-        exponent = number.normalize().as_tuple().exponent
-    if isinstance(exponent, int) and -exponent > field.scale:
+    sign, digits, exponent = number.as_tuple()
+    significant = len(digits)
+    while significant and digits[significant - 1] == 0:  # "10.500" is fine at scale 2
+        significant -= 1
+    if not significant:
+        return Decimal((0, (0,), -field.scale))  # zero, never -0
+    exponent += len(digits) - significant
+    if -exponent > field.scale:
         raise CoercionError("too_many_decimals", f"must have at most {field.scale} decimal places", scale=field.scale)
+    limit = field.precision - field.scale
+    if significant + exponent > limit:
+        raise CoercionError("out_of_range", f"must have at most {limit} digits before the decimal point")
+    return Decimal((sign, digits[:significant] + (0,) * (exponent + field.scale), -field.scale))
+
+
+def round_decimal(field: FieldDef, value: Any, rounding: str) -> Decimal:
+    """A computed number (a formula's result) rounded to the field's scale; CoercionError if
+    it has more digits than the precision, rather than a database overflow later."""
+    number = value if isinstance(value, Decimal) else Decimal(value)
+    if not number.is_finite():
+        raise CoercionError("invalid_type", "must be a finite number")
     limit = field.precision - field.scale
     if number and number.adjusted() >= limit:
         raise CoercionError("out_of_range", f"must have at most {limit} digits before the decimal point")
-    return number.quantize(Decimal(1).scaleb(-field.scale))
+    context = Context(prec=field.precision + 2, Emin=-999999, Emax=999999)
+    return _decimal(field, number.quantize(Decimal(1).scaleb(-field.scale), rounding=rounding, context=context))
 
 
 def _boolean(field: FieldDef, value: Any) -> bool:
@@ -233,12 +274,27 @@ def _reference(field: FieldDef, value: Any) -> str:
 
 
 def _json(field: FieldDef, value: Any) -> Any:
+    value = _plain_numbers(value)
     try:
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except (TypeError, ValueError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
+        json.dumps(value, ensure_ascii=False, allow_nan=False).encode("utf-8")  # NaN and infinities are not JSON
+    except (TypeError, ValueError, RecursionError):  # UnicodeEncodeError (a lone surrogate) is a ValueError
         raise CoercionError("invalid_type", "must be JSON data") from None
     except RecursionError:
         raise CoercionError("invalid_type", "is nested too deeply") from None
+    return value
+
+
+def _plain_numbers(value: Any, depth: int = 0) -> Any:
+    """JSON data with exactly parsed numbers (Decimals) turned into plain JSON numbers."""
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral_value() and value.adjusted() < 19 \
+            else float(value)
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v, depth + 1) for v in value]
     return value
 
 

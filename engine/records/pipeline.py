@@ -7,13 +7,14 @@ lets single writes and bulk writes share every rule.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, Mapping
 
 from engine.expressions import EvaluationError, Evaluator, Expression
-from engine.records.coercion import CoercionError, coerce
+from engine.records.coercion import CoercionError, coerce, round_decimal
 from engine.records.context import Actor
 from engine.records.errors import FieldError, translate
 from metamodel.model import FieldDef, ObjectDef, pick_label
@@ -244,9 +245,9 @@ class Pipeline:
             return None
         storage = field.storage_type
         if storage in ("decimal", "currency", "percent"):
-            return Decimal(value).quantize(Decimal(1).scaleb(-field.scale), rounding=ROUND_HALF_UP)
+            return round_decimal(field, value, ROUND_HALF_UP)
         if storage == "integer":
-            return int(Decimal(value).to_integral_value(rounding=ROUND_HALF_UP))
+            return coerce(field, int(round_decimal(replace(field, precision=19, scale=0), value, ROUND_HALF_UP)))
         if storage == "text":
             return value if isinstance(value, str) else str(value)
         if storage == "boolean":

@@ -9,6 +9,8 @@ as the largest value on both databases.
 from __future__ import annotations
 
 import base64
+import binascii
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -89,9 +91,11 @@ def _value(obj: ObjectDef, name: str, value: Any) -> Any:
     try:
         if field.storage_type == "multi_picklist":
             return coerce(_as_picklist(field), value)
-        return coerce(field, value if not isinstance(value, (int, float)) or field.kind != "text" else str(value))
+        return coerce(field, value if not isinstance(value, (int, float, Decimal)) or field.kind != "text" else str(value))
     except CoercionError as exc:
-        raise QueryError(f"{name}: {value!r} {exc.message}", name) from None
+        shown = str(value) if isinstance(value, Decimal) else repr(value)  # 1E+999999999999999999, not Decimal(...)
+        shown = shown if len(shown) <= 60 else shown[:40] + "…"
+        raise QueryError(f"{name}: {shown} {exc.message}", name) from None
 
 
 def _as_picklist(field: FieldDef) -> FieldDef:
@@ -304,15 +308,26 @@ def _after(table: sa.Table, keys: list[SortKey], last: list[Any]) -> sa.ColumnEl
     return sa.or_(beyond, sa.and_(column == value, tie))
 
 
-def encode_cursor(keys: list[SortKey], row: dict[str, Any]) -> str:
+MAX_CURSOR = 8192  # characters: a cursor holds one value per sort key and a short digest
+
+
+def encode_cursor(keys: list[SortKey], row: dict[str, Any], query: Query | None = None,
+                  object_name: str = "") -> str:
+    """The position after `row`, bound to the list it came from (object, sort, filter, search)."""
     values = [_jsonable(k.position(row[k.name])) for k in keys]
-    return base64.urlsafe_b64encode(json.dumps(values, separators=(",", ":")).encode()).decode().rstrip("=")
+    body = {"k": cursor_binding(object_name, keys, query), "v": values}
+    return base64.urlsafe_b64encode(json.dumps(body, separators=(",", ":")).encode()).decode().rstrip("=")
 
 
-def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str) -> list[Any]:
+def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str, query: Query | None = None) -> list[Any]:
+    """The position a cursor names, refused (a QueryError, never a wrong page) when the cursor
+    is garbled or belongs to another list: another object, sort, filter or search."""
+    body = _cursor_body(cursor)
+    if body.get("k") != cursor_binding(obj.name, keys, query):
+        raise QueryError("this cursor belongs to another list (the sort, filter or search changed); "
+                         "start again from the first page", "cursor")
+    values = body.get("v")
     try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        values = json.loads(base64.urlsafe_b64decode(padded.encode()))
         if not isinstance(values, list) or len(values) != len(keys):
             raise ValueError
         decoded = []
@@ -324,8 +339,31 @@ def decode_cursor(obj: ObjectDef, keys: list[SortKey], cursor: str) -> list[Any]
             else:
                 raise ValueError("bad rank")
         return decoded
-    except (ValueError, TypeError, QueryError, RecursionError):  # RecursionError: "[[[[...", base64-encoded
-        raise QueryError("invalid cursor: it does not belong to this list (sort changed?)") from None
+    except (ValueError, TypeError, QueryError, RecursionError):
+        raise QueryError("invalid cursor: it is damaged; start again from the first page", "cursor") from None
+
+
+def _cursor_body(cursor: Any) -> dict[str, Any]:
+    try:
+        if not isinstance(cursor, str) or len(cursor) > MAX_CURSOR:
+            raise ValueError
+        body = json.loads(base64.urlsafe_b64decode((cursor + "=" * (-len(cursor) % 4)).encode()))
+        if not isinstance(body, dict):
+            raise ValueError
+        return body
+    except (ValueError, TypeError, RecursionError, binascii.Error, UnicodeDecodeError):
+        raise QueryError("invalid cursor: it is damaged; start again from the first page", "cursor") from None
+
+
+def cursor_binding(object_name: str, keys: list[SortKey], query: Query | None) -> str:
+    """A digest of what a page depends on besides the position: object, sort, filter, search."""
+    search = " ".join((query.search or "").split()) if query is not None else ""
+    what = [object_name, [[k.name, k.descending] for k in keys], query.filter if query is not None else None, search]
+    try:
+        text = json.dumps(what, sort_keys=True, separators=(",", ":"), default=str, ensure_ascii=False)
+    except (TypeError, ValueError):  # keys that do not sort (a filter built in Python): still deterministic
+        text = repr(what)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _jsonable(value: Any) -> Any:

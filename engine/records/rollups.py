@@ -3,6 +3,9 @@
 After children change, the affected parents get one UPDATE per batch with a correlated
 subquery per rollup; no child rows are loaded into Python. Which parents, and what
 happens to them afterwards (version, formulas, automation), is engine.records.derived.
+Decimal rollups are exact on both databases (engine.storage.scaled): sum, min and max as
+stored, avg rounded half away from zero to the rollup's scale, and a value too large for
+the rollup's precision is refused, as PostgreSQL refuses it.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from sqlalchemy.engine import Connection
 
 from engine.expressions.evaluator import Clock
 from engine.records.query import where_clause
+from engine.storage import scaled
+from engine.storage.columns import ExactDecimal, column_type
 from metamodel.model import FieldDef, Model
 
 BATCH = 1000
@@ -25,15 +30,19 @@ def rollup_value(model: Model, tables: Mapping[str, sa.Table], parent: sa.Table,
     spec = field.rollup
     child_obj, child = model.object(spec.object), tables[spec.object]
     child = child.alias("child") if child is parent else child  # a rollup over records of its own object
+    condition = where_clause(child_obj, child, spec.filter or None, clock or Clock())
+    where = [child.c[spec.via] == parent.c.id] + ([condition] if condition is not None else [])
+    target = column_type(field)
+    if spec.function != "count" and isinstance(target, ExactDecimal):
+        source = child.c[spec.field].type
+        return scaled.aggregate(spec.function, child.c[spec.field], where, parent,
+                                source.scale if isinstance(source, ExactDecimal) else 0,
+                                field.precision, field.scale, target)
     if spec.function == "count":
         aggregate = sa.func.count()
     else:
         aggregate = getattr(sa.func, spec.function)(child.c[spec.field])
-    query = sa.select(aggregate).where(child.c[spec.via] == parent.c.id)
-    condition = where_clause(child_obj, child, spec.filter or None, clock or Clock())
-    if condition is not None:
-        query = query.where(condition)
-    value = query.scalar_subquery()
+    value = sa.select(aggregate).where(*where).scalar_subquery()
     if spec.function in ("count", "sum"):
         value = sa.func.coalesce(value, 0)
     return value

@@ -10,7 +10,8 @@ from typing import Any
 def to_jsonable(value: Any) -> Any:
     if isinstance(value, Decimal):
         as_float = float(value)
-        return as_float if Decimal(repr(as_float)) == value else str(value)  # never a silently rounded number
+        # never a silently rounded number; a string keeps every digit in plain notation (0.000000123, not 1.23E-7)
+        return as_float if Decimal(repr(as_float)) == value else format(value, "f")
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, dict):

@@ -29,6 +29,7 @@ from engine.records.ids import new_id
 from engine.records.pipeline import Pipeline
 from engine.records.relations import related_values
 from engine.storage.metastore import SYSTEM as SYSTEM_TABLES
+from engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
 from metamodel import types as ft
 from metamodel.model import FieldDef, Model, ObjectDef
 
@@ -114,7 +115,7 @@ class RecordService:
             rows = rows[:limit]
             self._fill(c, model, obj, rows, actor)
         keys = q.sort_keys(obj, query.sort, access.hidden)
-        cursor = q.encode_cursor(keys, rows[-1]) if more and rows else None
+        cursor = q.encode_cursor(keys, rows[-1], query, obj.name) if more and rows else None
         if query.fields:
             keep = set(query.fields) | {"id"}
             rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
@@ -136,7 +137,7 @@ class RecordService:
                 statement = statement.where(clause)
         keys = q.sort_keys(obj, query.sort, hidden)
         if query.cursor:
-            statement = statement.where(q.after_clause(table, keys, q.decode_cursor(obj, keys, query.cursor)))
+            statement = statement.where(q.after_clause(table, keys, q.decode_cursor(obj, keys, query.cursor, query)))
         return statement.order_by(*q.order_by(table, keys))
 
     def count(self, object_name: str, filter: Any = None, actor: Actor = SYSTEM) -> int:
@@ -358,16 +359,16 @@ class RecordService:
     # -- steps -------------------------------------------------------------------------------
     def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
                      logs: list | None = None):
-        """Run automations for each written record; returns the records as automations left them."""
+        """Run automations for each written record; returns the records as stored (after automations)."""
         from engine.automation.runner import Event
 
-        changed = False
         for index, (before, after) in enumerate(pairs):
             log = list(logs[index]) if logs else []
-            changed = self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log)) or changed
+            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log))
         afters = [after for _, after in pairs if after is not None]
-        if not afters or not changed:
+        if not afters:
             return afters
+        # the stored rows, not the values we sent: the response is what a later read returns
         fresh = self._load(conn, table, [r["id"] for r in afters])
         self._fill(conn, model, obj, list(fresh.values()), actor)
         return [fresh.get(r["id"], r) for r in afters]
@@ -570,7 +571,12 @@ class RecordService:
         """Rollups, and formulas reading these records, on other records (engine.records.derived).
         Written records that this changed again (a formula reading a parent's rollup) are reloaded."""
         propagation = Propagation(self, conn, model, actor, now)
-        propagation.written(obj, pairs)
+        try:
+            propagation.written(obj, pairs)
+        except sa.exc.DBAPIError as exc:  # a rollup past its precision: refused, as PostgreSQL refuses it
+            if not numeric_overflow(exc):
+                raise
+            raise ValidationFailed([FieldError(None, "out_of_range", ROLLUP_OVERFLOW)]) from None
         written = [after for _, after in pairs if after is not None and (obj.name, after["id"]) in propagation.touched]
         if written:
             fresh = self._load(conn, table, [r["id"] for r in written])

@@ -1,20 +1,22 @@
 """The SQL type of every field type, identical in meaning on SQLite and PostgreSQL.
 
 Datetimes are stored as naive UTC and handed back aware; JSON-ish values (json,
-multi_picklist) as JSON text so that the same LIKE-based filters work everywhere.
+multi_picklist) as JSON text so that the same LIKE-based filters work everywhere;
+decimals exactly (NUMERIC on PostgreSQL, scaled 64-bit integers on SQLite).
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-from metamodel.model import FieldDef
+from engine.storage.scaled import MAX_SQLITE_PRECISION, from_scaled, to_scaled
+from metamodel.model import FieldDef, Model
 
 ID_TYPE = sa.Uuid(as_uuid=False)
 
@@ -50,11 +52,12 @@ class JSONText(TypeDecorator):
 
 
 class ExactDecimal(TypeDecorator):
-    """NUMERIC(p, s) handing back Decimals quantized to the scale.
+    """An exact decimal(precision, scale): NUMERIC(p, s) on PostgreSQL; on SQLite the value
+    × 10^scale in a BIGINT (engine.storage.scaled), because SQLite's NUMERIC is a float.
 
-    SQLite stores NUMERIC as a floating point number; binding the value as text and
-    quantizing on the way out keeps the stored digits what the user entered for the
-    15 significant digits SQLite keeps exactly.
+    Values come back as Decimals with exactly `scale` decimal places on both databases.
+    Comparisons with Python values bind through this type, so filters, cursors and sort
+    compare scaled integers with scaled integers on SQLite.
     """
 
     impl = sa.Numeric
@@ -62,22 +65,31 @@ class ExactDecimal(TypeDecorator):
 
     def __init__(self, precision: int = 18, scale: int = 2):
         super().__init__(precision=precision, scale=scale, asdecimal=True)
+        self.scale = scale
         self.quantum = Decimal(1).scaleb(-scale)
+        self.context = Context(prec=max(precision, 28) + 2)  # the default 28 digits cannot quantize NUMERIC(38, s)
 
     def load_dialect_impl(self, dialect):
         if dialect.name == "sqlite":
-            return dialect.type_descriptor(sa.Numeric(self.impl.precision, self.impl.scale, asdecimal=False))
+            return dialect.type_descriptor(sa.BigInteger())
         return dialect.type_descriptor(self.impl)
 
     def process_bind_param(self, value: Any, dialect) -> Any:
-        if value is None or dialect.name != "sqlite":
-            return value
-        return float(value)
+        if value is None:
+            return None
+        if dialect.name == "sqlite":
+            return to_scaled(value, self.scale)
+        return value
+
+    def process_literal_param(self, value: Any, dialect) -> str:
+        return "NULL" if value is None else str(self.process_bind_param(value, dialect))
 
     def process_result_value(self, value: Any, dialect) -> Any:
         if value is None:
             return None
-        return Decimal(str(value)).quantize(self.quantum)
+        if dialect.name == "sqlite":
+            return from_scaled(value, self.scale)
+        return Decimal(value).quantize(self.quantum, context=self.context)
 
     @property
     def python_type(self):
@@ -112,3 +124,12 @@ def type_signature(field: FieldDef) -> tuple:
     if isinstance(sql_type, ExactDecimal):
         return ("numeric", sql_type.impl.precision, sql_type.impl.scale)
     return (type(sql_type).__name__,)
+
+
+def sqlite_limits(model: Model) -> list[str]:
+    """Why `model` cannot be stored exactly on SQLite (empty if it can): decimals are
+    64-bit scaled integers there, which hold at most 18 digits."""
+    return [f"{obj.name}.{f.name}: precision {f.precision} is more than SQLite stores exactly "
+            f"(at most {MAX_SQLITE_PRECISION} digits); lower it, or use PostgreSQL"
+            for obj in model.objects.values() for f in obj.fields
+            if isinstance(column_type(f), ExactDecimal) and f.precision > MAX_SQLITE_PRECISION]

@@ -18,8 +18,10 @@ def portable(value: Any) -> Any:
     """A stored value as the kind of input a user could have typed."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, Decimal):
-        return format(value.normalize(), "f") if value == value.to_integral_value() else format(value, "f")
+    if isinstance(value, Decimal):  # "12.50" stays "12.50"; "12.00" becomes "12" (so it converts to integer)
+        _, digits, exponent = value.as_tuple()
+        whole = exponent >= 0 or not any(digits[exponent:])
+        return str(int(value)) if whole else format(value, "f")
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, int):
@@ -42,5 +44,5 @@ def convert(old: FieldDef, new: FieldDef, value: Any) -> Any:
 
         value = json.dumps(value, ensure_ascii=False)
     if old.storage_type in ("decimal", "currency", "percent") and new.storage_type in ("decimal", "currency", "percent"):
-        return coerce(new, value.normalize() if isinstance(value, Decimal) else value)
+        return coerce(new, value)  # exact: a scale change refuses values with more decimals than the new scale
     return coerce(new, portable(value))

@@ -26,6 +26,7 @@ from engine.storage.columns import ID_TYPE, column_type
 from engine.storage.conversion import convert
 from engine.storage.database import Database
 from engine.storage.planner import Change, Plan
+from engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
 from engine.storage.tables import NAMING_CONVENTION, build_tables, field_column
 from metamodel.model import FieldDef
 
@@ -81,7 +82,12 @@ def apply_plan(db: Database, plan: Plan, *, recompute: Recompute | None = None,
         _migrate(conn, db, plan, columns, new_revision, step)
         step("recompute")
         if recompute:
-            recompute(conn, plan.new, [c for c in plan.changes if c.action == "recompute"])
+            try:
+                recompute(conn, plan.new, [c for c in plan.changes if c.action == "recompute"])
+            except sa.exc.DBAPIError as exc:
+                if not numeric_overflow(exc):
+                    raise
+                raise ApplyError(f"nothing was applied: {ROLLUP_OVERFLOW}") from None
         step("save_revision")
         documents = {**plan.old.documents(), **plan.new.documents()}
         try:
