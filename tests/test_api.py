@@ -85,7 +85,7 @@ def test_list_filters_sort_fields_and_next_links(api):
                     headers=h(tokens["admin"]))
     page = client.get("/api/v1/records/account", params={"grade": "A", "sort": "-revenue", "fields": "name"},
                       headers=h(tokens["admin"])).json()
-    assert [r["name"] for r in page["records"]] == ["n3", "n0"] and set(page["records"][0]) == {"id", "name"}
+    assert [r["name"] for r in page["records"]] == ["n3", "n0"] and set(page["records"][0]) == {"id", "version", "name"}
     first = client.get("/api/v1/records/account", params={"limit": 2, "sort": "name"}, headers=h(tokens["admin"])).json()
     second = client.get(first["next"], headers=h(tokens["admin"])).json()
     assert [r["name"] for r in first["records"] + second["records"]] == ["n0", "n1", "n2", "n3"]

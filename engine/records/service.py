@@ -117,7 +117,7 @@ class RecordService:
         keys = q.sort_keys(obj, query.sort, access.hidden)
         cursor = q.encode_cursor(keys, rows[-1], query, obj.name) if more and rows else None
         if query.fields:
-            keep = set(query.fields) | {"id"}
+            keep = set(query.fields) | {"id", "version"}  # a client needs the version to update what it read
             rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
         return Page(access.visible_many(rows), cursor)
 
