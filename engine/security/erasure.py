@@ -28,6 +28,7 @@ from engine.automation.tables import approval_history, execution_log, notificati
 from engine.security.audit import audit_log
 from engine.security.auth import login_failures
 from engine.storage import metastore
+from engine.storage.columns import ID_TYPE
 
 MARK = "[erased]"
 MIN_LENGTH = 2
@@ -114,7 +115,7 @@ def archived_values(conn: Connection, table_name: str, record_id: str, archived:
     """{column: value} of the record's archived columns that hold a value."""
     if not archived:
         return {}
-    table = sa.table(table_name, sa.column("id"), *(sa.column(a.column_name) for a in archived))
+    table = sa.table(table_name, sa.column("id", ID_TYPE), *(sa.column(a.column_name) for a in archived))
     row = conn.execute(sa.select(*(table.c[a.column_name] for a in archived))
                        .where(table.c.id == record_id)).mappings().first()
     return {c: v for c, v in (row or {}).items() if v not in (None, "")}
@@ -124,7 +125,7 @@ def blank_archived(conn: Connection, table_name: str, record_id: str, columns: I
     """Archived columns are nullable (and without unique constraints): they become NULL."""
     columns = list(columns)
     if columns:
-        table = sa.table(table_name, sa.column("id"), *(sa.column(c) for c in columns))
+        table = sa.table(table_name, sa.column("id", ID_TYPE), *(sa.column(c) for c in columns))
         conn.execute(sa.update(table).where(table.c.id == record_id).values({c: None for c in columns}))
 
 
