@@ -20,6 +20,9 @@ from engine.records.serialize import to_jsonable
 from engine.security import audit, auth
 
 
+MAX_EMAIL = 320
+
+
 def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
@@ -34,6 +37,8 @@ async def login(request: Request) -> Response:
     email, password = data.get("email"), data.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise Problem(400, "send email and password")
+    if len(email) > MAX_EMAIL or "\x00" in email:
+        raise Problem(400, f"an email has at most {MAX_EMAIL} characters and no NUL")
     runtime = request.app.state.runtime
     # hashing takes tens of milliseconds of CPU: never on the event loop
     result = await run_in_threadpool(auth.sign_in, runtime.db, email, password, client_address(request),

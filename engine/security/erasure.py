@@ -84,10 +84,11 @@ class Scrubber:
     def candidates(self, column: sa.ColumnElement) -> sa.ColumnElement[bool]:
         """SQL that keeps every row that may hold a value (more rows than `found_in`, never fewer)."""
         text = sa.type_coerce(column, sa.Text)
-        forms = {form for v in self.values for form in (v, json.dumps(v, ensure_ascii=False)[1:-1])}
-        return sa.or_(sa.false(), *(c for form in sorted(forms) for c in
-                                    (text.contains(form, autoescape=True),
-                                     sa.func.lower(text).contains(form.lower(), autoescape=True))))
+        cases = {c for v in self.values for c in (v, v.lower(), v.upper(), v.title(), v.capitalize())}
+        forms = {f for c in cases for f in (c, json.dumps(c, ensure_ascii=False)[1:-1])}
+        lowered = {f.lower() for f in forms}  # SQLite's lower() folds ASCII only: hence the exact forms too
+        return sa.or_(sa.false(), *(text.contains(f, autoescape=True) for f in sorted(forms)),
+                      *(sa.func.lower(text).contains(f, autoescape=True) for f in sorted(lowered)))
 
 
 def _word(value: str) -> str:
@@ -97,10 +98,15 @@ def _word(value: str) -> str:
     return start + re.escape(value) + end
 
 
+SHORT_VALUE = 60  # names, emails, phones: values whose single words identify someone too
+
+
 def scrub_free_text(text: str, scrubber: Scrubber) -> str:
-    """An erasure's reason: without the erased values, and without any email address or
-    phone-like number at all (the reason is kept; who asked is in the request's ticket)."""
-    return EMAIL_OR_PHONE.sub(MARK, scrubber.text(text))
+    """An erasure's reason: without the erased values, any word of a short one ("Mr Beeblebrox"
+    when the name was "Zaphod Beeblebrox"), and any email address or phone-like number at all
+    (the reason is kept; who asked is in the request's ticket)."""
+    words = Scrubber.of(w for v in scrubber.values if len(v) <= SHORT_VALUE for w in re.findall(r"\w{3,}", v))
+    return EMAIL_OR_PHONE.sub(MARK, words.text(scrubber.text(text)))
 
 
 # -- the record's own row -----------------------------------------------------------------------
