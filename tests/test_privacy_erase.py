@@ -158,3 +158,11 @@ def test_erasure_of_a_short_or_common_value_leaves_other_words_alone(world, reco
     assert rows == {ann["id"]: "cancelled", annual["id"]: "pending"}
     assert text == {ann["id"]: "New contact [erased] <[erased]>",
                     annual["id"]: "New contact Annual Report <annual@example.com>"}
+    # erasing again finds only placeholders: it does not erase the marks of the first erasure
+    again = client.post(f"/api/v1/privacy/contact/{ann['id']}/erase", json={"reason": "asked twice"},
+                        headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 200 and again.json()["erased"] == [] and again.json()["copies_scrubbed"] == 0
+    with runtime.db.engine.connect() as conn:
+        message = conn.execute(sa.select(outbox.c.payload).where(outbox.c.record_id == ann["id"],
+                                                                 outbox.c.kind == "notify")).scalar_one()
+    assert message["message"] == "New contact [erased] <[erased]>"

@@ -132,8 +132,8 @@ def build_parser() -> argparse.ArgumentParser:
     token = user.add_parser("token", help="create an API token for a user (printed once)")
     token.add_argument("--email", required=True)
     token.add_argument("--name", default="cli")
-    token.add_argument("--days", type=int, help="expires after this many days (at most the policy's "
-                                                "$METACRM_TOKEN_MAX_DAYS, default 90, which is also the default)")
+    token.add_argument("--days", type=int, help="expires after this many days (default and maximum: "
+                                                "$METACRM_TOKEN_MAX_DAYS, 90 unless set)")
     user.add_parser("tokens", help="list a user's API tokens (never their secrets)").add_argument(
         "--email", required=True)
     user.add_parser("revoke-token", help="revoke an API token by its id").add_argument("id")

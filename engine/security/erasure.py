@@ -55,7 +55,8 @@ class Scrubber:
 
     @classmethod
     def of(cls, values: Iterable[Any]) -> "Scrubber":
-        kept = {s.strip() for v in values for s in strings(v) if len(s.strip()) >= MIN_LENGTH}
+        kept = {s.strip() for v in values for s in strings(v)
+                if len(s.strip()) >= MIN_LENGTH and not is_placeholder(s)}
         return cls(tuple(sorted(kept, key=lambda v: (-len(v), v))))
 
     @functools.cached_property
@@ -89,6 +90,16 @@ class Scrubber:
         lowered = {f.lower() for f in forms}  # SQLite's lower() folds ASCII only: hence the exact forms too
         return sa.or_(sa.false(), *(text.contains(f, autoescape=True) for f in sorted(forms)),
                       *(sa.func.lower(text).contains(f, autoescape=True) for f in sorted(lowered)))
+
+
+PLACEHOLDERS = re.compile(r"\[erased\]|https://invalid\.example/erased|erased|@invalid\.example|-?[0-9a-f]{8}-"
+                          r"[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def is_placeholder(value: str) -> bool:
+    """What an earlier erasure left ("erased", "erased-<id>@invalid.example", "000", formulas
+    over those): not personal, and erasing it again would garble every "[erased]" mark."""
+    return PLACEHOLDERS.sub("", value).strip(" -0") == ""
 
 
 def _word(value: str) -> str:

@@ -50,6 +50,7 @@ user_roles = sa.Table(
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
+
 def valid_email(email: str) -> bool:
     return isinstance(email, str) and len(email) <= 320 and EMAIL.match(email.strip()) is not None
 
@@ -74,7 +75,8 @@ def known_roles(documents: Mapping[str, Any]) -> set[str]:
         elif isinstance(node, str) and node.startswith("role:"):
             found.add(node[5:])
 
-    walk(dict(documents))
+    for document in documents.values():
+        walk(document)
     return found
 
 
