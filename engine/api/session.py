@@ -2,7 +2,7 @@
 
 The caller's address is `request.client.host`. Behind a reverse proxy that is the proxy's
 address unless uvicorn trusts its X-Forwarded-For header (`FORWARDED_ALLOW_IPS`, by default
-only 127.0.0.1): otherwise every client shares one address and its sign-in limit.
+only a proxy on the same machine): otherwise every client shares one address and its sign-in limit.
 """
 
 from __future__ import annotations
