@@ -84,3 +84,32 @@ def test_approvals_over_http(api, records):
     assert done.json()["status"] == "approved"
     history = client.get(f"/api/v1/records/lead/{lead['id']}/approvals", headers=h(tokens["rep"])).json()["history"]
     assert [e["decision"] for e in history] == ["submitted", "approved"]
+
+
+def test_public_intake_is_limited_per_address_capped_in_size_and_audited(api, records, runtime, monkeypatch):
+    client, _ = api
+    monkeypatch.setenv("METACRM_INTAKE_PER_HOUR", "3")
+    spammer = TestClient(client.app, client=("203.0.113.9", 40000))
+    visitor = TestClient(client.app, client=("198.51.100.7", 40000))
+    made = [spammer.post("/api/v1/intake/lead", json={"name": f"Spam {n}"}) for n in range(3)]
+    assert [m.status_code for m in made] == [201, 201, 201]
+    refused = spammer.post("/api/v1/intake/lead", json={"name": "Spam 4"})
+    assert refused.status_code == 429 and refused.headers["content-type"] == "application/problem+json"
+    wait = int(refused.headers["Retry-After"])
+    assert 0 < wait <= 3600 and refused.json()["retry_after"] == wait
+    assert visitor.post("/api/v1/intake/lead", json={"name": "Real visitor"}).status_code == 201  # others still can
+    huge = visitor.post("/api/v1/intake/lead", json={"name": "x" * 100_000})
+    assert huge.status_code == 413
+    streamed = visitor.post("/api/v1/intake/lead", content=iter([b'{"name": "', b"y" * 100_000, b'"}']),
+                            headers={"Content-Type": "application/json"})  # no Content-Length: counted as read
+    assert streamed.status_code == 413
+    assert records.count("lead") == 4
+    with runtime.db.engine.connect() as conn:
+        import sqlalchemy as sa
+
+        from engine.security.audit import audit_log
+
+        entries = conn.execute(sa.select(audit_log).where(audit_log.c.event == "intake").order_by(audit_log.c.id)).all()
+    assert [(e.address, e.object, e.detail["channel"], e.user_id) for e in entries] == \
+        [("203.0.113.9", "lead", "inbound", None)] * 3 + [("198.51.100.7", "lead", "inbound", None)]
+    assert [e.record_id for e in entries] == [m.json()["id"] for m in made] + [entries[-1].record_id]

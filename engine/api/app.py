@@ -68,7 +68,7 @@ def create_app(runtime: Runtime) -> Starlette:
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
         Route("/api/v1/auth/logout", session.logout, methods=["POST"]),
-        Route("/api/v1/auth/tokens", session.tokens, methods=["POST"]),
+        Route("/api/v1/auth/tokens", session.tokens, methods=["GET", "POST"]),
         Route("/api/v1/auth/tokens/{id}", session.revoke, methods=["DELETE"]),
         Route("/api/v1/meta/objects", meta.objects, methods=["GET"]),
         Route("/api/v1/meta/objects/{object}", meta.one_object, methods=["GET"]),

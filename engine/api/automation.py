@@ -3,17 +3,25 @@ public intake endpoint whose records fire `inbound` rules."""
 
 from __future__ import annotations
 
+import os
+from datetime import timedelta
+
+import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.api.bodies import read_object
+from engine.api.bodies import read_json, read_object
 from engine.api.context import _language, authenticate
 from engine.api.problems import Problem
+from engine.api.session import client_address, too_many
 from engine.automation import manual
 from engine.automation.approvals import Approvals
 from engine.records.context import Actor
 from engine.records.errors import FieldError, NotFound
 from engine.records.serialize import to_jsonable
+from engine.security import audit, auth
+from engine.security.audit import audit_log
+from engine.security.ratelimit import wait_seconds
 
 
 async def run_rule(request: Request) -> JSONResponse:
@@ -78,20 +86,46 @@ async def decide(request: Request) -> JSONResponse:
     return JSONResponse({"approval": approval_id, "status": status})
 
 
+INTAKE_MAX_BODY = 64 * 1024
+INTAKE_WINDOW = timedelta(hours=1)
+INTAKE_LIMIT_ENV = "METACRM_INTAKE_PER_HOUR"
+DEFAULT_INTAKE_LIMIT = 20
+
+
+def intake_limit() -> int:
+    """Accepted submissions per client address per hour: $METACRM_INTAKE_PER_HOUR, default 20."""
+    raw = os.environ.get(INTAKE_LIMIT_ENV, "").strip()
+    return int(raw) if raw.isdigit() and int(raw) >= 1 else DEFAULT_INTAKE_LIMIT
+
+
 async def intake(request: Request) -> JSONResponse:
     """POST /api/v1/intake/{object}: a public form (no sign-in) for objects that declare `intake`;
-    only the listed fields are accepted; `inbound` rules then route the record."""
+    only the listed fields are accepted; `inbound` rules then route the record. Bodies are
+    small (413 above INTAKE_MAX_BODY) and each address gets intake_limit() records an hour (429);
+    every accepted submission is audited as `intake` with its address, in the same transaction."""
     runtime = request.app.state.runtime
     runtime.ensure_current()
     name = request.path_params["object"]
     spec = runtime.model.object(name).document.get("intake") if name in runtime.model else None
     if not spec:
         raise Problem(404, f"{name!r} takes no public submissions")
-    body = await read_object(request)
+    body = await read_json(request, limit=INTAKE_MAX_BODY)
+    if not isinstance(body, dict):
+        raise Problem(400, "the body must be a JSON object")
     extra = sorted(set(body) - set(spec["fields"]))
     if extra:
         raise Problem(422, f"not accepted here: {', '.join(extra)}")
     data = dict(body, owner=spec["owner"]) if spec.get("owner") else body
     actor = Actor(system=True, channel="inbound", language=_language(request, "en"))
-    record = request.app.state.records.create(name, data, actor)
+    address = client_address(request) or auth.UNKNOWN_ADDRESS
+    records = request.app.state.records
+    now = actor.clock.now()
+    with records._transaction(None) as conn:  # its own transaction, failures of rules logged as elsewhere
+        wait = wait_seconds(conn, audit_log.c.at, sa.and_(audit_log.c.event == "intake", audit_log.c.address == address),
+                            intake_limit(), INTAKE_WINDOW, now)
+        if wait is not None:
+            raise too_many("too many submissions from your address; try again later", wait)
+        record = records.create(name, data, actor, conn=conn)
+        audit.record(conn, "intake", now, object_name=name, record_id=record["id"], detail={"channel": "inbound"},
+                     address=address)
     return JSONResponse({"id": record["id"], "received": True}, status_code=201)

@@ -26,6 +26,9 @@ from metamodel.automation import RuleDef
 from metamodel.model import Model, ObjectDef
 
 MAX_DEPTH = 5
+#: Writes of a privacy erasure run no rules, timers or SLAs: an erasure is not a business
+#: event, and rules would quote the erased values (`previous.*`) in emails and records.
+QUIET_CHANNEL = "privacy"
 log = logging.getLogger("metacrm.automation")
 
 
@@ -73,7 +76,7 @@ class Automation:
     def before_save(self, conn: Connection, model: Model, kind: str, obj: ObjectDef, before, record: dict,
                     actor: Actor) -> list[dict[str, Any]]:
         """Apply field-only rules to `record` (not yet written); returns their log lines."""
-        if not obj.automations or actor.depth >= MAX_DEPTH:
+        if not obj.automations or actor.depth >= MAX_DEPTH or actor.channel == QUIET_CHANNEL:
             return []
         event = Event(kind, obj, before, record, actor)
         for rule in obj.automations:
@@ -100,6 +103,8 @@ class Automation:
     def after_write(self, conn: Connection, model: Model, event: Event) -> bool:
         """Run the rules and state-machine actions that this write triggers; arm timers.
         Returns whether anything ran that may have changed the record again."""
+        if event.actor.channel == QUIET_CHANNEL:
+            return False
         obj = event.obj
         changed = False
         if event.kind != "deleted":

@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from engine.cli.errors import UsageError
 from engine.cli.output import dumps, print_records
 from engine.records.coercion import json_integer, json_number
 from engine.records.context import Actor
@@ -30,10 +31,6 @@ from metamodel.errors import MetadataError
 
 FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
 SYMBOLS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
-
-
-class UsageError(Exception):
-    pass
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -122,18 +119,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help="also run the automation worker in the server (default on SQLite)")
 
     user = commands.add_parser("user", help="manage users").add_subparsers(dest="action", required=True)
-    create_user = user.add_parser("create", help="create a user (the first one is usually an admin)")
+    create_user = user.add_parser("create", help="create a user (the first one is usually an admin)",
+                                  description="The password is asked for at a terminal, or read from "
+                                              "$METACRM_PASSWORD or (--password-stdin) the first line of stdin.")
     create_user.add_argument("--name", required=True)
     create_user.add_argument("--email", required=True)
-    create_user.add_argument("--password", help="default: read from $METACRM_PASSWORD")
-    create_user.add_argument("--role", action="append", default=[], help="e.g. admin (repeatable)")
+    create_user.add_argument("--password", help=argparse.SUPPRESS)  # refused: visible in ps and shell history
+    create_user.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    create_user.add_argument("--role", action="append", default=[],
+                             help="admin, or a role the metadata names (repeatable)")
     create_user.add_argument("--group", action="append", default=[])
     create_user.add_argument("--language", default="en")
     create_user.add_argument("--manager", help="the manager's email")
     token = user.add_parser("token", help="create an API token for a user (printed once)")
     token.add_argument("--email", required=True)
     token.add_argument("--name", default="cli")
-    token.add_argument("--days", type=int, help="expires after this many days")
+    token.add_argument("--days", type=int, help="expires after this many days (default and maximum: "
+                                                "$METACRM_TOKEN_MAX_DAYS, 90 unless set)")
+    user.add_parser("tokens", help="list a user's API tokens (never their secrets)").add_argument(
+        "--email", required=True)
+    user.add_parser("revoke-token", help="revoke an API token by its id").add_argument("id")
 
     demo = commands.add_parser("demo", help="SQLite demo: crm_standard with sample data, a demo admin, the server")
     demo.add_argument("--fresh", action="store_true", help="start from an empty database file")
@@ -448,42 +453,9 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_user(runtime: Runtime, args, actor: Actor) -> int:
-    import sqlalchemy as sa
+    from engine.cli import users
 
-    from engine.security import auth, identity
-
-    with runtime.db.begin() as conn:
-        if args.action == "create":
-            password = args.password or os.environ.get("METACRM_PASSWORD")
-            if not password:
-                raise UsageError("give --password or set METACRM_PASSWORD")
-            if conn.execute(sa.select(identity.users.c.id).where(
-                    identity.users.c.email == args.email.strip().lower())).first():
-                raise UsageError(f"a user with email {args.email} exists already")
-            manager = None
-            if args.manager:
-                manager = conn.execute(sa.select(identity.users.c.id).where(
-                    identity.users.c.email == args.manager.strip().lower())).scalar()
-                if manager is None:
-                    raise UsageError(f"no user with email {args.manager}")
-            made = identity.create_user(conn, args.name, args.email, language=args.language, manager=manager,
-                                        roles=args.role, groups_=args.group)
-            try:
-                auth.set_password(conn, made.id, password)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            print(dumps({"id": made.id, "email": made.email, "roles": args.role}))
-        else:
-            user_id = conn.execute(sa.select(identity.users.c.id).where(
-                identity.users.c.email == args.email.strip().lower())).scalar()
-            if user_id is None:
-                raise UsageError(f"no user with email {args.email}")
-            from datetime import timedelta
-
-            secret = auth.create_token(conn, user_id, args.name, auth.utcnow(),
-                                       timedelta(days=args.days) if args.days else None)
-            print(secret)
-    return 0
+    return users.run(runtime, args)
 
 
 COMMANDS = {

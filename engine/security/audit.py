@@ -24,6 +24,7 @@ audit_log = sa.Table(
     sa.Column("address", sa.Text),
     sa.Index("ix_metacrm_audit_at", "at"),
     sa.Index("ix_metacrm_audit_event", "event", "at"),
+    sa.Index("ix_metacrm_audit_address", "address", "at"),
 )
 
 

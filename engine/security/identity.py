@@ -7,9 +7,10 @@ approval steps) and a language (for messages).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -17,6 +18,7 @@ from sqlalchemy.engine import Connection
 from engine.records.ids import new_id
 from engine.storage.columns import ID_TYPE, UTCDateTime
 from engine.storage.metastore import SYSTEM_METADATA
+from metamodel.permissions import ADMIN_ROLE
 
 users = sa.Table(
     "metacrm_user", SYSTEM_METADATA,
@@ -46,6 +48,38 @@ user_roles = sa.Table(
 )
 
 
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def valid_email(email: str) -> bool:
+    return isinstance(email, str) and len(email) <= 320 and EMAIL.match(email.strip()) is not None
+
+
+def known_roles(documents: Mapping[str, Any]) -> set[str]:
+    """`admin` and every role the metadata names: permission keys, transition `roles`, and
+    `role:<name>` recipients, approvers and pool members. A role named nowhere grants nothing,
+    so giving it is almost certainly a typo."""
+    found = {ADMIN_ROLE}
+
+    def walk(node: Any, key: str | None = None) -> None:
+        if isinstance(node, dict):
+            if key == "permissions":
+                found.update(k for k in node if isinstance(k, str))
+            for k, v in node.items():
+                walk(v, k)
+        elif isinstance(node, list):
+            if key == "roles":
+                found.update(v for v in node if isinstance(v, str))
+            for v in node:
+                walk(v)
+        elif isinstance(node, str) and node.startswith("role:"):
+            found.add(node[5:])
+
+    for document in documents.values():
+        walk(document)
+    return found
+
+
 @dataclass(frozen=True)
 class User:
     id: str
@@ -58,6 +92,8 @@ class User:
 
 def create_user(conn: Connection, name: str, email: str, *, language: str = "en", manager: str | None = None,
                 roles: Iterable[str] = (), groups_: Iterable[str] = ()) -> User:
+    if not valid_email(email):
+        raise ValueError(f"{email!r} is not a valid email address")
     user_id = new_id()
     conn.execute(users.insert().values(id=user_id, name=name, email=email.strip().lower(), language=language,
                                        manager=manager, active=True, created_at=datetime.now(timezone.utc)))

@@ -3,8 +3,10 @@
 export_person: everything stored about the record, as the actor may see it — its values,
 its field history, and the records of other objects that refer to it through a lookup.
 
-erase_person: anonymize the record in one transaction — its text, email, phone, URL and
-long-text fields become blank (required ones a placeholder), its field history is deleted,
+erase_person: anonymize the record in one transaction — its text, email, phone, URL,
+long-text and JSON fields become blank (required ones a placeholder), and so do its archived
+columns; its field history is deleted; every copy of its values elsewhere is removed
+(engine.security.erasure: pending messages cancelled, the rest scrubbed); no automation runs;
 and an audit entry says which fields were erased, by whom and why — never the values.
 """
 
@@ -21,11 +23,10 @@ from engine.records.errors import FieldError, ValidationFailed
 from engine.records.query import MAX_LIMIT, Query, QueryError
 from engine.records.serialize import to_jsonable
 from engine.records.service import RecordService, history_table
-from engine.security import audit
+from engine.security import audit, erasure
+from engine.security.erasure import ERASABLE_TYPES
 from metamodel.model import FieldDef
-from metamodel.patterns import replace_literal
 
-ERASABLE_TYPES = frozenset({"text", "long_text", "email", "phone", "url"})
 ERASED_TEXT = "erased"
 ERASED_EMAIL = "erased@invalid.example"
 MAX_REASON = 1000
@@ -67,7 +68,7 @@ def _all(service: RecordService, object_name: str, condition: list, actor: Actor
         query = replace(query, cursor=page.next_cursor)
 
 
-def placeholder(f: FieldDef, record_id: str) -> str | None:
+def placeholder(f: FieldDef, record_id: str) -> Any:
     """What an erased field holds: nothing, or for a required field a value that says so
     (unique ones made distinct with the record id)."""
     if not f.required:
@@ -79,12 +80,15 @@ def placeholder(f: FieldDef, record_id: str) -> str | None:
         return f"https://invalid.example/erased{suffix}"
     if f.storage_type == "phone":
         return "000"
+    if f.storage_type == "json":
+        return {}
     return ERASED_TEXT + suffix
 
 
 def erase_person(service: RecordService, object_name: str, record_id: str, actor: Actor,
                  reason: str) -> dict[str, Any]:
-    """Anonymize one record; returns which fields were erased and how many history rows went."""
+    """Anonymize one record and every copy of its values (see engine.security.erasure), in one
+    transaction; returns what was erased, deleted, cancelled and scrubbed."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed([FieldError("reason", "required", "give the reason for the erasure")])
     if len(reason) > MAX_REASON:
@@ -94,41 +98,58 @@ def erase_person(service: RecordService, object_name: str, record_id: str, actor
     obj = model.object(object_name)
     table = runtime.tables(model)[obj.name]
     now = actor.clock.now()
+    runtime.automation_log.flush()  # buffered log lines into the table, where they are scrubbed too
     with runtime.db.begin() as conn:
         visible = service.get(object_name, record_id, actor, conn=conn)  # NotFound unless the actor sees it
-        access = service.access(obj, actor, conn)
+        person = visible["id"]
         erasable = [f for f in obj.fields if f.storage_type in ERASABLE_TYPES and not f.is_computed]
-        edit = access.edit_clause(table)
-        if any(f.name in access.hidden for f in erasable) or (edit is not None and conn.execute(
-                sa.select(table.c.id).where(table.c.id == visible["id"], edit)).first() is None):
-            raise service._forbidden(obj, actor, "edit")
-        before = conn.execute(sa.select(table).where(table.c.id == visible["id"])).mappings().one()
-        changes = {f.name: placeholder(f, visible["id"]) for f in erasable
-                   if before[f.name] not in (None, "") and before[f.name] != placeholder(f, visible["id"])}
-        trail = sa.and_(history_table.c.object == obj.name, history_table.c.record_id == visible["id"])
+        _check_may_erase(service, conn, obj, table, person, erasable, actor)
+        before = conn.execute(sa.select(table).where(table.c.id == person)).mappings().one()
+        changes = {f.name: placeholder(f, person) for f in erasable
+                   if before[f.name] not in (None, "") and before[f.name] != placeholder(f, person)}
+        archived = erasure.archived_columns(conn, obj.name)
+        archived_values = erasure.archived_values(conn, table.name, person, archived)
+        trail = sa.and_(history_table.c.object == obj.name, history_table.c.record_id == person)
+        scrubber = erasure.Scrubber.of([
+            *(before[f.name] for f in obj.fields if f.storage_type in ERASABLE_TYPES),  # formulas too
+            *archived_values.values(), *_history_values(conn, trail, erasable, archived)])
         recorded = conn.execute(sa.select(sa.func.count()).select_from(history_table).where(trail)).scalar_one()
         if changes:
             # the actor's rights were checked above; the write itself may also clear read-only
-            # fields and records locked for approval, which only the engine's own writes may
+            # fields and records locked for approval, which only the engine's own writes may;
+            # on this channel no automation runs (engine.automation.runner.QUIET_CHANNEL)
             writer = replace(actor, system=True, channel="privacy")
             try:
-                service.update(object_name, visible["id"], changes, writer, conn=conn)
+                service.update(object_name, person, changes, writer, conn=conn)
             except AutomationError as exc:  # nothing is erased: the transaction rolls back
                 raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from None
+        erasure.blank_archived(conn, table.name, person, archived_values)
         conn.execute(sa.delete(history_table).where(trail))  # with the rows the erasing update just wrote
-        old_values = [before[name] for name in changes]
-        audit.record(conn, "privacy_erase", now, user_id=actor.user_id, object_name=obj.name,
-                     record_id=visible["id"], detail={"fields": sorted(changes), "by": actor.user_id,
-                                                      "reason": scrub(reason.strip(), old_values),
-                                                      "history_rows_deleted": recorded})
-    return {"object": obj.name, "id": visible["id"], "erased": sorted(changes), "history_rows_deleted": recorded}
+        cancelled = erasure.cancel_outbox(conn, person, scrubber)
+        scrubbed = erasure.scrub_copies(conn, scrubber)
+        fields = sorted(changes) + sorted(a.field_name for a in archived if a.column_name in archived_values)
+        audit.record(conn, "privacy_erase", now, user_id=actor.user_id, object_name=obj.name, record_id=person,
+                     detail={"fields": fields, "by": actor.user_id,
+                             "reason": erasure.scrub_free_text(reason.strip(), scrubber),
+                             "history_rows_deleted": recorded, "outbox_cancelled": cancelled,
+                             "copies_scrubbed": scrubbed})
+    return {"object": obj.name, "id": person, "erased": fields, "history_rows_deleted": recorded,
+            "outbox_cancelled": cancelled, "copies_scrubbed": scrubbed}
 
 
-def scrub(text: str, values: list[Any]) -> str:
-    """`text` without any of `values` (case-insensitive; values shorter than 3 characters are
-    left, they would garble the text more than they identify anyone)."""
-    for value in sorted((str(v) for v in values if v is not None), key=len, reverse=True):
-        if len(value.strip()) >= 3:
-            text = replace_literal(text, value.strip(), "[erased]")  # RE2: linear, unlike re.sub
-    return text
+def _check_may_erase(service: RecordService, conn, obj, table, person: str, erasable: list[FieldDef],
+                     actor: Actor) -> None:
+    """Erasing is editing every erasable field: refused if any is hidden, or the record not editable."""
+    access = service.access(obj, actor, conn)
+    edit = access.edit_clause(table)
+    if any(f.name in access.hidden for f in erasable) or (edit is not None and conn.execute(
+            sa.select(table.c.id).where(table.c.id == person, edit)).first() is None):
+        raise service._forbidden(obj, actor, "edit")
 
+
+def _history_values(conn, trail, erasable: list[FieldDef], archived: list[Any]) -> list[Any]:
+    """Old and new values in the record's history of erasable (and archived text) fields."""
+    names = [f.name for f in erasable] + [a.field_name for a in archived]
+    rows = conn.execute(sa.select(history_table.c.old_value, history_table.c.new_value)
+                        .where(trail, history_table.c.field.in_(names)))
+    return [v for row in rows for v in row]
