@@ -15,13 +15,15 @@ chain produces exactly the declared tables.
 
 from __future__ import annotations
 
-from engine.storage.system_migrations import m0001_baseline, m0002_delivery_ids_and_timer_attempts
+from engine.storage.system_migrations import (m0001_baseline, m0002_delivery_ids_and_timer_attempts,
+                                              m0003_address_indexes)
 from engine.storage.system_migrations import runner
 from engine.storage.system_migrations.runner import DataUpgrade, Migration, SchemaVersionError, version_table
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_baseline", m0001_baseline.upgrade),
     Migration("0002_delivery_ids_and_timer_attempts", m0002_delivery_ids_and_timer_attempts.upgrade),
+    Migration("0003_address_indexes", m0003_address_indexes.upgrade),
 ]
 
 #: One-time upgrades of the data in user tables (e.g. converting stored values after a
