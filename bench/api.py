@@ -313,10 +313,10 @@ class BackendResult:
 
 def seed(url: str, rows: int) -> tuple[str, str]:
     """Install the object, create `rows` records and an admin with an API token; (token, one id)."""
-    from engine.records.service import RecordService
-    from engine.runtime import Runtime
-    from engine.security import auth, identity
-    from metamodel.loader import load_documents
+    from metacrm.engine.records.service import RecordService
+    from metacrm.engine.runtime import Runtime
+    from metacrm.engine.security import auth, identity
+    from metacrm.metamodel.loader import load_documents
 
     runtime = Runtime.open(url)
     try:
@@ -353,7 +353,7 @@ def bench_backend(name: str, url: str, args, tool: str, workdir: Path) -> Backen
     servers = []
     try:
         metacrm = start_server(f"metacrm ({name})",
-                               [sys.executable, "-m", "engine.cli.main", "--database", url, "serve",
+                               [sys.executable, "-m", "metacrm.engine.cli.main", "--database", url, "serve",
                                 "--host", "127.0.0.1", "--port", "{port}"], ROOT, env, workdir / f"metacrm-{name}.log")
         servers.append(metacrm)
         bare = start_server(f"bare ({name})",

@@ -20,11 +20,11 @@ from textwrap import dedent
 
 import sqlalchemy as sa
 
-from engine.automation import outbox as queue
-from engine.automation.tables import outbox
-from engine.records.service import RecordService
-from engine.runtime import Runtime
-from metamodel.loader import load_documents
+from metacrm.engine.automation import outbox as queue
+from metacrm.engine.automation.tables import outbox
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime
+from metacrm.metamodel.loader import load_documents
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,7 +117,7 @@ def outbox_throughput(rt: Runtime, url: str, jobs: int, workers: int) -> float:
                                             "status": "pending", "attempts": 0, "max_attempts": 5,
                                             "next_attempt_at": now, "created_at": now} for i in range(jobs)])
         start = time.perf_counter()
-        procs = [subprocess.Popen([sys.executable, "-m", "engine.cli.main", "--database", url, "worker",
+        procs = [subprocess.Popen([sys.executable, "-m", "metacrm.engine.cli.main", "--database", url, "worker",
                                    "--poll", "0.05", "--batch", "20"], cwd=ROOT, env=dict(os.environ),
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(workers)]
         try:

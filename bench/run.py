@@ -47,12 +47,12 @@ import sqlalchemy as sa  # noqa: E402
 
 import automation  # noqa: E402  (bench/automation.py)
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
-from engine.records import query as q  # noqa: E402
-from engine.records.ids import new_id  # noqa: E402
-from engine.records.query import Query  # noqa: E402
-from engine.records.service import RecordService  # noqa: E402
-from engine.runtime import Runtime  # noqa: E402
-from metamodel.loader import load_documents  # noqa: E402
+from metacrm.engine.records import query as q  # noqa: E402
+from metacrm.engine.records.ids import new_id  # noqa: E402
+from metacrm.engine.records.query import Query  # noqa: E402
+from metacrm.engine.records.service import RecordService  # noqa: E402
+from metacrm.engine.runtime import Runtime  # noqa: E402
+from metacrm.metamodel.loader import load_documents  # noqa: E402
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DOCS = ROOT / "docs" / "performance.md"

@@ -14,21 +14,21 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-import engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
-import engine.security.audit  # noqa: F401  (registers the audit log)
-import engine.security.auth  # noqa: F401  (registers tokens, sessions)
-import engine.security.identity  # noqa: F401  (registers users, groups, roles)
+import metacrm.engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
+import metacrm.engine.security.audit  # noqa: F401  (registers the audit log)
+import metacrm.engine.security.auth  # noqa: F401  (registers tokens, sessions)
+import metacrm.engine.security.identity  # noqa: F401  (registers users, groups, roles)
 
-from engine.storage import metastore, system_migrations
-from engine.storage.columns import sqlite_limits
-from engine.storage.database import Database
-from engine.storage.migrator import StepHook, apply_plan
-from engine.storage.planner import Plan, make_plan
-from engine.storage.tables import build_tables
-from metamodel.compiler import compile_model
-from metamodel.errors import MetadataError, Problem
-from metamodel.loader import Document, Template, load_directory
-from metamodel.model import Model
+from metacrm.engine.storage import metastore, system_migrations
+from metacrm.engine.storage.columns import sqlite_limits
+from metacrm.engine.storage.database import Database
+from metacrm.engine.storage.migrator import StepHook, apply_plan
+from metacrm.engine.storage.planner import Plan, make_plan
+from metacrm.engine.storage.tables import build_tables
+from metacrm.metamodel.compiler import compile_model
+from metacrm.metamodel.errors import MetadataError, Problem
+from metacrm.metamodel.loader import Document, Template, load_directory
+from metacrm.metamodel.model import Model
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -41,7 +41,7 @@ class _State:
 
 class Runtime:
     def __init__(self, db: Database):
-        from engine.automation.log import ExecutionLog
+        from metacrm.engine.automation.log import ExecutionLog
 
         self.db = db
         self._state = _State(Model({}, 0), {})
@@ -79,7 +79,7 @@ class Runtime:
     def upgrade_storage(self) -> list[str]:
         """Bring data an earlier release stored up to this release's storage (decimals on
         SQLite: engine.storage.decimal_upgrade). A read-only check when there is nothing to do."""
-        from engine.storage.decimal_upgrade import legacy_decimal_columns, upgrade_decimal_storage
+        from metacrm.engine.storage.decimal_upgrade import legacy_decimal_columns, upgrade_decimal_storage
 
         if not self.db.is_sqlite:
             return []
@@ -126,7 +126,7 @@ class Runtime:
         }
         for doc in documents:
             merged[doc.data["name"]] = doc
-        from engine.plugins import plugin_actions
+        from metacrm.engine.plugins import plugin_actions
 
         return compile_model(merged.values(), revision=self.model.revision + 1, plugin_actions=set(plugin_actions()))
 
@@ -141,9 +141,9 @@ class Runtime:
 
     def apply(self, plan: Plan, *, on_step: StepHook | None = None, user_id: str | None = None) -> int:
         """Apply a plan atomically, then make the new model live."""
-        from engine.records.recompute import recompute
+        from metacrm.engine.records.recompute import recompute
 
-        from engine.security import audit
+        from metacrm.engine.security import audit
 
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))

@@ -11,9 +11,9 @@ from typing import Any
 
 import yaml
 
-from engine.records.context import Actor
-from engine.records.errors import RecordError
-from engine.records.service import RecordService
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import RecordError
+from metacrm.engine.records.service import RecordService
 
 
 class SampleDataError(Exception):

@@ -5,9 +5,9 @@ against the schemas; `metamodel.compiler.compile_model` turns checked documents 
 that every layer of the engine receives explicitly.
 """
 
-from metamodel.errors import MetadataError, Problem
-from metamodel.loader import load_directory, load_documents
-from metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.metamodel.errors import MetadataError, Problem
+from metacrm.metamodel.loader import load_directory, load_documents
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
 __all__ = [
     "FieldDef",

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Callable, Collection, Mapping
 
-from metamodel import filters as flt
-from metamodel import types as ft
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel import types as ft
 
 DURATION = re.compile(r"^(-?)([0-9]+)(m|h|d|w)$")
 RECORD_TRIGGERS = frozenset({"created", "updated", "saved", "deleted", "changed", "inbound"})

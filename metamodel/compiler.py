@@ -13,18 +13,18 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Collection, Iterable, Mapping
 
-from engine.expressions import ExpressionError, compile_expression
-from metamodel import automation, concealment
-from metamodel import filters as flt
-from metamodel import readtime
-from metamodel.permissions import compile_permissions
-from metamodel import types as ft
-from metamodel.errors import MetadataError, Problem
-from metamodel.loader import MAX_FIELDS, Document
-from metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
-from metamodel.names import SYSTEM_COLUMNS, name_problem, object_name_problem
-from metamodel.oracles import oracle_warnings
-from metamodel.patterns import PatternError, compile_pattern
+from metacrm.engine.expressions import ExpressionError, compile_expression
+from metacrm.metamodel import automation, concealment
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel import readtime
+from metacrm.metamodel.permissions import compile_permissions
+from metacrm.metamodel import types as ft
+from metacrm.metamodel.errors import MetadataError, Problem
+from metacrm.metamodel.loader import MAX_FIELDS, Document
+from metacrm.metamodel.model import FieldDef, IndexDef, Model, ObjectDef, Option, RollupDef, ValidationRule
+from metacrm.metamodel.names import SYSTEM_COLUMNS, name_problem, object_name_problem
+from metacrm.metamodel.oracles import oracle_warnings
+from metacrm.metamodel.patterns import PatternError, compile_pattern
 
 AUTO_NUMBER_TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
 
@@ -309,7 +309,7 @@ class _Shell:
         return field_def
 
     def _check_default(self, field_def: FieldDef, problems: list[Problem], where) -> None:
-        from engine.records.coercion import CoercionError, coerce
+        from metacrm.engine.records.coercion import CoercionError, coerce
 
         try:
             coerce(field_def, field_def.default)
@@ -319,7 +319,7 @@ class _Shell:
     def _check_template(self, source: str, where, problems: list[Problem]) -> None:
         """Email and notification templates are Jinja2, checked against this object's fields:
         a syntax error, an unknown name or field, a filter the renderer lacks is a metadata error."""
-        from engine.automation.template_check import template_problems
+        from metacrm.engine.automation.template_check import template_problems
 
         fields = {name: raw["type"] for name, raw in self.fields.items()}
         fields.update({name: "datetime" if name.endswith("_at") else "integer" if name == "version" else "lookup"

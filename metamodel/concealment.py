@@ -20,9 +20,9 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from metamodel import filters as flt
-from metamodel.model import FieldDef, ObjectDef
-from metamodel.permissions import FULL, OTHER_ROLES, ObjectPermissions
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel.model import FieldDef, ObjectDef
+from metacrm.metamodel.permissions import FULL, OTHER_ROLES, ObjectPermissions
 
 Cell = tuple[str, str]  # (object name, field name): one value a computation reads
 

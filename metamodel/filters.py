@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
-from metamodel.names import SYSTEM_COLUMNS
+from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 COMPARISON_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
 RANGE_OPS = frozenset({"lt", "le", "gt", "ge", "between"})

@@ -17,7 +17,7 @@ from typing import Any, Iterable
 import jsonschema
 import yaml
 
-from metamodel.errors import MetadataError, Problem
+from metacrm.metamodel.errors import MetadataError, Problem
 
 PathKey = tuple[str | int, ...]
 
@@ -71,7 +71,7 @@ def format_path(path: Iterable[str | int]) -> str:
 @lru_cache(maxsize=None)
 def schema(name: str) -> dict[str, Any]:
     """A JSON Schema shipped in metamodel/schemas (cached: parsed once per process)."""
-    text = resources.files("metamodel").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
+    text = resources.files("metacrm.metamodel").joinpath(f"schemas/{name}.schema.json").read_text("utf-8")
     return json.loads(text)
 
 

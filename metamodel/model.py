@@ -12,7 +12,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from metamodel import types as ft
+from metacrm.metamodel import types as ft
 
 Labels = Mapping[str, str]
 

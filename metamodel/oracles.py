@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import Mapping
 
-from metamodel.concealment import Check, Concealed
-from metamodel.errors import Problem
-from metamodel.loader import Document
-from metamodel.model import ObjectDef
-from metamodel.permissions import OTHER_ROLES
+from metacrm.metamodel.concealment import Check, Concealed
+from metacrm.metamodel.errors import Problem
+from metacrm.metamodel.loader import Document
+from metacrm.metamodel.model import ObjectDef
+from metacrm.metamodel.permissions import OTHER_ROLES
 
 
 def writes(obj: ObjectDef, role: str) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine.plugins import hookimpl
+from metacrm.engine.plugins import hookimpl
 
 
 def append_text(context, params: dict[str, Any]) -> None:

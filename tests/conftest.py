@@ -15,9 +15,9 @@ from textwrap import dedent
 import pytest
 import sqlalchemy as sa
 
-from engine.records.service import RecordService
-from engine.runtime import Runtime
-from metamodel.loader import load_documents
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime
+from metacrm.metamodel.loader import load_documents
 
 PG_ADMIN_URL = os.environ.get("METACRM_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from aiosmtpd.controller import Controller
 
-from engine.automation.delivery import signature
+from metacrm.engine.automation.delivery import signature
 
 
 def free_port() -> int:

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 
 ACCOUNT = """

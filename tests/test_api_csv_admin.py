@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.automation.tables import execution_log, outbox
-from engine.records.service import RecordService, history_table
-from engine.security import auth, identity
-from engine.security.audit import audit_log
-from engine.storage import sequences
+from metacrm.engine.api import create_app
+from metacrm.engine.automation.tables import execution_log, outbox
+from metacrm.engine.records.service import RecordService, history_table
+from metacrm.engine.security import auth, identity
+from metacrm.engine.security.audit import audit_log
+from metacrm.engine.storage import sequences
 from tests.conftest import install
 
 CONTACT = """
@@ -96,7 +96,7 @@ def rows_of(response) -> list[dict]:
 
 
 def by_name(records: RecordService, object_name="contact") -> dict[str, dict]:
-    from engine.records.query import Query
+    from metacrm.engine.records.query import Query
 
     return {r["last_name"]: r for r in records.list(object_name, Query(limit=1000)).records}
 
@@ -183,7 +183,7 @@ def test_import_refuses_bad_input_as_problems_and_writes_nothing(api, records, m
     assert latin.status_code == 415
     assert post_csv(client, tokens["admin"], good, object_name="nothing").status_code == 404
     assert post_csv(client, tokens["auditor"], good).status_code == 403  # may read and export, not create
-    from engine.api import csvio
+    from metacrm.engine.api import csvio
 
     monkeypatch.setattr(csvio, "MAX_IMPORT", 64)
     assert post_csv(client, tokens["admin"], "last_name\n" + "A\n" * 40).status_code == 413

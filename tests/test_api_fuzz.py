@@ -24,13 +24,13 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.records.context import Actor
-from engine.records.query import Query
-from engine.runtime import find_template
-from engine.sample_data import load_sample_data
-from engine.security import auth, identity
-from metamodel.loader import load_documents
+from metacrm.engine.api import create_app
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.query import Query
+from metacrm.engine.runtime import find_template
+from metacrm.engine.sample_data import load_sample_data
+from metacrm.engine.security import auth, identity
+from metacrm.metamodel.loader import load_documents
 
 EXAMPLES = 25  # per route and method: ~27 x 25 = 675 requests per database
 HYPOTHESIS = settings(max_examples=EXAMPLES, derandomize=True, database=None, deadline=None, print_blob=False,

@@ -8,8 +8,8 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.security import auth
+from metacrm.engine.api import create_app
+from metacrm.engine.security import auth
 from tests.test_permissions import EXPECTED_READ, world  # noqa: F401  (the seeded world fixture)
 
 HIDDEN = {"R1": {"margin", "margin_amount"}, "R2": {"margin", "margin_amount"}, "Aud": {"margin", "margin_amount", "notes"}}

@@ -23,8 +23,8 @@ import httpx2
 import pytest
 import sqlalchemy as sa
 
-from engine.runtime import Runtime
-from engine.security import auth, identity
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +87,7 @@ def start_server(name: str, db_url: str, log: Path) -> Server:
     env = {k: v for k, v in os.environ.items() if k != "METACRM_INPROCESS_WORKER"}
     with open(log, "wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "engine.cli.main", "--database", db_url, "serve", "--host", "127.0.0.1",
+            [sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "serve", "--host", "127.0.0.1",
              "--port", str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
     return Server(name, process, f"http://127.0.0.1:{port}", log)
 

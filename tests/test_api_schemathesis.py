@@ -36,12 +36,12 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error, r
 from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 
-from engine.api import create_app
-from engine.records.context import Actor
-from engine.records.query import Query
-from engine.runtime import find_template
-from engine.sample_data import load_sample_data
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.query import Query
+from metacrm.engine.runtime import find_template
+from metacrm.engine.sample_data import load_sample_data
+from metacrm.engine.security import auth, identity
 
 # schemathesis (4.32+) also mixes string constants it extracts from the application's modules into
 # its examples: then any string added anywhere in the engine changes the requests. Off, for the

@@ -6,14 +6,14 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.automation.approvals import Approvals
-from engine.automation.sla import add_business_time, business_time_between
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.security import identity
-from metamodel.automation import CalendarDef
+from metacrm.engine.automation.approvals import Approvals
+from metacrm.engine.automation.sla import add_business_time, business_time_between
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.security import identity
+from metacrm.metamodel.automation import CalendarDef
 from tests.conftest import install
 
 QUOTE = """
@@ -168,7 +168,7 @@ def test_sla_targets_pause_warning_breach_and_met(runtime, records):
     worker.run_once()
     breached = records.get("ticket", ticket["id"])
     assert (breached["resolution_sla"], breached["priority"]) == ("breached", "high")  # breach action ran
-    from engine.records.query import Query
+    from metacrm.engine.records.query import Query
 
     listed = records.list("ticket", Query(filter=[["resolution_sla", "eq", "breached"]])).records
     assert [t["id"] for t in listed] == [ticket["id"]]

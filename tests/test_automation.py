@@ -7,15 +7,15 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.automation import manual
-from engine.automation.runner import MAX_DEPTH
-from engine.automation.tables import execution_log, outbox
-from engine.expressions.evaluator import FixedClock
-from engine.plugins import hookimpl, register, unregister
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.security import identity
-from metamodel.errors import MetadataError
+from metacrm.engine.automation import manual
+from metacrm.engine.automation.runner import MAX_DEPTH
+from metacrm.engine.automation.tables import execution_log, outbox
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.security import identity
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 
 ACCOUNT = """
@@ -305,7 +305,7 @@ def test_deleted_and_saved_triggers(runtime, records):
 
 
 def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
-    import plugins.field_tools as field_tools
+    import metacrm.plugins.field_tools as field_tools
 
     register(field_tools)
     try:

@@ -22,7 +22,7 @@ fields:
 
 
 def cli(db_url: str, *args: str, stdin: str | None = None, language: str = "en") -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "--language", language, *args],
+    return subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "--language", language, *args],
                           input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
@@ -115,7 +115,7 @@ def test_remove_then_restore_field(project, db_url):
 
 def test_help_on_every_command():
     for args in (["--help"], ["records", "list", "--help"], ["template", "install", "--help"], ["apply", "--help"]):
-        result = subprocess.run([sys.executable, "-m", "engine.cli.main", *args], capture_output=True, text=True,
+        result = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", *args], capture_output=True, text=True,
                                 cwd=ROOT)
         assert result.returncode == 0 and "usage: metacrm" in result.stdout
 
@@ -146,7 +146,7 @@ def test_automation_commands(tmp_path, db_url):
     assert json.loads(ran.stdout) == {"rule": "account.flag_hot", "matched": 1, "records": 2}
     assert "flag_hot" in cli(db_url, "automation", "log").stdout
     # the email cannot be delivered (nothing listens on port 1): after its attempts it is a dead letter
-    worker = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "worker", "--once"],
+    worker = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "worker", "--once"],
                             capture_output=True, text=True, cwd=ROOT, timeout=120,
                             env={**os.environ, "METACRM_SMTP_URL": "smtp://127.0.0.1:1"})
     assert worker.returncode == 0 and "failed=1" in worker.stdout

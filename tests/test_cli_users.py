@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.runtime import Runtime
-from engine.security import auth, identity
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import auth, identity
 
 ROOT = Path(__file__).resolve().parent.parent
 DEAL = """\
@@ -30,7 +30,7 @@ permissions:
 
 def cli(db_url: str, *args: str, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     environment = {k: v for k, v in os.environ.items() if k != "METACRM_PASSWORD"} | (env or {})
-    return subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, *args],
+    return subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, *args],
                           input=stdin if stdin is not None else "", capture_output=True, text=True, cwd=ROOT,
                           timeout=120, env=environment)
 
@@ -91,7 +91,7 @@ def run_at_terminal(db: str, email: str, answers: list[str]) -> tuple[int, str]:
     """`user create` with a pseudo-terminal as stdin, answering each password prompt once it shows
     (getpass discards what was typed before it asks)."""
     controller, terminal = pty.openpty()
-    process = subprocess.Popen([sys.executable, "-m", "engine.cli.main", "--database", db, "user", "create",
+    process = subprocess.Popen([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db, "user", "create",
                                 "--name", "Ada", "--email", email], stdin=terminal, stdout=terminal,
                                stderr=terminal, cwd=ROOT, start_new_session=True,
                                env={k: v for k, v in os.environ.items() if k != "METACRM_PASSWORD"})

@@ -9,16 +9,16 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.automation.approvals import Approvals
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import notifications, outbox
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.records.query import Query
-from engine.runtime import find_template
-from engine.security import identity, pools
+from metacrm.engine.automation.approvals import Approvals
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import notifications, outbox
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.query import Query
+from metacrm.engine.runtime import find_template
+from metacrm.engine.security import identity, pools
 from tests.receivers import SMTPServer
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Shanghai

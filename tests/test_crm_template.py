@@ -6,11 +6,11 @@ from decimal import Decimal
 
 import pytest
 
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.records.query import Query
-from engine.runtime import TEMPLATES_DIR, find_template
-from engine.sample_data import load_sample_data
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.query import Query
+from metacrm.engine.runtime import TEMPLATES_DIR, find_template
+from metacrm.engine.sample_data import load_sample_data
 
 
 @pytest.fixture

@@ -14,9 +14,9 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.records.query import Query, QueryError
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.records.query import Query, QueryError
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 
 DEAL = """

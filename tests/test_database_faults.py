@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api.app import create_app
-from engine.runtime import Runtime
-from engine.security import auth, identity
-from engine.storage.database import Database
+from metacrm.engine.api.app import create_app
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import auth, identity
+from metacrm.engine.storage.database import Database
 from tests.conftest import install
 from tests.tcp_proxy import TCPProxy
 
@@ -100,7 +100,7 @@ def test_a_statement_that_runs_too_long_is_stopped(db_url, monkeypatch):
         with pytest.raises(sa.exc.OperationalError) as stopped:
             with db.read() as conn:
                 conn.execute(count_to(10**8)).scalar()  # minutes without a bound
-        from engine.storage.database import unavailable_reason
+        from metacrm.engine.storage.database import unavailable_reason
 
         assert unavailable_reason(stopped.value) == "timeout"
         with db.read() as conn:  # the connection serves the next statement

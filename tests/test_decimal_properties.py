@@ -28,10 +28,10 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
-from engine.api.csvio import export_rows
-from engine.records.context import SYSTEM
-from engine.records.errors import ValidationFailed
-from engine.records.query import Query
+from metacrm.engine.api.csvio import export_rows
+from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.query import Query
 from tests.conftest import install
 
 SETTINGS = settings(

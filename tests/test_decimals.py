@@ -18,14 +18,14 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.api.csvio import export_rows, import_rows, parse_csv
-from engine.records.context import SYSTEM
-from engine.records.errors import ValidationFailed
-from engine.records.query import Query, QueryError
-from engine.security import auth, identity
-from engine.storage.migrator import ApplyError
-from metamodel.errors import MetadataError
+from metacrm.engine.api import create_app
+from metacrm.engine.api.csvio import export_rows, import_rows, parse_csv
+from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.query import Query, QueryError
+from metacrm.engine.security import auth, identity
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 
 ACCOUNT = """
@@ -325,7 +325,7 @@ def test_sqlite_refuses_precision_it_cannot_store_exactly(runtime):
             runtime.plan(documents(wide))
         return
     install(runtime, wide)  # PostgreSQL: NUMERIC(30, 4), every digit kept
-    from engine.records.service import RecordService
+    from metacrm.engine.records.service import RecordService
 
     records = RecordService(runtime)
     value = "12345678901234567890123456.7891"

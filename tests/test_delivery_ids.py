@@ -11,12 +11,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.automation import outbox as outbox_queue
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import outbox
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.runtime import Runtime
+from metacrm.engine.automation import outbox as outbox_queue
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import outbox
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.runtime import Runtime
 from tests.conftest import PG_ADMIN_URL
 from tests.receivers import SMTPServer, WebhookReceiver
 

@@ -10,17 +10,17 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.automation.tables import execution_log
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.records.ids import new_id
-from engine.records.query import Query, QueryError
-from engine.security import auth, identity
-from metamodel.compiler import compile_model
-from metamodel.errors import MetadataError
+from metacrm.engine.api import create_app
+from metacrm.engine.automation.tables import execution_log
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.ids import new_id
+from metacrm.engine.records.query import Query, QueryError
+from metacrm.engine.security import auth, identity
+from metacrm.metamodel.compiler import compile_model
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 
 REGION = """

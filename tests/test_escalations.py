@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.automation import manual
-from engine.automation.approvals import Approvals
-from engine.records.context import Actor
-from engine.records.errors import NotFound, PermissionDenied, ValidationFailed
-from engine.security import auth, identity, sharing
+from metacrm.engine.api import create_app
+from metacrm.engine.automation import manual
+from metacrm.engine.automation.approvals import Approvals
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.security import auth, identity, sharing
 from tests.conftest import install
 
 ACCOUNT = """

@@ -14,11 +14,11 @@ import sys
 import pytest
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.records.serialize import to_jsonable
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.security import auth, identity
 from tests.conftest import ROOT, install
 
 ACCOUNT = """
@@ -317,7 +317,7 @@ def test_compiler_warns_about_checks_reading_hidden_fields_in_plan_cli_and_admin
         (folder / f"{name}.yaml").write_text(text)
     (folder / "deal.yaml").write_text(DEAL.replace("{name: amount, type: currency}",
                                                    "{name: amount, type: currency, label: Value}"))
-    cli = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "plan", str(folder)],
+    cli = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "plan", str(folder)],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert cli.returncode == 0, cli.stderr
     assert "2 warning(s)" in cli.stdout and all(text in cli.stdout for text in expected)

@@ -15,8 +15,8 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 
 THING = "name: thing\nfields:\n  - {name: name, type: text}\n"

@@ -20,17 +20,17 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.automation.runner import AutomationError
-from engine.automation.tables import outbox
-from engine.automation.templates import TemplateLimitError, render
-from engine.plugins import hookimpl, register, unregister
-from engine.records.context import Actor
-from engine.records.errors import RecordError
-from engine.runtime import Runtime
-from engine.security import auth, identity
-from metamodel.compiler import compile_model
-from metamodel.errors import MetadataError
+from metacrm.engine.api import create_app
+from metacrm.engine.automation.runner import AutomationError
+from metacrm.engine.automation.tables import outbox
+from metacrm.engine.automation.templates import TemplateLimitError, render
+from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import RecordError
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import auth, identity
+from metacrm.metamodel.compiler import compile_model
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import ROOT, documents, install
 
 PERSON = """
@@ -163,7 +163,7 @@ def test_the_cli_refuses_an_alias_bomb_with_file_and_line(db_url, tmp_path):
     folder.mkdir()
     (folder / "bomb.yaml").write_text(BOMB)
     (folder / "latin1.yaml").write_bytes("name: caf\xe9\nfields: [{name: a, type: text}]\n".encode("latin-1"))
-    result = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "plan", str(folder)],
+    result = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "plan", str(folder)],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 1, result.stdout + result.stderr
     assert f"{folder / 'bomb.yaml'}:8: with its aliases expanded" in result.stderr

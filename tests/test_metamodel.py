@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from metamodel.compiler import compile_model
-from metamodel.errors import MetadataError
-from metamodel.loader import load_directory
+from metacrm.metamodel.compiler import compile_model
+from metacrm.metamodel.errors import MetadataError
+from metacrm.metamodel.loader import load_directory
 from tests.conftest import documents
 
 ACCOUNT = """

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import notifications, outbox
-from engine.automation.worker import Worker, retry_dead
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.security import identity
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import notifications, outbox
+from metacrm.engine.automation.worker import Worker, retry_dead
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.security import identity
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

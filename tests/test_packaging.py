@@ -1,22 +1,39 @@
-"""The built distribution carries the templates and schemas, so an installed metacrm finds them."""
+"""The built distribution: every module under one `metacrm` namespace, templates and schemas
+included, so an installed metacrm finds them and collides with no other distribution."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+TOP_LEVEL = ("engine", "metamodel", "plugins", "templates")
 
 
-def test_wheel_contains_templates_and_schemas(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path),
+def test_wheel_installs_everything_under_the_metacrm_namespace(tmp_path):
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"),
                     str(ROOT)], check=True, capture_output=True, timeout=300)
-    (wheel,) = tmp_path.glob("metacrm-*.whl")
+    (wheel,) = (tmp_path / "dist").glob("metacrm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "templates/crm_standard/template.yaml" in names
-    assert "templates/crm_standard/objects/opportunity.yaml" in names
-    assert "templates/crm_standard/sample_data.yaml" in names
-    assert "metamodel/schemas/object.schema.json" in names
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"metacrm"}
+    for top in TOP_LEVEL:  # every module and template file of the checkout is in the wheel
+        for path in (ROOT / top).rglob("*"):
+            if path.suffix in (".py", ".yaml", ".json") and "__pycache__" not in path.parts:
+                assert f"metacrm/{path.relative_to(ROOT).as_posix()}" in names, path
+    assert "metacrm/templates/crm_standard/template.yaml" in names
     assert any(n.endswith("entry_points.txt") for n in names)
+
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    probe = ("import metacrm.engine.runtime as r, metacrm.metamodel.loader as l; "
+             "print(r.__file__); print(r.find_template('crm_standard').name); "
+             "print(len(l.schema('object')) > 0)")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)})
+    assert done.returncode == 0, done.stderr
+    module, template, schema = done.stdout.split()
+    assert module.startswith(str(target)) and template == "crm_standard" and schema == "True"

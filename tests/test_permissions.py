@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from engine.records.context import Actor
-from engine.records.errors import NotFound, PermissionDenied, ValidationFailed
-from engine.records.query import Query, QueryError
-from engine.security import identity, pools, sharing
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.records.query import Query, QueryError
+from metacrm.engine.security import identity, pools, sharing
 from tests.conftest import install
 
 DEAL = """
@@ -200,7 +200,7 @@ def test_pool_members_see_but_must_claim(world, records):
 
 
 def test_role_changes_take_effect_and_are_audited(world, runtime, records):
-    from engine.security import audit
+    from metacrm.engine.security import audit
 
     users, actors, deals = world
     with runtime.db.begin() as conn:

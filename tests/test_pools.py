@@ -7,12 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.security import identity, pools
-from metamodel.errors import MetadataError
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.security import identity, pools
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 
 CUSTOMER = """

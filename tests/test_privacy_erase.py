@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.automation import manual
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import execution_log, notifications, outbox
-from engine.automation.worker import Worker
-from engine.records.context import Actor
-from engine.records.errors import ValidationFailed
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.automation import manual
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import execution_log, notifications, outbox
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

@@ -41,11 +41,11 @@ import yaml
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-from engine.records.errors import ValidationFailed
-from engine.records.query import Query
-from engine.storage.columns import ID_TYPE, column_type
-from engine.storage.migrator import ApplyError
-from metamodel.model import FieldDef
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.records.query import Query
+from metacrm.engine.storage.columns import ID_TYPE, column_type
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.metamodel.model import FieldDef
 from tests.conftest import documents, install
 
 OPTIONS = ("a", "b", "c")

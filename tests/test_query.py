@@ -6,9 +6,9 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.query import Query, QueryError
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.query import Query, QueryError
 from tests.conftest import install
 
 CONTACT = """

@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.errors import Conflict, NotFound, UnknownObject, ValidationFailed
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import Conflict, NotFound, UnknownObject, ValidationFailed
 from tests.conftest import install
 
 ACCOUNT = """
@@ -262,7 +262,7 @@ def test_failed_write_leaves_nothing(crm, records):
 
 
 def test_owner_must_be_an_existing_user(crm, records, runtime):
-    from engine.security import identity
+    from metacrm.engine.security import identity
 
     with pytest.raises(ValidationFailed) as info:
         records.create("account", {"name": "Acme", "owner": "0192f0c0-0000-7000-8000-0000000000ff"})

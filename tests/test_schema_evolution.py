@@ -7,11 +7,11 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from engine.records.service import RecordService
-from engine.runtime import Runtime
-from engine.storage.migrator import ApplyError
-from engine.storage.planner import CHECK, DESTRUCTIVE, SAFE
-from metamodel.errors import MetadataError
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.engine.storage.planner import CHECK, DESTRUCTIVE, SAFE
+from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install, table_columns
 
 V1 = """
@@ -111,7 +111,7 @@ def test_type_change_converts_every_value(seeded, records):
     rows = by_name(records)
     assert (rows["Acme"]["size"], rows["Beta"]["size"], rows["Gamma"]["size"]) == (10, 200, None)
     assert rows["Acme"]["rating"] == ["hot"]
-    assert records.list("account", __import__("engine.records.query", fromlist=["Query"]).Query(
+    assert records.list("account", __import__("metacrm.engine.records.query", fromlist=["Query"]).Query(
         filter=[["size", "gt", 50]])).records[0]["name"] == "Beta"
 
 

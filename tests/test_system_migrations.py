@@ -16,16 +16,16 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import outbox
-from engine.automation.worker import Worker
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
-from engine.records.service import RecordService
-from engine.runtime import Runtime
-from engine.security import auth, identity
-from engine.storage import system_migrations
-from engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import outbox
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import auth, identity
+from metacrm.engine.storage import system_migrations
+from metacrm.engine.storage.metastore import SYSTEM_METADATA
 from tests.conftest import install
 from tests.receivers import SMTPServer
 
@@ -81,7 +81,7 @@ def applied(runtime: Runtime) -> list[str]:
 
 def test_a_database_of_the_previous_release_is_upgraded_with_its_data(db_url):
     token = create_release_0_1_0(db_url)
-    init = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "init"],
+    init = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "init"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert init.returncode == 0, init.stderr
     assert [line for line in init.stdout.splitlines() if "system schema" in line] == \
@@ -149,7 +149,7 @@ def test_a_database_upgraded_by_a_newer_release_is_refused_clearly(db_url):
     engine.dispose()
     with pytest.raises(system_migrations.SchemaVersionError, match="newer metacrm.*0099_from_the_future"):
         Runtime.open(db_url)
-    done = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "init"],
+    done = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "init"],
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert done.returncode == 1 and done.stderr.startswith("metacrm: this database was upgraded by a newer metacrm")
 

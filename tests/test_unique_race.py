@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from engine.api import create_app
-from engine.records.errors import ValidationFailed
-from engine.security import auth, identity
+from metacrm.engine.api import create_app
+from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.security import auth, identity
 from tests.conftest import install
 
 ITEM = """

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from engine.automation import outbox as outbox_queue
-from engine.automation.delivery import MailSettings
-from engine.automation.tables import execution_log, outbox, timers
-from engine.automation.worker import Worker, retry_dead
-from engine.expressions.evaluator import FixedClock
-from engine.records.context import Actor
+from metacrm.engine.automation import outbox as outbox_queue
+from metacrm.engine.automation.delivery import MailSettings
+from metacrm.engine.automation.tables import execution_log, outbox, timers
+from metacrm.engine.automation.worker import Worker, retry_dead
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.records.context import Actor
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 
@@ -138,7 +138,7 @@ def test_a_timer_that_keeps_failing_becomes_a_dead_letter_and_can_be_retried(run
     clock.advance(days=30)
     assert worker.run_once() == 0
 
-    listed = subprocess.run([sys.executable, "-m", "engine.cli.main", "--database", db_url, "outbox", "list"],
+    listed = subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "outbox", "list"],
                             capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert listed.returncode == 0, listed.stderr
     (line,) = [x for x in listed.stdout.splitlines() if "deal.went_quiet" in x]

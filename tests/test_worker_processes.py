@@ -13,16 +13,16 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from engine.automation import outbox as outbox_queue
-from engine.automation.tables import outbox
-from engine.runtime import Runtime
+from metacrm.engine.automation import outbox as outbox_queue
+from metacrm.engine.automation.tables import outbox
+from metacrm.engine.runtime import Runtime
 from tests.receivers import SMTPServer, WebhookReceiver, wait_for
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def start_worker(db_url: str, *args: str, env: dict | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli.main", "--database", db_url, "worker", "--poll", "0.05",
+    return subprocess.Popen([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "worker", "--poll", "0.05",
                              *args], cwd=ROOT, env={**os.environ, **(env or {})},
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
 

@@ -5,6 +5,6 @@ and goes through the RecordService, so permissions, validation and automations a
 exactly as they do everywhere else. Errors are application/problem+json (RFC 9457).
 """
 
-from engine.api.app import create_app
+from metacrm.engine.api.app import create_app
 
 __all__ = ["create_app"]

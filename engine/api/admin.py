@@ -9,17 +9,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.api.bodies import read_json, read_object
-from engine.api.context import authenticate
-from engine.api.problems import Problem
-from engine.records.context import Actor
-from engine.records.errors import FieldError
-from engine.records.serialize import to_jsonable
-from engine.security import audit, identity, privacy
-from engine.storage.migrator import ApplyError
-from metamodel.errors import MetadataError
-from metamodel.loader import load_documents
-from metamodel.permissions import ADMIN_ROLE
+from metacrm.engine.api.bodies import read_json, read_object
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.security import audit, identity, privacy
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.metamodel.errors import MetadataError
+from metacrm.metamodel.loader import load_documents
+from metacrm.metamodel.permissions import ADMIN_ROLE
 
 MAX_METADATA = 4 * 1024 * 1024
 MAX_AUDIT = 1000

@@ -14,12 +14,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from engine.api import automation, meta, records, session
-from engine.api.problems import Problem, from_record_error, problem_response
-from engine.records.errors import RecordError
-from engine.records.service import RecordService
-from engine.runtime import Runtime
-from engine.storage.database import unavailable_reason
+from metacrm.engine.api import automation, meta, records, session
+from metacrm.engine.api.problems import Problem, from_record_error, problem_response
+from metacrm.engine.records.errors import RecordError
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.storage.database import unavailable_reason
 
 log = logging.getLogger("metacrm.api")
 
@@ -62,8 +62,8 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: Runtime) -> Starlette:
-    from engine.api import admin, csvio, openapi
-    from engine.api import sharing
+    from metacrm.engine.api import admin, csvio, openapi
+    from metacrm.engine.api import sharing
 
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),

@@ -10,18 +10,18 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.api.bodies import read_json, read_object
-from engine.api.context import _language, authenticate
-from engine.api.problems import Problem
-from engine.api.session import client_address, too_many
-from engine.automation import manual
-from engine.automation.approvals import Approvals
-from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound
-from engine.records.serialize import to_jsonable
-from engine.security import audit, auth
-from engine.security.audit import audit_log
-from engine.security.ratelimit import wait_seconds
+from metacrm.engine.api.bodies import read_json, read_object
+from metacrm.engine.api.context import _language, authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.api.session import client_address, too_many
+from metacrm.engine.automation import manual
+from metacrm.engine.automation.approvals import Approvals
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, NotFound
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.security import audit, auth
+from metacrm.engine.security.audit import audit_log
+from metacrm.engine.security.ratelimit import wait_seconds
 
 
 async def run_rule(request: Request) -> JSONResponse:

@@ -10,9 +10,9 @@ import hmac
 
 from starlette.requests import Request
 
-from engine.api.problems import Problem
-from engine.records.context import Actor
-from engine.security import auth, identity
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.context import Actor
+from metacrm.engine.security import auth, identity
 
 SESSION_COOKIE = "metacrm_session"
 CSRF_HEADER = "x-csrf-token"

@@ -26,18 +26,18 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from engine.api import records as record_api
-from engine.api.bodies import MAX_IMPORT, parse_json, read_body, whole_number
-from engine.api.context import authenticate
-from engine.api.problems import Problem
-from engine.automation.runner import AutomationError
-from engine.records.coercion import CoercionError, coerce, is_blank
-from engine.records.context import Actor
-from engine.records.errors import FieldError, RecordError
-from engine.records.query import MAX_LIMIT, Query
-from engine.records.service import BulkResult, RecordService
-from engine.security import audit
-from metamodel.model import FieldDef, ObjectDef
+from metacrm.engine.api import records as record_api
+from metacrm.engine.api.bodies import MAX_IMPORT, parse_json, read_body, whole_number
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.automation.runner import AutomationError
+from metacrm.engine.records.coercion import CoercionError, coerce, is_blank
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.records.query import MAX_LIMIT, Query
+from metacrm.engine.records.service import BulkResult, RecordService
+from metacrm.engine.security import audit
+from metacrm.metamodel.model import FieldDef, ObjectDef
 
 BATCH = 1000  # rows per bulk call
 PAGE = MAX_LIMIT  # rows per export page

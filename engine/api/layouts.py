@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from engine.records.context import Actor
-from engine.records.query import kind_of
-from engine.security.access import rights_of
-from metamodel import filters as flt
-from metamodel.concealment import thaw
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.query import kind_of
+from metacrm.engine.security.access import rights_of
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel.concealment import thaw
+from metacrm.metamodel.model import Model, ObjectDef
 
 
 def visible_layouts(model: Model, obj: ObjectDef, actor: Actor) -> dict[str, Any]:

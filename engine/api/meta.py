@@ -7,12 +7,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.api.context import authenticate
-from engine.api.layouts import visible_layouts
-from engine.api.problems import Problem
-from engine.records.context import Actor
-from engine.security.access import Access, conceals
-from metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.layouts import visible_layouts
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.context import Actor
+from metacrm.engine.security.access import Access, conceals
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
 
 def describe_field(field: FieldDef, language: str, shows=lambda expression: True) -> dict[str, Any]:

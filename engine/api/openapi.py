@@ -11,9 +11,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from engine.api.context import authenticate
-from engine.security.access import Access
-from metamodel.model import FieldDef, ObjectDef
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.security.access import Access
+from metacrm.metamodel.model import FieldDef, ObjectDef
 
 PROBLEM = {"$ref": "#/components/responses/Problem"}
 SYSTEM_PROPERTIES = {

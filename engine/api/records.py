@@ -10,13 +10,13 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.api.bodies import parse_json, read_json, read_object, whole_number
-from engine.api.context import authenticate
-from engine.api.problems import Problem
-from engine.records.query import MAX_LIMIT, Query
-from engine.records.serialize import to_jsonable
-from engine.records.service import RecordService
-from engine.security.access import rights_of
+from metacrm.engine.api.bodies import parse_json, read_json, read_object, whole_number
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.query import MAX_LIMIT, Query
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.security.access import rights_of
 
 LIST_PARAMS = frozenset({"filter", "sort", "search", "fields", "limit", "cursor"})
 BULK_LIMIT = 1000

@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 import threading
 
-from engine.api.app import create_app
-from engine.runtime import Runtime
+from metacrm.engine.api.app import create_app
+from metacrm.engine.runtime import Runtime
 
 WORKER_ENV = "METACRM_INPROCESS_WORKER"
 
@@ -26,7 +26,7 @@ def app_from_env():
 
 def _start_worker(app, runtime: Runtime) -> None:
     """A daemon thread with its own Runtime; it ends with the server process."""
-    from engine.automation.worker import Worker
+    from metacrm.engine.automation.worker import Worker
 
     worker = Worker(Runtime.open(runtime.db.url))
     threading.Thread(target=worker.run_forever, kwargs={"poll": 1.0}, daemon=True, name="metacrm-worker").start()

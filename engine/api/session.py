@@ -13,11 +13,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from engine.api.bodies import read_object
-from engine.api.context import SESSION_COOKIE, authenticate
-from engine.api.problems import Problem
-from engine.records.serialize import to_jsonable
-from engine.security import audit, auth
+from metacrm.engine.api.bodies import read_object
+from metacrm.engine.api.context import SESSION_COOKIE, authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.security import audit, auth
 
 
 MAX_LOGIN_EMAIL = 320

@@ -7,11 +7,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from engine.api.bodies import read_object
-from engine.api.context import authenticate
-from engine.api.problems import Problem
-from engine.records.serialize import to_jsonable
-from engine.security import sharing
+from metacrm.engine.api.bodies import read_object
+from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.problems import Problem
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.security import sharing
 
 SHARE_KEYS = frozenset({"user_id", "group", "access"})
 UNSHARE_KEYS = frozenset({"user_id", "group"})

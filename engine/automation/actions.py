@@ -9,14 +9,14 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation import assignment, outbox, recipients
-from engine.automation.templates import render
-from engine.expressions import Evaluator
-from engine.records.query import where_clause
-from engine.records.serialize import to_jsonable
-from metamodel.automation import ActionDef
-from metamodel.model import Model
-from metamodel.names import SYSTEM_COLUMNS
+from metacrm.engine.automation import assignment, outbox, recipients
+from metacrm.engine.automation.templates import render
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.metamodel.automation import ActionDef
+from metacrm.metamodel.model import Model
+from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 
 class ActionFailed(Exception):
@@ -47,12 +47,12 @@ class ActionContext:
         the record it runs on was checked before it started (engine.automation.manual)."""
         if self.event.kind != "manual" or (object_name == self.event.obj.name and ids == [self.event.record.get("id")]):
             return
-        from engine.automation.manual import authorize_write
+        from metacrm.engine.automation.manual import authorize_write
 
         authorize_write(self.service, self.conn, object_name, ids, self.event.actor, related=True)
 
     def names(self) -> dict[str, Any]:
-        from engine.automation.runner import scope
+        from metacrm.engine.automation.runner import scope
 
         return scope(self.conn, self.tables, self.model, self.event, self.record)
 
@@ -75,8 +75,8 @@ class ActionContext:
 
 def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:
     """The typed values a `set` action gives the event's record (before-save rules)."""
-    from engine.automation.runner import scope
-    from engine.records.coercion import coerce
+    from metacrm.engine.automation.runner import scope
+    from metacrm.engine.records.coercion import coerce
 
     if event.names is None:
         event.names = scope(conn, tables, model, event)
@@ -192,7 +192,7 @@ def _webhook(context: ActionContext, action: ActionDef) -> None:
 
 
 def _plugin(context: ActionContext, action: ActionDef) -> None:
-    from engine.plugins import plugin_actions
+    from metacrm.engine.plugins import plugin_actions
 
     name = action.options["action"]
     handler = plugin_actions().get(name)
@@ -206,7 +206,7 @@ def _jsonish(value: Any) -> Any:
 
 
 def _pool(context: ActionContext, action: ActionDef) -> None:
-    from engine.security import pools
+    from metacrm.engine.security import pools
 
     object_name, record_id = context.event.obj.name, context.record["id"]
     if action.options["operation"] == "add":

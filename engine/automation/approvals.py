@@ -18,15 +18,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation import outbox, recipients
-from engine.automation.actions import ActionContext, run as run_action
-from engine.automation.runner import Event
-from engine.automation.tables import approval_history, approvals
-from engine.expressions import EvaluationError, Evaluator
-from engine.records.relations import related_values
-from engine.records.context import SYSTEM, Actor
-from engine.records.errors import FieldError, NotFound, Refused
-from metamodel.automation import ApprovalProcessDef
+from metacrm.engine.automation import outbox, recipients
+from metacrm.engine.automation.actions import ActionContext, run as run_action
+from metacrm.engine.automation.runner import Event
+from metacrm.engine.automation.tables import approval_history, approvals
+from metacrm.engine.expressions import EvaluationError, Evaluator
+from metacrm.engine.records.relations import related_values
+from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.records.errors import FieldError, NotFound, Refused
+from metacrm.metamodel.automation import ApprovalProcessDef
 
 
 def pending(conn: Connection, object_name: str, record_id: str):

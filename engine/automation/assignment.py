@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import assignment_cursors
-from engine.records.query import where_clause
-from engine.security import identity
+from metacrm.engine.automation.tables import assignment_cursors
+from metacrm.engine.records.query import where_clause
+from metacrm.engine.security import identity
 
 
 def round_robin(conn: Connection, key: str, members: list[str]) -> str | None:

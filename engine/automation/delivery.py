@@ -25,7 +25,7 @@ from urllib.parse import urlparse
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import notifications
+from metacrm.engine.automation.tables import notifications
 
 
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")

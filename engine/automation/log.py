@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import execution_log
+from metacrm.engine.automation.tables import execution_log
 
 
 PENDING = "metacrm_pending_automation_log"

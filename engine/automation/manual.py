@@ -15,15 +15,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.automation.actions import ActionContext, describe
-from engine.automation.runner import Event
-from engine.expressions import Evaluator
-from engine.records import readtime
-from engine.records.context import SYSTEM, Actor
-from engine.records.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
-from engine.records.query import where_clause
-from metamodel.automation import RuleDef
-from metamodel.permissions import ADMIN_ROLE
+from metacrm.engine.automation.actions import ActionContext, describe
+from metacrm.engine.automation.runner import Event
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records import readtime
+from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.records.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
+from metacrm.engine.records.query import where_clause
+from metacrm.metamodel.automation import RuleDef
+from metacrm.metamodel.permissions import ADMIN_ROLE
 
 
 def find_rule(model, key: str) -> RuleDef:

@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import outbox
+from metacrm.engine.automation.tables import outbox
 
 DEFAULT_MAX_ATTEMPTS = 5
 

@@ -16,14 +16,14 @@ from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection
 
-from engine.automation import actions as act
-from engine.automation import sla, timers
-from engine.automation.tables import execution_log
-from engine.expressions import EvaluationError, Evaluator
-from engine.records.context import Actor
-from engine.records.relations import related_values
-from metamodel.automation import RuleDef
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.automation import actions as act
+from metacrm.engine.automation import sla, timers
+from metacrm.engine.automation.tables import execution_log
+from metacrm.engine.expressions import EvaluationError, Evaluator
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.relations import related_values
+from metacrm.metamodel.automation import RuleDef
+from metacrm.metamodel.model import Model, ObjectDef
 
 MAX_DEPTH = 5
 #: Writes of a privacy erasure run no rules, timers or SLAs: an erasure is not a business

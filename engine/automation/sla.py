@@ -16,11 +16,11 @@ from zoneinfo import ZoneInfo
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import sla_clocks, timers
-from engine.expressions import EvaluationError, Evaluator
-from engine.records.relations import related_values
-from metamodel.automation import CalendarDef, SLAPolicyDef, SLATargetDef
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.automation.tables import sla_clocks, timers
+from metacrm.engine.expressions import EvaluationError, Evaluator
+from metacrm.engine.records.relations import related_values
+from metacrm.metamodel.automation import CalendarDef, SLAPolicyDef, SLATargetDef
+from metacrm.metamodel.model import Model, ObjectDef
 
 TIMER_PREFIX = "sla:"
 

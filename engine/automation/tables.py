@@ -8,8 +8,8 @@ import uuid
 
 import sqlalchemy as sa
 
-from engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
-from engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
+from metacrm.engine.storage.metastore import SYSTEM_METADATA
 
 BIGINT_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 

@@ -14,7 +14,7 @@ from typing import Mapping
 
 from jinja2 import TemplateSyntaxError, nodes
 
-from engine.automation.templates import CONTEXT_NAMES, DATE_ATTRIBUTES, ENVIRONMENT, FILTERS, GLOBALS, STR_METHODS
+from metacrm.engine.automation.templates import CONTEXT_NAMES, DATE_ATTRIBUTES, ENVIRONMENT, FILTERS, GLOBALS, STR_METHODS
 
 RECORD_NAMES = ("record", "previous")
 IMPLICIT = frozenset({"loop", "caller", "varargs", "kwargs"})

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import timers
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.automation.tables import timers
+from metacrm.metamodel.model import Model, ObjectDef
 
 
 def arm(conn: Connection, model: Model, obj: ObjectDef, before: Mapping[str, Any] | None,

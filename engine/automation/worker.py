@@ -22,16 +22,16 @@ from typing import Any
 import sqlalchemy as sa
 from croniter import croniter
 
-from engine.automation import delivery, sla
-from engine.automation import timers as timer_rules
-from engine.automation.runner import AutomationError, Event, write_log_entries
-from engine.automation.tables import outbox, schedules, timers
-from engine.expressions.evaluator import Clock, Evaluator
-from engine.records import readtime
-from engine.records.context import Actor
-from engine.records.errors import RecordError
-from engine.records.query import where_clause
-from engine.records.service import RecordService
+from metacrm.engine.automation import delivery, sla
+from metacrm.engine.automation import timers as timer_rules
+from metacrm.engine.automation.runner import AutomationError, Event, write_log_entries
+from metacrm.engine.automation.tables import outbox, schedules, timers
+from metacrm.engine.expressions.evaluator import Clock, Evaluator
+from metacrm.engine.records import readtime
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import RecordError
+from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.service import RecordService
 
 log = logging.getLogger("metacrm.worker")
 BACKOFF_BASE = timedelta(seconds=10)

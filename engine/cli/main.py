@@ -15,19 +15,19 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from engine.cli.errors import UsageError
-from engine.cli.output import dumps, print_records
-from engine.records.coercion import json_integer, json_number
-from engine.records.context import Actor
-from engine.records.errors import RecordError
-from engine.records.query import Query
-from engine.records.service import RecordService
-from engine.runtime import Runtime, find_template
-from engine.sample_data import SampleDataError, load_sample_data
-from engine.storage.database import DEFAULT_URL, ENV_VAR, SettingError
-from engine.storage.migrator import ApplyError
-from engine.storage.system_migrations import SchemaVersionError
-from metamodel.errors import MetadataError
+from metacrm.engine.cli.errors import UsageError
+from metacrm.engine.cli.output import dumps, print_records
+from metacrm.engine.records.coercion import json_integer, json_number
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import RecordError
+from metacrm.engine.records.query import Query
+from metacrm.engine.records.service import RecordService
+from metacrm.engine.runtime import Runtime, find_template
+from metacrm.engine.sample_data import SampleDataError, load_sample_data
+from metacrm.engine.storage.database import DEFAULT_URL, ENV_VAR, SettingError
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.engine.storage.system_migrations import SchemaVersionError
+from metacrm.metamodel.errors import MetadataError
 
 FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
 SYMBOLS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
@@ -223,7 +223,7 @@ def cmd_apply(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_revisions(runtime: Runtime, args, actor: Actor) -> int:
-    from engine.storage import metastore
+    from metacrm.engine.storage import metastore
 
     with runtime.db.engine.connect() as conn:
         for rev in metastore.revisions(conn):
@@ -322,7 +322,7 @@ def _demo_admin(runtime: Runtime) -> str | None:
     """Create the demo admin once; returns a new API token the first time."""
     import sqlalchemy as sa
 
-    from engine.security import auth, identity
+    from metacrm.engine.security import auth, identity
 
     with runtime.db.begin() as conn:
         if conn.execute(sa.select(identity.users.c.id).where(identity.users.c.email == DEMO_EMAIL)).first():
@@ -376,7 +376,7 @@ def list_query(args) -> Query:
 
 
 def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
-    from engine.automation.worker import Worker
+    from metacrm.engine.automation.worker import Worker
 
     from datetime import timedelta
 
@@ -394,8 +394,8 @@ def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
-    from engine.automation import manual
-    from engine.automation.tables import execution_log
+    from metacrm.engine.automation import manual
+    from metacrm.engine.automation.tables import execution_log
 
     service = RecordService(runtime)
     if args.action == "test":
@@ -421,8 +421,8 @@ def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
     import sqlalchemy as sa
 
-    from engine.automation.tables import outbox
-    from engine.automation.worker import retry_dead
+    from metacrm.engine.automation.tables import outbox
+    from metacrm.engine.automation.worker import retry_dead
 
     if args.action == "retry":
         print(f"queued again: {retry_dead(runtime, args.ids)} dead letter(s)")
@@ -439,7 +439,7 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     import uvicorn
 
-    from engine.api.server import WORKER_ENV
+    from metacrm.engine.api.server import WORKER_ENV
 
     os.environ["METACRM_DATABASE_URL"] = runtime.db.url
     if args.with_worker or runtime.db.is_sqlite:
@@ -447,13 +447,13 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     if runtime.db.is_sqlite and args.workers > 1:
         raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
     runtime.close()
-    uvicorn.run("engine.api.server:app_from_env", factory=True, host=args.host, port=args.port,
+    uvicorn.run("metacrm.engine.api.server:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info")
     return 0
 
 
 def cmd_user(runtime: Runtime, args, actor: Actor) -> int:
-    from engine.cli import users
+    from metacrm.engine.cli import users
 
     return users.run(runtime, args)
 

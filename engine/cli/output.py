@@ -8,7 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable, TextIO
 
-from engine.records.serialize import to_jsonable
+from metacrm.engine.records.serialize import to_jsonable
 
 
 def dumps(value: Any) -> str:

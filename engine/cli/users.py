@@ -15,10 +15,10 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.cli.errors import UsageError
-from engine.cli.output import dumps, print_records
-from engine.runtime import Runtime
-from engine.security import audit, auth, identity
+from metacrm.engine.cli.errors import UsageError
+from metacrm.engine.cli.output import dumps, print_records
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.security import audit, auth, identity
 
 PASSWORD_ENV = "METACRM_PASSWORD"
 

@@ -5,8 +5,8 @@ type-checked once, when metadata is compiled (`compile_expression`); the resulti
 `Expression` is evaluated many times against plain dicts of values.
 """
 
-from engine.expressions.checker import ExpressionError, compile_expression
-from engine.expressions.evaluator import Clock, EvaluationError, Evaluator, Expression
+from metacrm.engine.expressions.checker import ExpressionError, compile_expression
+from metacrm.engine.expressions.evaluator import Clock, EvaluationError, Evaluator, Expression
 
 __all__ = [
     "Clock",

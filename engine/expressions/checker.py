@@ -12,9 +12,9 @@ import ast
 from decimal import Decimal
 from typing import Callable
 
-from engine.expressions.evaluator import MAX_EXPONENT, Expression
-from engine.expressions.functions import LIBRARY
-from metamodel.types import (
+from metacrm.engine.expressions.evaluator import MAX_EXPONENT, Expression
+from metacrm.engine.expressions.functions import LIBRARY
+from metacrm.metamodel.types import (
     KIND_ANY,
     KIND_BOOLEAN,
     KIND_DATE,

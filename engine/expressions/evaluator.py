@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from simpleeval import EvalWithCompoundTypes
 
-from engine.expressions.functions import LIBRARY, MAX_TEXT
+from metacrm.engine.expressions.functions import LIBRARY, MAX_TEXT
 
 MAX_EXPONENT = 100
 

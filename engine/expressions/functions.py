@@ -14,7 +14,7 @@ from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable
 
-from metamodel.types import (
+from metacrm.metamodel.types import (
     KIND_ANY,
     KIND_BOOLEAN,
     KIND_DATE,

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import pluggy
 
-from engine.plugins import hookspecs
+from metacrm.engine.plugins import hookspecs
 
 hookimpl = pluggy.HookimplMarker("metacrm")
 

@@ -12,8 +12,8 @@ import re
 from datetime import datetime
 from typing import Any
 
-from engine.storage import sequences
-from metamodel.model import ObjectDef
+from metacrm.engine.storage import sequences
+from metacrm.metamodel.model import ObjectDef
 
 TOKEN = re.compile(r"\{(YYYY|YY|MM|DD|0+)\}")
 

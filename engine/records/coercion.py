@@ -13,7 +13,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import urlparse
 
-from metamodel.model import FieldDef
+from metacrm.metamodel.model import FieldDef
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
 NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")  # a plain number, as JSON or CSV write it

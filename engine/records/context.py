@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from engine.expressions.evaluator import Clock
+from metacrm.engine.expressions.evaluator import Clock
 
 
 @dataclass(frozen=True)

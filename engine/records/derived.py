@@ -26,16 +26,16 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.expressions import Evaluator
-from engine.records import integrity, readtime
-from engine.records.context import Actor
-from engine.records.errors import FieldError, ValidationFailed
-from engine.records.pipeline import Pipeline
-from engine.records.query import kind_of
-from engine.records.relations import prefetch, related_values
-from engine.records.rollups import refresh_rollups
-from metamodel import filters as flt
-from metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records import integrity, readtime
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.engine.records.pipeline import Pipeline
+from metacrm.engine.records.query import kind_of
+from metacrm.engine.records.relations import prefetch, related_values
+from metacrm.engine.records.rollups import refresh_rollups
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
 BATCH = 1000
 #: Rounds of "a derived value changed, so values derived from it change" before giving up:
@@ -183,7 +183,7 @@ class Propagation:
         self._run_automation(obj, pairs)
 
     def _run_automation(self, obj: ObjectDef, pairs: list[Pair]) -> None:
-        from engine.automation.runner import Event
+        from metacrm.engine.automation.runner import Event
 
         if obj.read_time_formulas:  # conditions see them as of now, on both sides
             for side in (0, 1):

@@ -13,13 +13,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, Mapping
 
-from engine.expressions import EvaluationError, Evaluator, Expression
-from engine.records.coercion import CoercionError, coerce, round_decimal
-from engine.records.context import Actor
-from engine.records.errors import FieldError, translate
-from metamodel.model import FieldDef, ObjectDef, pick_label
-from metamodel.patterns import full_match
-from metamodel.types import RELATION_TYPES
+from metacrm.engine.expressions import EvaluationError, Evaluator, Expression
+from metacrm.engine.records.coercion import CoercionError, coerce, round_decimal
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, translate
+from metacrm.metamodel.model import FieldDef, ObjectDef, pick_label
+from metacrm.metamodel.patterns import full_match
+from metacrm.metamodel.types import RELATION_TYPES
 
 WRITABLE_SYSTEM = frozenset({"owner"})
 

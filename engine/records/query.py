@@ -19,12 +19,12 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
-from engine.expressions.evaluator import Clock
-from engine.records.coercion import CoercionError, coerce
-from engine.records.errors import FieldError, ValidationFailed
-from metamodel import filters as flt
-from metamodel.model import FieldDef, ObjectDef
-from metamodel.names import SYSTEM_COLUMNS
+from metacrm.engine.expressions.evaluator import Clock
+from metacrm.engine.records.coercion import CoercionError, coerce
+from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.metamodel import filters as flt
+from metacrm.metamodel.model import FieldDef, ObjectDef
+from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 MAX_LIMIT = 1000
 NOT_NULL_SYSTEM = frozenset({"id", "created_at", "updated_at", "version"})

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.expressions import Evaluator
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.expressions import Evaluator
+from metacrm.metamodel.model import Model, ObjectDef
 
 #: How many relation hops of read-time formulas reading read-time formulas are followed
 #: (only a cycle in the data, such as two accounts each other's parent, gets this far).
@@ -28,9 +28,9 @@ def fill(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: Ob
     names = obj.read_time_formulas
     if not names or not rows:
         return
-    from engine.records.context import SYSTEM
-    from engine.records.pipeline import Pipeline
-    from engine.records.relations import prefetch, related_values
+    from metacrm.engine.records.context import SYSTEM
+    from metacrm.engine.records.pipeline import Pipeline
+    from metacrm.engine.records.relations import prefetch, related_values
 
     evaluator = evaluator or Evaluator()
     cache = {} if cache is None else cache

@@ -14,15 +14,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.expressions import Evaluator
-from engine.records.context import SYSTEM
-from engine.records.derived import rollup_inputs, stored_formulas
-from engine.records.pipeline import Pipeline
-from engine.records.relations import prefetch, related_values
-from engine.records.rollups import refresh_all
-from engine.storage.planner import Change
-from engine.storage.tables import build_tables
-from metamodel.model import FieldDef, Model
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.records.derived import rollup_inputs, stored_formulas
+from metacrm.engine.records.pipeline import Pipeline
+from metacrm.engine.records.relations import prefetch, related_values
+from metacrm.engine.records.rollups import refresh_all
+from metacrm.engine.storage.planner import Change
+from metacrm.engine.storage.tables import build_tables
+from metacrm.metamodel.model import FieldDef, Model
 
 BATCH = 1000
 

@@ -14,9 +14,9 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.expressions import Evaluator
-from engine.records.pipeline import relation_paths
-from metamodel.model import Model, ObjectDef
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records.pipeline import relation_paths
+from metacrm.metamodel.model import Model, ObjectDef
 
 
 def related_values(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef,
@@ -60,7 +60,7 @@ def prefetch(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj
         if target is not None and path[-1] in target.read_time_formulas:
             fresh = [r for r in records if ("read_time", target.name, r["id"]) not in cache]
             cache.update({("read_time", target.name, r["id"]): True for r in fresh})
-            from engine.records.readtime import fill
+            from metacrm.engine.records.readtime import fill
 
             fill(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
 
@@ -75,7 +75,7 @@ def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, 
 
 def _fill_once(conn, model: Model, tables, obj: ObjectDef, row: dict[str, Any], cache: dict,
                evaluator: Evaluator | None, depth: int) -> None:
-    from engine.records.readtime import fill
+    from metacrm.engine.records.readtime import fill
 
     key = ("read_time", obj.name, row["id"])
     if key not in cache:

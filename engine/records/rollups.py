@@ -15,11 +15,11 @@ from typing import Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.expressions.evaluator import Clock
-from engine.records.query import where_clause
-from engine.storage import scaled
-from engine.storage.columns import ExactDecimal, column_type
-from metamodel.model import FieldDef, Model
+from metacrm.engine.expressions.evaluator import Clock
+from metacrm.engine.records.query import where_clause
+from metacrm.engine.storage import scaled
+from metacrm.engine.storage.columns import ExactDecimal, column_type
+from metacrm.metamodel.model import FieldDef, Model
 
 BATCH = 1000
 

@@ -17,21 +17,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from engine.expressions import Evaluator
-from engine.records import integrity, readtime
-from engine.records import query as q
-from engine.records.autonumber import assign_numbers
-from engine.records.context import SYSTEM, Actor
-from engine.records.derived import Propagation
-from engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.records import integrity, readtime
+from metacrm.engine.records import query as q
+from metacrm.engine.records.autonumber import assign_numbers
+from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.records.derived import Propagation
+from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
-from engine.records.ids import new_id
-from engine.records.pipeline import Pipeline
-from engine.records.relations import related_values
-from engine.storage.metastore import SYSTEM as SYSTEM_TABLES
-from engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
-from metamodel import types as ft
-from metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.engine.records.ids import new_id
+from metacrm.engine.records.pipeline import Pipeline
+from metacrm.engine.records.relations import related_values
+from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
+from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
+from metacrm.metamodel import types as ft
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
 history_table = SYSTEM_TABLES["metacrm_field_history"]
 BATCH = 1000
@@ -58,7 +58,7 @@ class BulkResult:
 
 class RecordService:
     def __init__(self, runtime):
-        from engine.automation.runner import Automation
+        from metacrm.engine.automation.runner import Automation
 
         self.runtime = runtime
         self.automation = Automation(runtime, self)
@@ -81,7 +81,7 @@ class RecordService:
 
     # -- reads -----------------------------------------------------------------------------
     def access(self, obj: ObjectDef, actor: Actor, conn: Connection):
-        from engine.security.access import Access
+        from metacrm.engine.security.access import Access
 
         return Access(obj, actor, conn)
 
@@ -155,7 +155,7 @@ class RecordService:
         the name they had when written: a renamed field keeps its history (under its current name),
         and a field hidden from the actor stays out whatever it was called then. Fields removed
         since (they may have been hidden) are shown to system actors and admins only."""
-        from engine.security.access import history_fields
+        from metacrm.engine.security.access import history_fields
 
         obj, _ = self._object(self.runtime.model, object_name)
         self.get(object_name, record_id, actor)
@@ -360,7 +360,7 @@ class RecordService:
     def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
                      logs: list | None = None):
         """Run automations for each written record; returns the records as stored (after automations)."""
-        from engine.automation.runner import Event
+        from metacrm.engine.automation.runner import Event
 
         for index, (before, after) in enumerate(pairs):
             log = list(logs[index]) if logs else []
@@ -420,7 +420,7 @@ class RecordService:
         """A record waiting for approval is locked, except for the engine's own writes."""
         if not obj.approval_processes or actor.system:
             return None
-        from engine.automation.approvals import pending
+        from metacrm.engine.automation.approvals import pending
 
         row = pending(conn, obj.name, record_id)
         if row is None or not next((p.lock for p in obj.approval_processes if p.name == row.process), True):
@@ -474,7 +474,7 @@ class RecordService:
         """Every lookup value must name an existing record, and every owner or user field an existing
         user (one query per field). A lookup the caller sent must name a record they may see: one they
         may not see gets the same error as one that does not exist. Then the owner rule."""
-        from engine.security.identity import users
+        from metacrm.engine.security.identity import users
 
         cache: dict = {}
         for f in [*obj.fields, _OWNER]:
@@ -508,7 +508,7 @@ class RecordService:
                              befores: Mapping[str, Any] | None) -> None:
         """The owner rule (docs/security.md): an owner the caller sends must be one they may give records
         to, and on an update the record must be one they may take from its owner."""
-        from engine.security.owners import OwnerRule
+        from metacrm.engine.security.owners import OwnerRule
 
         if pipeline.actor.system:
             return
@@ -557,7 +557,7 @@ class RecordService:
             table = self.runtime.tables(model)[child.name]
             count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[f.name] == record_id)).scalar_one()
             if count:
-                from engine.security.access import rights_of
+                from metacrm.engine.security.access import rights_of
 
                 field = "—" if f.name in rights_of(child, actor).hidden else f.label(actor.language)
                 message = translate("restricted", actor.language, "", count=count, child=child.label(actor.language),
@@ -640,7 +640,7 @@ class _Owned:
         return self._context.__enter__()
 
     def __exit__(self, exc_type, exc, tb):
-        from engine.automation.runner import AutomationError, write_log_entries
+        from metacrm.engine.automation.runner import AutomationError, write_log_entries
 
         result = self._context.__exit__(exc_type, exc, tb)
         if isinstance(exc, AutomationError):

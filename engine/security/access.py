@@ -18,12 +18,12 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records.context import Actor
-from engine.records.errors import FieldError
-from engine.security import identity
-from metamodel.concealment import path_cells
-from metamodel.model import ObjectDef, pick_label
-from metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError
+from metacrm.engine.security import identity
+from metacrm.metamodel.concealment import path_cells
+from metacrm.metamodel.model import ObjectDef, pick_label
+from metacrm.metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess
 
 #: The one error a save gets for a problem with a field hidden from the actor (a required or
 #: unique hidden field, a hidden formula that failed...): it names no field and no value.
@@ -118,7 +118,7 @@ class Access:
             clauses.append(table.c.id.in_(sa.select(shares.c.record_id).where(
                 shares.c.object == self.obj.name, shares.c.access.in_(share_access), who)))
         if with_pools and self._pools:
-            from engine.automation.tables import pool_entries
+            from metacrm.engine.automation.tables import pool_entries
 
             clauses.append(table.c.id.in_(sa.select(pool_entries.c.record_id).where(
                 pool_entries.c.object == self.obj.name, pool_entries.c.pool.in_(self._pools))))
@@ -138,7 +138,7 @@ class Access:
 
     @cached_property
     def _pools(self) -> list[str]:
-        from engine.security.pools import is_member
+        from metacrm.engine.security.pools import is_member
 
         return [p.name for p in self.obj.pools if is_member(self.conn, p, self.actor.user_id)]
 

@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
-from engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
+from metacrm.engine.storage.metastore import SYSTEM_METADATA
 
 audit_log = sa.Table(
     "metacrm_audit", SYSTEM_METADATA,

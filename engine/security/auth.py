@@ -36,10 +36,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
-from engine.security import identity
-from engine.security.ratelimit import wait_seconds
-from engine.storage.columns import ID_TYPE, UTCDateTime
-from engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.security import identity
+from metacrm.engine.security.ratelimit import wait_seconds
+from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
+from metacrm.engine.storage.metastore import SYSTEM_METADATA
 
 log = logging.getLogger("metacrm.auth")
 
@@ -173,7 +173,7 @@ def throttle_wait(conn: Connection, email: str, address: str, now: datetime) -> 
 def sign_in(db, email: str, password: str, address: str | None, now: datetime) -> LoginResult:
     """Check email and password and open a session; audited. Blocking (hashes): the API runs
     it in a worker thread. Unknown emails cost one verification, like known ones."""
-    from engine.security import audit
+    from metacrm.engine.security import audit
 
     email, address = (email or "").strip().lower(), address or UNKNOWN_ADDRESS
     with db.read() as conn:
@@ -229,7 +229,7 @@ def issue_token(conn: Connection, user_id: str, name: str, now: datetime,
                 expires_in: timedelta | None = None) -> IssuedToken:
     """A new API token; the secret is shown once and never stored. A missing or longer
     lifetime than the policy allows is cut to the policy's maximum."""
-    from engine.records.ids import new_id
+    from metacrm.engine.records.ids import new_id
 
     longest = token_max_lifetime()
     lifetime = longest if expires_in is None else min(expires_in, longest)

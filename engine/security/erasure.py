@@ -24,11 +24,11 @@ from typing import Any, Iterable, Iterator
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation.tables import approval_history, execution_log, notifications, outbox
-from engine.security.audit import audit_log
-from engine.security.auth import login_failures
-from engine.storage import metastore
-from engine.storage.columns import ID_TYPE
+from metacrm.engine.automation.tables import approval_history, execution_log, notifications, outbox
+from metacrm.engine.security.audit import audit_log
+from metacrm.engine.security.auth import login_failures
+from metacrm.engine.storage import metastore
+from metacrm.engine.storage.columns import ID_TYPE
 
 MARK = "[erased]"
 MIN_LENGTH = 2

@@ -15,10 +15,10 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records.ids import new_id
-from engine.storage.columns import ID_TYPE, UTCDateTime
-from engine.storage.metastore import SYSTEM_METADATA
-from metamodel.permissions import ADMIN_ROLE
+from metacrm.engine.records.ids import new_id
+from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
+from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.metamodel.permissions import ADMIN_ROLE
 
 users = sa.Table(
     "metacrm_user", SYSTEM_METADATA,
@@ -106,14 +106,14 @@ def create_user(conn: Connection, name: str, email: str, *, language: str = "en"
 
 def grant_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
     """Give a role (takes effect on the user's next request) and audit it."""
-    from engine.security import audit
+    from metacrm.engine.security import audit
 
     conn.execute(user_roles.insert().values(user_id=user_id, role=role))
     audit.record(conn, "role_granted", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})
 
 
 def revoke_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
-    from engine.security import audit
+    from metacrm.engine.security import audit
 
     conn.execute(sa.delete(user_roles).where(user_roles.c.user_id == user_id, user_roles.c.role == role))
     audit.record(conn, "role_revoked", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})

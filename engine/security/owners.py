@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from engine.security import identity
-from engine.security.access import Access
+from metacrm.engine.security import identity
+from metacrm.engine.security.access import Access
 
 
 class OwnerRule:

@@ -14,11 +14,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.automation import recipients
-from engine.automation.tables import pool_claims, pool_entries
-from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound, Refused
-from metamodel.automation import PoolDef
+from metacrm.engine.automation import recipients
+from metacrm.engine.automation.tables import pool_claims, pool_entries
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, NotFound, Refused
+from metacrm.metamodel.automation import PoolDef
 
 
 def find_pool(model, object_name: str, name: str) -> PoolDef:
@@ -114,7 +114,7 @@ def assign(service, object_name: str, record_id: str, user_id: str, actor: Actor
 
 
 def _locked_entry(conn: Connection, object_name: str, record_id: str):
-    from engine.records.service import _id
+    from metacrm.engine.records.service import _id
 
     query = sa.select(pool_entries).where(pool_entries.c.object == object_name,
                                           pool_entries.c.record_id == _id(record_id))

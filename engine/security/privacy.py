@@ -17,15 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from engine.automation.runner import AutomationError
-from engine.records.context import Actor
-from engine.records.errors import FieldError, ValidationFailed
-from engine.records.query import MAX_LIMIT, Query, QueryError
-from engine.records.serialize import to_jsonable
-from engine.records.service import RecordService, history_table
-from engine.security import audit, erasure
-from engine.security.erasure import ERASABLE_TYPES
-from metamodel.model import FieldDef
+from metacrm.engine.automation.runner import AutomationError
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.engine.records.query import MAX_LIMIT, Query, QueryError
+from metacrm.engine.records.serialize import to_jsonable
+from metacrm.engine.records.service import RecordService, history_table
+from metacrm.engine.security import audit, erasure
+from metacrm.engine.security.erasure import ERASABLE_TYPES
+from metacrm.metamodel.model import FieldDef
 
 ERASED_TEXT = "erased"
 ERASED_EMAIL = "erased@invalid.example"

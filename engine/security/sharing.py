@@ -19,10 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.records.context import Actor
-from engine.records.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
-from engine.security import identity
-from metamodel.permissions import ADMIN_ROLE
+from metacrm.engine.records.context import Actor
+from metacrm.engine.records.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.security import identity
+from metacrm.metamodel.permissions import ADMIN_ROLE
 
 ACCESS_LEVELS = ("read", "edit")
 
@@ -88,7 +88,7 @@ def _editable(service, conn: Connection, object_name: str, record_id: str, actor
 
 def _principal(conn: Connection, user_id: Any, group: Any) -> dict[str, str]:
     """{"user_id": id} or {"group_id": id} of an existing user or group (else a 422)."""
-    from engine.records.service import _id
+    from metacrm.engine.records.service import _id
 
     if user_id is not None:
         found = conn.execute(sa.select(identity.users.c.id).where(identity.users.c.id == _id(user_id))).scalar() \

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.types import TypeDecorator
 
-from engine.storage.scaled import MAX_SQLITE_PRECISION, from_scaled, to_scaled
-from metamodel.model import FieldDef, Model
+from metacrm.engine.storage.scaled import MAX_SQLITE_PRECISION, from_scaled, to_scaled
+from metacrm.metamodel.model import FieldDef, Model
 
 ID_TYPE = sa.Uuid(as_uuid=False)
 

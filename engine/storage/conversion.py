@@ -10,8 +10,8 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from engine.records.coercion import coerce
-from metamodel.model import FieldDef
+from metacrm.engine.records.coercion import coerce
+from metacrm.metamodel.model import FieldDef
 
 
 def portable(value: Any) -> Any:

@@ -25,10 +25,10 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from engine.storage.migrator import ApplyError
-from engine.storage.scaled import to_scaled
-from engine.storage.tables import NAMING_CONVENTION
-from metamodel.model import Model
+from metacrm.engine.storage.migrator import ApplyError
+from metacrm.engine.storage.scaled import to_scaled
+from metacrm.engine.storage.tables import NAMING_CONVENTION
+from metacrm.metamodel.model import Model
 
 BATCH = 1000
 SAMPLES = 5

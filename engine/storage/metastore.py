@@ -13,10 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from engine.storage.tables import new_metadata, system_tables
-from metamodel.compiler import compile_model
-from metamodel.loader import Document
-from metamodel.model import Model
+from metacrm.engine.storage.tables import new_metadata, system_tables
+from metacrm.metamodel.compiler import compile_model
+from metacrm.metamodel.loader import Document
+from metacrm.metamodel.model import Model
 
 #: The engine's own tables, as the code uses them. Other engine modules (identity,
 #: automation) declare theirs here too. The database gets them from the versioned steps
@@ -38,7 +38,7 @@ class Revision:
 def ensure_system_tables(conn: Connection) -> list[str]:
     """Bring the engine's own tables to the newest version (idempotent; a quick read when current).
     Returns the names of the steps applied now."""
-    from engine.storage import system_migrations
+    from metacrm.engine.storage import system_migrations
 
     return system_migrations.upgrade(conn, load_model)
 

@@ -20,15 +20,15 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from engine.records.coercion import CoercionError, coerce
-from engine.storage import metastore
-from engine.storage.columns import ID_TYPE, column_type
-from engine.storage.conversion import convert
-from engine.storage.database import Database
-from engine.storage.planner import Change, Plan
-from engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
-from engine.storage.tables import NAMING_CONVENTION, build_tables, field_column
-from metamodel.model import FieldDef
+from metacrm.engine.records.coercion import CoercionError, coerce
+from metacrm.engine.storage import metastore
+from metacrm.engine.storage.columns import ID_TYPE, column_type
+from metacrm.engine.storage.conversion import convert
+from metacrm.engine.storage.database import Database
+from metacrm.engine.storage.planner import Change, Plan
+from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
+from metacrm.engine.storage.tables import NAMING_CONVENTION, build_tables, field_column
+from metacrm.metamodel.model import FieldDef
 
 BATCH = 1000
 SAMPLES = 5

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.storage.columns import type_signature
-from metamodel.model import FieldDef, IndexDef, Model, ObjectDef
+from metacrm.engine.storage.columns import type_signature
+from metacrm.metamodel.model import FieldDef, IndexDef, Model, ObjectDef
 
 SAFE, CHECK, DESTRUCTIVE = "safe", "needs-data-check", "destructive"
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from engine.storage.metastore import SYSTEM
+from metacrm.engine.storage.metastore import SYSTEM
 
 sequence_table = SYSTEM["metacrm_sequence"]
 

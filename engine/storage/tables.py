@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from engine.storage.columns import ID_TYPE, JSONText, UTCDateTime, column_type
-from metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime, column_type
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -15,10 +15,10 @@ chain produces exactly the declared tables.
 
 from __future__ import annotations
 
-from engine.storage.system_migrations import (m0001_baseline, m0002_delivery_ids_and_timer_attempts,
+from metacrm.engine.storage.system_migrations import (m0001_baseline, m0002_delivery_ids_and_timer_attempts,
                                               m0003_address_indexes)
-from engine.storage.system_migrations import runner
-from engine.storage.system_migrations.runner import DataUpgrade, Migration, SchemaVersionError, version_table
+from metacrm.engine.storage.system_migrations import runner
+from metacrm.engine.storage.system_migrations.runner import DataUpgrade, Migration, SchemaVersionError, version_table
 
 MIGRATIONS: list[Migration] = [
     Migration("0001_baseline", m0001_baseline.upgrade),

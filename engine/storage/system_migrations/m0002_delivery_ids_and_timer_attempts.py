@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from engine.storage.system_migrations.m0001_baseline import NAMING_CONVENTION, UUID
+from metacrm.engine.storage.system_migrations.m0001_baseline import NAMING_CONVENTION, UUID
 
 BATCH = 1000
 

@@ -19,7 +19,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from engine.storage.database import serialise
+from metacrm.engine.storage.database import serialise
 
 #: Which steps a database has had: schema steps by name, data upgrades as "data:<name>".
 version_table = sa.Table(
