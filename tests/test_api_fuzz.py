@@ -190,6 +190,7 @@ def strategies(target: Target):
         ("/api/v1/auth/logout", "POST"): call("POST", st.just("/api/v1/auth/logout")),
         ("/api/v1/auth/tokens", "POST"): call("POST", st.just("/api/v1/auth/tokens"), body_=st.one_of(
             st.fixed_dictionaries({"name": texts}, optional={"expires_in_days": json_values}).map(as_json), body)),
+        ("/api/v1/auth/tokens", "GET"): call("GET", st.just("/api/v1/auth/tokens")),
         ("/api/v1/auth/tokens/{id}", "DELETE"): call("DELETE", path("/api/v1/auth/tokens/{id}", id=ids)),
         ("/api/v1/meta/objects", "GET"): call("GET", st.just("/api/v1/meta/objects")),
         ("/api/v1/meta/objects/{object}", "GET"): call("GET", path("/api/v1/meta/objects/{object}", object=objects)),
