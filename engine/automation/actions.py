@@ -76,7 +76,7 @@ class ActionContext:
 def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:
     """The typed values a `set` action gives the event's record (before-save rules)."""
     from metacrm.engine.automation.runner import scope
-    from metacrm.engine.records.coercion import coerce
+    from metacrm.metamodel.coercion import coerce
 
     if event.names is None:
         event.names = scope(conn, tables, model, event)

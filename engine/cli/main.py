@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
-from metacrm.engine.records.coercion import json_integer, json_number
+from metacrm.metamodel.coercion import json_integer, json_number
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query

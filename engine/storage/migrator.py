@@ -20,7 +20,7 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.coercion import CoercionError, coerce
+from metacrm.metamodel.coercion import CoercionError, coerce
 from metacrm.engine.storage import metastore
 from metacrm.engine.storage.columns import ID_TYPE, column_type
 from metacrm.engine.storage.conversion import convert

@@ -12,8 +12,8 @@ import ast
 from decimal import Decimal
 from typing import Callable
 
-from metacrm.engine.expressions.evaluator import MAX_EXPONENT, Expression
-from metacrm.engine.expressions.functions import LIBRARY
+from metacrm.metamodel.expressions.expression import MAX_EXPONENT, Expression
+from metacrm.metamodel.expressions.functions import LIBRARY
 from metacrm.metamodel.types import (
     KIND_ANY,
     KIND_BOOLEAN,
