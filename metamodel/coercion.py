@@ -13,6 +13,7 @@ from decimal import Context, Decimal, InvalidOperation
 from typing import Any, Callable
 from urllib.parse import urlparse
 
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import FieldDef
 
 UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
@@ -28,7 +29,7 @@ MAX_INTEGER_DIGITS = 19  # a signed 64-bit integer has at most 19 digits
 PHONE_CHARS = frozenset("0123456789 ()-.")
 
 
-class CoercionError(ValueError):
+class CoercionError(MetacrmError, ValueError):
     """A value that does not fit a field: `code` for programs, `message` for people."""
 
     def __init__(self, code: str, message: str, **params: Any):

@@ -15,12 +15,13 @@ from metacrm.engine.expressions import Evaluator
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.metamodel.automation import ActionDef
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import Model
 from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 
-class ActionFailed(Exception):
-    pass
+class ActionFailed(MetacrmError):
+    """An action cannot be done for a reason the admin or user can fix (plugins raise it too)."""
 
 
 @dataclass

@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from metacrm.metamodel.templates import DATE_ATTRIBUTES, FILTERS, GLOBALS, STR_METHODS
+from metacrm.metamodel.errors import MetacrmError
 
 MAX_OUTPUT = 2_000_000  # characters: more than the longest text field (1,000,000), far below a worker's memory
 MAX_STEPS = 100_000
@@ -36,7 +37,13 @@ LOOP_GUARD = "__metacrm_loop_guard"  # filters added by _Guards; metamodel.templ
 CONCAT_GUARD = "__metacrm_concat"
 
 
-class TemplateLimitError(TemplateError):
+class TemplateFailed(TemplateError, MetacrmError):
+    """A template could not be rendered with this record (an unknown attribute of a value, a
+    division by zero, a filter given the wrong kind of value): the admin's template meeting the
+    data, not a bug of the engine."""
+
+
+class TemplateLimitError(TemplateFailed):
     """A template went over one of the limits above."""
 
 
@@ -260,5 +267,9 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         raise TemplateLimitError("the template calls itself too deeply") from None
     except MemoryError:
         raise TemplateLimitError("the template needed too much memory") from None
+    except TemplateFailed:
+        raise
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        raise TemplateFailed(str(exc)) from exc
     finally:
         _BUDGET.reset(token)

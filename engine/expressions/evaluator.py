@@ -15,10 +15,11 @@ from typing import Any, Callable, Mapping
 
 from simpleeval import EvalWithCompoundTypes
 
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.expressions.expression import MAX_EXPONENT, Expression
 from metacrm.metamodel.expressions.functions import LIBRARY, MAX_TEXT
 
-class EvaluationError(ValueError):
+class EvaluationError(MetacrmError, ValueError):
     """An expression failed at run time (division by zero, overflow, bad value)."""
 
 
