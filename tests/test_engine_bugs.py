@@ -12,7 +12,7 @@ from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
 from metacrm.engine.automation.actions import ActionFailed
-from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.security import auth, identity
 from tests.conftest import install
@@ -50,16 +50,12 @@ def _refuse(context, params):
 
 @pytest.fixture
 def client(runtime):
-    plugin = Actions()
-    register(plugin)
-    try:
-        install(runtime, LEAD)
-        with runtime.db.begin() as conn:
-            user = identity.create_user(conn, "Rep", "rep@example.com")
-            token = auth.create_token(conn, user.id, "t", auth.utcnow())
-        yield TestClient(create_app(runtime), raise_server_exceptions=False), {"Authorization": f"Bearer {token}"}
-    finally:
-        unregister(plugin)
+    runtime.plugins.register(Actions())
+    install(runtime, LEAD)
+    with runtime.db.begin() as conn:
+        user = identity.create_user(conn, "Rep", "rep@example.com")
+        token = auth.create_token(conn, user.id, "t", auth.utcnow())
+    return TestClient(create_app(runtime), raise_server_exceptions=False), {"Authorization": f"Bearer {token}"}
 
 
 def test_a_crashing_plugin_action_is_a_logged_500_and_writes_nothing(client, records, caplog):

@@ -24,7 +24,7 @@ from metacrm.engine.api import create_app
 from metacrm.engine.automation.runner import AutomationError
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.templates import TemplateLimitError, render
-from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.runtime import Runtime
@@ -351,11 +351,11 @@ def test_an_unknown_plugin_action_is_refused_when_planning(runtime):
 
 def test_a_plugin_removed_after_apply_does_not_stop_the_server_from_starting(runtime, records, db_url):
     plugin = Stamp()
-    register(plugin)
+    runtime.plugins.register(plugin)
     try:
         install(runtime, PLUGGED)
     finally:
-        unregister(plugin)
+        runtime.plugins.unregister(plugin)
     reopened = Runtime.open(db_url)  # a stored revision compiles; the rule fails when it runs
     try:
         assert "deal" in reopened.model

@@ -12,6 +12,7 @@ from sqlalchemy.engine import Connection
 from metacrm.engine.automation import assignment, outbox, recipients
 from metacrm.engine.automation.templates import render
 from metacrm.engine.expressions import Evaluator
+from metacrm.engine.plugins import plugin_actions
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.metamodel.automation import ActionDef
@@ -193,10 +194,8 @@ def _webhook(context: ActionContext, action: ActionDef) -> None:
 
 
 def _plugin(context: ActionContext, action: ActionDef) -> None:
-    from metacrm.engine.plugins import plugin_actions
-
     name = action.options["action"]
-    handler = plugin_actions().get(name)
+    handler = plugin_actions(context.service.runtime.plugins).get(name)
     if handler is None:
         raise ActionFailed(f"no plugin provides the action {name!r}")
     handler(context, dict(action.options.get("params") or {}))
