@@ -16,9 +16,9 @@ import pluggy
 import sqlalchemy as sa
 
 import metacrm.engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
-import metacrm.engine.security.audit  # noqa: F401  (registers the audit log)
+import metacrm.engine.identity.audit  # noqa: F401  (registers the audit log)
 import metacrm.engine.security.auth  # noqa: F401  (registers tokens, sessions)
-import metacrm.engine.security.identity  # noqa: F401  (registers users, groups, roles)
+import metacrm.engine.identity  # noqa: F401  (registers users, groups, roles)
 
 from metacrm.engine.plugins import new_manager, plugin_actions
 from metacrm.engine.storage import metastore, system_migrations
@@ -146,7 +146,7 @@ class Runtime:
         """Apply a plan atomically, then make the new model live."""
         from metacrm.engine.records.recompute import recompute
 
-        from metacrm.engine.security import audit
+        from metacrm.engine.identity import audit
 
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))

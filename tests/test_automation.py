@@ -14,7 +14,7 @@ from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 

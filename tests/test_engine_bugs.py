@@ -14,7 +14,8 @@ from metacrm.engine.api import create_app
 from metacrm.engine.automation.actions import ActionFailed
 from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 LEAD = """

@@ -28,7 +28,8 @@ from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import ROOT, documents, install

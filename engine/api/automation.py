@@ -19,8 +19,9 @@ from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, NotFound
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import audit, auth
-from metacrm.engine.security.audit import audit_log
+from metacrm.engine.identity import audit
+from metacrm.engine.security import auth
+from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.security.ratelimit import wait_seconds
 
 

@@ -36,7 +36,7 @@ from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, RecordError
 from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.records.service import BulkResult, RecordService
-from metacrm.engine.security import audit
+from metacrm.engine.identity import audit
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
 BATCH = 1000  # rows per bulk call

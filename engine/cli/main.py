@@ -322,7 +322,8 @@ def _demo_admin(runtime: Runtime) -> str | None:
     """Create the demo admin once; returns a new API token the first time."""
     import sqlalchemy as sa
 
-    from metacrm.engine.security import auth, identity
+    from metacrm.engine import identity
+    from metacrm.engine.security import auth
 
     with runtime.db.begin() as conn:
         if conn.execute(sa.select(identity.users.c.id).where(identity.users.c.email == DEMO_EMAIL)).first():
