@@ -315,7 +315,8 @@ def seed(url: str, rows: int) -> tuple[str, str]:
     """Install the object, create `rows` records and an admin with an API token; (token, one id)."""
     from metacrm.engine.records.service import RecordService
     from metacrm.engine.runtime import Runtime
-    from metacrm.engine.security import auth, identity
+    from metacrm.engine import identity
+    from metacrm.engine.security import auth
     from metacrm.metamodel.loader import load_documents
 
     runtime = Runtime.open(url)

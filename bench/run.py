@@ -48,7 +48,7 @@ import sqlalchemy as sa  # noqa: E402
 import automation  # noqa: E402  (bench/automation.py)
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
 from metacrm.engine.records import query as q  # noqa: E402
-from metacrm.engine.records.ids import new_id  # noqa: E402
+from metacrm.engine.storage.ids import new_id  # noqa: E402
 from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
 from metacrm.engine.runtime import Runtime  # noqa: E402

@@ -12,13 +12,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
 
+import pluggy
 import sqlalchemy as sa
 
 import metacrm.engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
-import metacrm.engine.security.audit  # noqa: F401  (registers the audit log)
+import metacrm.engine.identity.audit  # noqa: F401  (registers the audit log)
 import metacrm.engine.security.auth  # noqa: F401  (registers tokens, sessions)
-import metacrm.engine.security.identity  # noqa: F401  (registers users, groups, roles)
+import metacrm.engine.identity  # noqa: F401  (registers users, groups, roles)
 
+from metacrm.engine.plugins import new_manager, plugin_actions
 from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits
 from metacrm.engine.storage.database import Database
@@ -40,10 +42,12 @@ class _State:
 
 
 class Runtime:
-    def __init__(self, db: Database):
+    def __init__(self, db: Database, plugins: pluggy.PluginManager | None = None):
         from metacrm.engine.automation.log import ExecutionLog
 
         self.db = db
+        #: this runtime's plugins (installed entry points unless a manager is given)
+        self.plugins = plugins if plugins is not None else new_manager()
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
         self.schema_steps: list[str] = []  # system schema steps this runtime applied
@@ -54,9 +58,9 @@ class Runtime:
         self.db.dispose()
 
     @classmethod
-    def open(cls, url: str | None = None) -> "Runtime":
+    def open(cls, url: str | None = None, plugins: pluggy.PluginManager | None = None) -> "Runtime":
         """Connect, bring the engine's own tables to this release's schema, load the model."""
-        runtime = cls(Database(url))
+        runtime = cls(Database(url), plugins)
         try:
             runtime.reload()
             runtime.upgrade_storage()
@@ -126,9 +130,8 @@ class Runtime:
         }
         for doc in documents:
             merged[doc.data["name"]] = doc
-        from metacrm.engine.plugins import plugin_actions
-
-        return compile_model(merged.values(), revision=self.model.revision + 1, plugin_actions=set(plugin_actions()))
+        return compile_model(merged.values(), revision=self.model.revision + 1,
+                             plugin_actions=set(plugin_actions(self.plugins)))
 
     def plan(self, documents: Iterable[Document], *, purge: bool = False, author: str | None = None) -> Plan:
         self.ensure_current()
@@ -143,7 +146,7 @@ class Runtime:
         """Apply a plan atomically, then make the new model live."""
         from metacrm.engine.records.recompute import recompute
 
-        from metacrm.engine.security import audit
+        from metacrm.engine.identity import audit
 
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))

@@ -13,11 +13,13 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Collection, Iterable, Mapping
 
-from metacrm.engine.expressions import ExpressionError, compile_expression
+from metacrm.metamodel.coercion import CoercionError, coerce
+from metacrm.metamodel.expressions import ExpressionError, compile_expression
 from metacrm.metamodel import automation, concealment
 from metacrm.metamodel import filters as flt
 from metacrm.metamodel import readtime
 from metacrm.metamodel.permissions import compile_permissions
+from metacrm.metamodel.templates import template_problems
 from metacrm.metamodel import types as ft
 from metacrm.metamodel.errors import MetadataError, Problem
 from metacrm.metamodel.loader import MAX_FIELDS, Document
@@ -309,8 +311,6 @@ class _Shell:
         return field_def
 
     def _check_default(self, field_def: FieldDef, problems: list[Problem], where) -> None:
-        from metacrm.engine.records.coercion import CoercionError, coerce
-
         try:
             coerce(field_def, field_def.default)
         except CoercionError as exc:
@@ -319,8 +319,6 @@ class _Shell:
     def _check_template(self, source: str, where, problems: list[Problem]) -> None:
         """Email and notification templates are Jinja2, checked against this object's fields:
         a syntax error, an unknown name or field, a filter the renderer lacks is a metadata error."""
-        from metacrm.engine.automation.template_check import template_problems
-
         fields = {name: raw["type"] for name, raw in self.fields.items()}
         fields.update({name: "datetime" if name.endswith("_at") else "integer" if name == "version" else "lookup"
                        for name in SYSTEM_COLUMNS if name not in fields})

@@ -27,7 +27,15 @@ class Problem:
         return f"{where}: {self.message}"
 
 
-class MetadataError(Exception):
+class MetacrmError(Exception):
+    """Base of every error that metacrm reports to a person as their own: bad metadata, a
+    refused write, a bad filter, a refused plan, a failing rule. Anything else raised inside
+    the engine is a bug: logged with its traceback and answered as a server error (500),
+    never dressed as a user's error. How a channel shows each kind (an HTTP status, a CLI
+    exit code) is the channel's business: these classes carry none."""
+
+
+class MetadataError(MetacrmError):
     """Raised with every problem found; str() lists them one per line."""
 
     def __init__(self, problems: list[Problem]):

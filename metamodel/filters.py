@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Union
 
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 COMPARISON_OPS = frozenset({"eq", "ne", "lt", "le", "gt", "ge"})
@@ -23,7 +24,7 @@ NO_VALUE_OPS = frozenset({"today", "yesterday", "this_week", "this_month", "this
 ALL_OPS = COMPARISON_OPS | RANGE_OPS | SET_OPS | TEXT_OPS | RELATIVE_DATE_OPS | {"is_null"}
 
 
-class FilterError(ValueError):
+class FilterError(MetacrmError, ValueError):
     """A filter that cannot be understood; the message names the condition."""
 
 

@@ -12,11 +12,13 @@ from functools import lru_cache
 
 import re2
 
+from metacrm.metamodel.errors import MetacrmError
+
 MAX_PATTERN = 1_000  # characters of one pattern
 _MEMORY = 1 << 20  # bytes RE2 may use for one compiled pattern (it refuses larger programs)
 
 
-class PatternError(ValueError):
+class PatternError(MetacrmError, ValueError):
     """A pattern RE2 cannot run; the message says why, for the admin."""
 
 

@@ -8,7 +8,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 ACCOUNT = """

@@ -6,7 +6,8 @@ import pytest
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 LEAD = """
@@ -107,7 +108,7 @@ def test_public_intake_is_limited_per_address_capped_in_size_and_audited(api, re
     with runtime.db.engine.connect() as conn:
         import sqlalchemy as sa
 
-        from metacrm.engine.security.audit import audit_log
+        from metacrm.engine.identity.audit import audit_log
 
         entries = conn.execute(sa.select(audit_log).where(audit_log.c.event == "intake").order_by(audit_log.c.id)).all()
     assert [(e.address, e.object, e.detail["channel"], e.user_id) for e in entries] == \

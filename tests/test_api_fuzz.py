@@ -29,7 +29,8 @@ from metacrm.engine.records.context import Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.metamodel.loader import load_documents
 
 EXAMPLES = 25  # per route and method: ~27 x 25 = 675 requests per database

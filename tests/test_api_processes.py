@@ -24,7 +24,8 @@ import pytest
 import sqlalchemy as sa
 
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 ROOT = Path(__file__).resolve().parent.parent

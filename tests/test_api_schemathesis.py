@@ -41,7 +41,8 @@ from metacrm.engine.records.context import Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 
 # schemathesis (4.32+) also mixes string constants it extracts from the application's modules into
 # its examples: then any string added anywhere in the engine changes the requests. Off, for the

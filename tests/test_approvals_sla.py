@@ -12,7 +12,7 @@ from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.metamodel.automation import CalendarDef
 from tests.conftest import install
 

@@ -11,10 +11,10 @@ from metacrm.engine.automation import manual
 from metacrm.engine.automation.runner import MAX_DEPTH
 from metacrm.engine.automation.tables import execution_log, outbox
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 
@@ -245,7 +245,7 @@ def test_plugin_action(runtime, records):
             return {"stamp": lambda context, params: seen.append((context.record["name"], params["tag"]))}
 
     plugin = Plugin()
-    register(plugin)
+    runtime.plugins.register(plugin)
     try:
         install(runtime, ACCOUNT, LEAD + """
   - name: stamp
@@ -255,7 +255,7 @@ def test_plugin_action(runtime, records):
         records.create("lead", {"name": "Ada"}, ACTOR)
         assert seen == [("Ada", "vip")]
     finally:
-        unregister(plugin)
+        runtime.plugins.unregister(plugin)
     with pytest.raises(ValidationFailed) as info:
         records.create("lead", {"name": "Bob"}, ACTOR)
     assert "no plugin provides the action 'stamp'" in str(info.value)
@@ -307,7 +307,7 @@ def test_deleted_and_saved_triggers(runtime, records):
 def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
     import metacrm.plugins.field_tools as field_tools
 
-    register(field_tools)
+    runtime.plugins.register(field_tools)
     try:
         install(runtime, ACCOUNT, LEAD + """
   - name: journal
@@ -316,7 +316,7 @@ def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
 """, TASK)
         assert records.create("lead", {"name": "Ada"}, ACTOR)["note"] == "created by rule"
     finally:
-        unregister(field_tools)
+        runtime.plugins.unregister(field_tools)
 
 
 def test_log_lines_of_a_rolled_back_write_are_dropped(crm, records):

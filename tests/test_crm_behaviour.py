@@ -18,7 +18,8 @@ from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
-from metacrm.engine.security import identity, pools
+from metacrm.engine import identity
+from metacrm.engine.security import pools
 from tests.receivers import SMTPServer
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Shanghai

@@ -16,7 +16,8 @@ from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 DEAL = """

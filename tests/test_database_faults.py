@@ -13,7 +13,8 @@ from starlette.testclient import TestClient
 
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.engine.storage.database import Database
 from tests.conftest import install
 from tests.tcp_proxy import TCPProxy

@@ -16,7 +16,7 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from metacrm.engine.records.ids import new_id
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine.storage import metastore

@@ -23,7 +23,8 @@ from metacrm.engine.api.csvio import export_rows, import_rows, parse_csv
 from metacrm.engine.records.context import SYSTEM
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install

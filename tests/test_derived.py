@@ -16,9 +16,10 @@ from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.records.ids import new_id
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install

@@ -15,7 +15,8 @@ from metacrm.engine.automation import manual
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
-from metacrm.engine.security import auth, identity, sharing
+from metacrm.engine import identity
+from metacrm.engine.security import auth, sharing
 from tests.conftest import install
 
 ACCOUNT = """

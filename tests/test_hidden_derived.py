@@ -18,7 +18,8 @@ from metacrm.engine.api import create_app
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import ROOT, install
 
 ACCOUNT = """

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 
 THING = "name: thing\nfields:\n  - {name: name, type: text}\n"

@@ -2,7 +2,7 @@
 
 import uuid
 
-from metacrm.engine.records.ids import new_id
+from metacrm.engine.storage.ids import new_id
 
 
 def test_ids_are_unique_ordered_uuid7():

@@ -24,11 +24,12 @@ from metacrm.engine.api import create_app
 from metacrm.engine.automation.runner import AutomationError
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.templates import TemplateLimitError, render
-from metacrm.engine.plugins import hookimpl, register, unregister
+from metacrm.engine.plugins import hookimpl
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import ROOT, documents, install
@@ -351,11 +352,11 @@ def test_an_unknown_plugin_action_is_refused_when_planning(runtime):
 
 def test_a_plugin_removed_after_apply_does_not_stop_the_server_from_starting(runtime, records, db_url):
     plugin = Stamp()
-    register(plugin)
+    runtime.plugins.register(plugin)
     try:
         install(runtime, PLUGGED)
     finally:
-        unregister(plugin)
+        runtime.plugins.unregister(plugin)
     reopened = Runtime.open(db_url)  # a stored revision compiles; the rule fails when it runs
     try:
         assert "deal" in reopened.model

@@ -13,7 +13,7 @@ from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

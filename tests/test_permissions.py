@@ -8,7 +8,8 @@ import pytest
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine.security import identity, pools, sharing
+from metacrm.engine import identity
+from metacrm.engine.security import pools, sharing
 from tests.conftest import install
 
 DEAL = """
@@ -200,7 +201,7 @@ def test_pool_members_see_but_must_claim(world, records):
 
 
 def test_role_changes_take_effect_and_are_audited(world, runtime, records):
-    from metacrm.engine.security import audit
+    from metacrm.engine.identity import audit
 
     users, actors, deals = world
     with runtime.db.begin() as conn:

@@ -11,7 +11,8 @@ from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.security import identity, pools
+from metacrm.engine import identity
+from metacrm.engine.security import pools
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 

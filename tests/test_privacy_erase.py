@@ -18,7 +18,8 @@ from metacrm.engine.automation.tables import execution_log, notifications, outbo
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

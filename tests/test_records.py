@@ -262,7 +262,7 @@ def test_failed_write_leaves_nothing(crm, records):
 
 
 def test_owner_must_be_an_existing_user(crm, records, runtime):
-    from metacrm.engine.security import identity
+    from metacrm.engine import identity
 
     with pytest.raises(ValidationFailed) as info:
         records.create("account", {"name": "Acme", "owner": "0192f0c0-0000-7000-8000-0000000000ff"})

@@ -23,7 +23,8 @@ from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from metacrm.engine.storage import system_migrations
 from metacrm.engine.storage.metastore import SYSTEM_METADATA
 from tests.conftest import install

@@ -15,7 +15,9 @@ from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import audit, identity, privacy
+from metacrm.engine.identity import audit
+from metacrm.engine import identity
+from metacrm.engine.security import privacy
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.errors import MetadataError
 from metacrm.metamodel.loader import load_documents

@@ -12,15 +12,16 @@ from starlette.responses import JSONResponse
 
 from metacrm.engine.api.bodies import read_json, read_object
 from metacrm.engine.api.context import _language, authenticate
-from metacrm.engine.api.problems import Problem
+from metacrm.engine.api.problems import Problem, status_of
 from metacrm.engine.api.session import client_address, too_many
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, NotFound
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import audit, auth
-from metacrm.engine.security.audit import audit_log
+from metacrm.engine.identity import audit
+from metacrm.engine.security import auth
+from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.security.ratelimit import wait_seconds
 
 
@@ -38,7 +39,7 @@ async def run_rule(request: Request) -> JSONResponse:
     if len(outcomes) == 1 and outcomes[0].error is not None:
         raise outcomes[0].error
     results = [{"id": o.id, "matched": o.matched} if o.error is None else
-               {"id": o.id, "status": o.error.status, "errors": [e.as_dict() for e in o.error.errors]}
+               {"id": o.id, "status": status_of(o.error), "errors": [e.as_dict() for e in o.error.errors]}
                for o in outcomes]
     failed = any(o.error is not None for o in outcomes)
     return JSONResponse({"rule": key, "matched": sum(o.matched for o in outcomes), "records": len(outcomes),

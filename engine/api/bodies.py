@@ -16,7 +16,7 @@ from typing import Any
 from starlette.requests import Request
 
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.coercion import is_unicode, json_number
+from metacrm.metamodel.coercion import is_unicode, json_number
 
 MAX_BODY = 1 * 1024 * 1024  # 1 MiB for JSON; CSV imports have their own limit
 MAX_IMPORT = 20 * 1024 * 1024

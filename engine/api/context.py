@@ -12,7 +12,8 @@ from starlette.requests import Request
 
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 
 SESSION_COOKIE = "metacrm_session"
 CSRF_HEADER = "x-csrf-token"

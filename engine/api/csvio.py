@@ -31,12 +31,12 @@ from metacrm.engine.api.bodies import MAX_IMPORT, parse_json, read_body, whole_n
 from metacrm.engine.api.context import authenticate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation.runner import AutomationError
-from metacrm.engine.records.coercion import CoercionError, coerce, is_blank
+from metacrm.metamodel.coercion import CoercionError, coerce, is_blank
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, RecordError
 from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.records.service import BulkResult, RecordService
-from metacrm.engine.security import audit
+from metacrm.engine.identity import audit
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
 BATCH = 1000  # rows per bulk call

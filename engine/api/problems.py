@@ -6,12 +6,32 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.records.errors import (
+    Conflict,
+    FieldError,
+    NotFound,
+    PermissionDenied,
+    RecordError,
+    UnknownObject,
+    ValidationFailed,
+)
 
 TITLES = {400: "Bad request", 401: "Authentication required", 403: "Forbidden", 404: "Not found",
           405: "Method not allowed", 409: "Conflict", 412: "Precondition failed", 413: "Payload too large",
           415: "Unsupported media type", 422: "Unprocessable content", 429: "Too many requests",
           500: "Internal server error", 503: "Service unavailable"}
+
+
+#: The HTTP status of each kind of record error (the most specific class that matches wins).
+#: Record errors carry no status: how to show a failure is the channel's choice.
+STATUSES: dict[type[RecordError], int] = {
+    ValidationFailed: 422, NotFound: 404, UnknownObject: 404, Conflict: 409, PermissionDenied: 403,
+}
+
+
+def status_of(exc: RecordError) -> int:
+    """The HTTP status for a record error: that of its nearest mapped class, else 400."""
+    return next((STATUSES[cls] for cls in type(exc).__mro__ if cls in STATUSES), 400)
 
 
 class Problem(Exception):
@@ -32,7 +52,7 @@ def problem_response(status: int, detail: str, errors: list[FieldError] | None =
 
 
 def from_record_error(exc: RecordError) -> JSONResponse:
-    status = {409: 412}.get(exc.status, exc.status)  # a stale version over HTTP is a failed precondition
+    status = 412 if isinstance(exc, Conflict) else status_of(exc)  # a stale version over HTTP: failed precondition
     detail = "; ".join(e.message for e in exc.errors) or str(exc)
     extra = {"current_version": exc.current_version} if hasattr(exc, "current_version") else {}
     return problem_response(status, detail, exc.errors, **extra)

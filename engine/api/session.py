@@ -17,7 +17,8 @@ from metacrm.engine.api.bodies import read_object
 from metacrm.engine.api.context import SESSION_COOKIE, authenticate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import audit, auth
+from metacrm.engine.identity import audit
+from metacrm.engine.security import auth
 
 
 MAX_LOGIN_EMAIL = 320

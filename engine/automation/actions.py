@@ -12,15 +12,17 @@ from sqlalchemy.engine import Connection
 from metacrm.engine.automation import assignment, outbox, recipients
 from metacrm.engine.automation.templates import render
 from metacrm.engine.expressions import Evaluator
+from metacrm.engine.plugins import plugin_actions
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.metamodel.automation import ActionDef
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import Model
 from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 
-class ActionFailed(Exception):
-    pass
+class ActionFailed(MetacrmError):
+    """An action cannot be done for a reason the admin or user can fix (plugins raise it too)."""
 
 
 @dataclass
@@ -76,7 +78,7 @@ class ActionContext:
 def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:
     """The typed values a `set` action gives the event's record (before-save rules)."""
     from metacrm.engine.automation.runner import scope
-    from metacrm.engine.records.coercion import coerce
+    from metacrm.metamodel.coercion import coerce
 
     if event.names is None:
         event.names = scope(conn, tables, model, event)
@@ -192,10 +194,8 @@ def _webhook(context: ActionContext, action: ActionDef) -> None:
 
 
 def _plugin(context: ActionContext, action: ActionDef) -> None:
-    from metacrm.engine.plugins import plugin_actions
-
     name = action.options["action"]
-    handler = plugin_actions().get(name)
+    handler = plugin_actions(context.service.runtime.plugins).get(name)
     if handler is None:
         raise ActionFailed(f"no plugin provides the action {name!r}")
     handler(context, dict(action.options.get("params") or {}))

@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation.tables import assignment_cursors
 from metacrm.engine.records.query import where_clause
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 
 
 def round_robin(conn: Connection, key: str, members: list[str]) -> str | None:

@@ -26,12 +26,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation.tables import notifications
+from metacrm.metamodel.errors import MetacrmError
 
 
 _DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")
 
 
-class DeliveryError(Exception):
+class DeliveryError(MetacrmError):
     """The receiver did not take the message; the worker will retry."""
 
 

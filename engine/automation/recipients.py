@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 
 
 def user_ids(conn: Connection, specs: str | Iterable[str], record: Mapping[str, Any], actor_id: str | None) -> list[str]:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from metacrm.engine.automation import actions as act
 from metacrm.engine.automation import sla, timers
@@ -23,6 +24,7 @@ from metacrm.engine.expressions import EvaluationError, Evaluator
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.relations import related_values
 from metacrm.metamodel.automation import RuleDef
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import Model, ObjectDef
 
 MAX_DEPTH = 5
@@ -32,7 +34,7 @@ QUIET_CHANNEL = "privacy"
 log = logging.getLogger("metacrm.automation")
 
 
-class AutomationError(Exception):
+class AutomationError(MetacrmError):
     """A rule's action failed: the triggering write is rolled back. `entries` are its log lines."""
 
     def __init__(self, message: str, entries: list[dict[str, Any]]):
@@ -93,7 +95,7 @@ class Automation:
                 try:
                     for action in rule.actions:
                         record.update(act.set_values(conn, model, self.runtime.tables(model), event, action))
-                except Exception as exc:
+                except MetacrmError as exc:
                     raise AutomationError(f"automation {rule.key} failed: {exc}",
                                           event.log + [self._entry(rule, event, "failed", started, str(exc))]) from exc
                 event.names = None  # the record changed: rebuild the scope for the next rule
@@ -144,7 +146,7 @@ class Automation:
                 exc.entries[:0] = event.log + [self._entry(rule, event, "failed", started, str(exc))]
                 event.log = []
                 raise
-            except Exception as exc:
+            except MetacrmError as exc:
                 entries = event.log + [self._entry(rule, event, "failed", started, str(exc))]
                 event.log = []
                 raise AutomationError(f"automation {rule.key} failed: {exc}", entries) from exc
@@ -166,10 +168,20 @@ class Automation:
 
     # -- internals -------------------------------------------------------------------------
     def run_actions(self, conn: Connection, model: Model, event: Event, actions, label: str) -> list[str]:
-        """Run actions in order; returns notes for the log (things done differently than asked)."""
+        """Run actions in order; returns notes for the log (things done differently than asked).
+        A failure the admin or user can fix (a MetacrmError) becomes the rule's failure; anything
+        else is a bug of the engine or of a plugin: logged here with its traceback and the rule
+        that ran into it, then raised as it is, so the channel answers a server error."""
         context = act.ActionContext(conn, model, self.runtime.tables(model), self.service, event, label)
         for action in actions:
-            act.run(context, action)
+            try:
+                act.run(context, action)
+            except (MetacrmError, DBAPIError):  # the rule's failure; the database's (a timeout: 503)
+                raise
+            except Exception:
+                log.exception("%s on %s %s: action %s crashed", label, event.obj.name, event.record.get("id"),
+                              action.kind)
+                raise
         return context.notes
 
     def _state_actions(self, event: Event):

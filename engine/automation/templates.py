@@ -25,35 +25,25 @@ from jinja2 import StrictUndefined, TemplateError, nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
+from metacrm.metamodel.templates import DATE_ATTRIBUTES, FILTERS, GLOBALS, STR_METHODS
+from metacrm.metamodel.errors import MetacrmError
+
 MAX_OUTPUT = 2_000_000  # characters: more than the longest text field (1,000,000), far below a worker's memory
 MAX_STEPS = 100_000
 MAX_SECONDS = 2.0
 MAX_NUMBER_BITS = 4_096  # integers a template computes (a 64-bit field value times a few more)
 MAX_FORMAT_WIDTH = 1_000  # "%1000000s" would build a million characters from one
-LOOP_GUARD = "__metacrm_loop_guard"  # filters added by _Guards; template_check refuses them in a source
+LOOP_GUARD = "__metacrm_loop_guard"  # filters added by _Guards; metamodel.templates refuses them in a source
 CONCAT_GUARD = "__metacrm_concat"
 
-#: The names a template sees (engine.automation.actions.ActionContext.template_context).
-CONTEXT_NAMES = frozenset({"record", "previous", "object", "label"})
-#: Filters whose output is at most a small multiple of their input.
-FILTERS = frozenset({
-    "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat", "first", "float",
-    "forceescape", "format", "groupby", "int", "items", "join", "last", "length", "list", "lower", "map", "max",
-    "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort",
-    "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount"})
-GLOBALS = frozenset({"range"})
-#: String methods a template may call (none builds a longer string than it is given, but replace,
-#: which is checked before it runs).
-STR_METHODS = frozenset({
-    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdecimal",
-    "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "lower", "lstrip", "partition",
-    "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rpartition", "rsplit", "rstrip", "split",
-    "splitlines", "startswith", "strip", "swapcase", "title", "upper"})
-DATE_ATTRIBUTES = frozenset({"year", "month", "day", "hour", "minute", "second", "isoformat", "strftime",
-                             "weekday", "isoweekday", "date"})
+
+class TemplateFailed(TemplateError, MetacrmError):
+    """A template could not be rendered with this record (an unknown attribute of a value, a
+    division by zero, a filter given the wrong kind of value): the admin's template meeting the
+    data, not a bug of the engine."""
 
 
-class TemplateLimitError(TemplateError):
+class TemplateLimitError(TemplateFailed):
     """A template went over one of the limits above."""
 
 
@@ -277,5 +267,9 @@ def render(source: str, context: Mapping[str, Any]) -> str:
         raise TemplateLimitError("the template calls itself too deeply") from None
     except MemoryError:
         raise TemplateLimitError("the template needed too much memory") from None
+    except TemplateFailed:
+        raise
+    except (TemplateError, ArithmeticError, TypeError, ValueError, LookupError, AttributeError) as exc:
+        raise TemplateFailed(str(exc)) from exc
     finally:
         _BUDGET.reset(token)

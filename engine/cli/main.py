@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
-from metacrm.engine.records.coercion import json_integer, json_number
+from metacrm.metamodel.coercion import json_integer, json_number
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query
@@ -322,7 +322,8 @@ def _demo_admin(runtime: Runtime) -> str | None:
     """Create the demo admin once; returns a new API token the first time."""
     import sqlalchemy as sa
 
-    from metacrm.engine.security import auth, identity
+    from metacrm.engine import identity
+    from metacrm.engine.security import auth
 
     with runtime.db.begin() as conn:
         if conn.execute(sa.select(identity.users.c.id).where(identity.users.c.email == DEMO_EMAIL)).first():

@@ -18,7 +18,9 @@ from sqlalchemy.engine import Connection
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import audit, auth, identity
+from metacrm.engine.identity import audit
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 
 PASSWORD_ENV = "METACRM_PASSWORD"
 

@@ -1,12 +1,12 @@
-"""The expression language of defaults, formulas, validation rules and conditions.
+"""Evaluation of the expression language (defined and checked in metacrm.metamodel.expressions).
 
-Expressions are Python-syntax snippets evaluated by simpleeval. They are parsed and
-type-checked once, when metadata is compiled (`compile_expression`); the resulting
-`Expression` is evaluated many times against plain dicts of values.
+An `Expression` is parsed and type-checked once, when metadata is compiled; an `Evaluator`
+evaluates it many times against plain dicts of values. `Expression`, `ExpressionError` and
+`compile_expression` are re-exported for callers that only know this package.
 """
 
-from metacrm.engine.expressions.checker import ExpressionError, compile_expression
-from metacrm.engine.expressions.evaluator import Clock, EvaluationError, Evaluator, Expression
+from metacrm.engine.expressions.evaluator import Clock, EvaluationError, Evaluator
+from metacrm.metamodel.expressions import Expression, ExpressionError, compile_expression
 
 __all__ = [
     "Clock",

@@ -9,42 +9,18 @@ from __future__ import annotations
 import ast
 import operator
 import threading
-from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from decimal import Decimal, DivisionByZero, InvalidOperation
 from typing import Any, Callable, Mapping
 
 from simpleeval import EvalWithCompoundTypes
 
-from metacrm.engine.expressions.functions import LIBRARY, MAX_TEXT
+from metacrm.metamodel.errors import MetacrmError
+from metacrm.metamodel.expressions.expression import MAX_EXPONENT, Expression
+from metacrm.metamodel.expressions.functions import LIBRARY, MAX_TEXT
 
-MAX_EXPONENT = 100
-
-
-class EvaluationError(ValueError):
+class EvaluationError(MetacrmError, ValueError):
     """An expression failed at run time (division by zero, overflow, bad value)."""
-
-
-@dataclass(frozen=True)
-class Expression:
-    """A parsed, checked expression: `tree` is evaluated, `paths` are the names it reads."""
-
-    source: str
-    tree: ast.Expression = field(compare=False, repr=False)
-    kind: str = "any"
-    paths: frozenset[tuple[str, ...]] = frozenset()
-
-    @property
-    def fields(self) -> frozenset[str]:
-        """Fields of the record itself that the expression reads."""
-        return frozenset(p[0] for p in self.paths if len(p) == 1)
-
-    @property
-    def relation_paths(self) -> frozenset[tuple[str, ...]]:
-        return frozenset(p for p in self.paths if len(p) > 1)
-
-    def __str__(self) -> str:
-        return self.source
 
 
 class Clock:

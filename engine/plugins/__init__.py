@@ -1,13 +1,12 @@
 """Plugins: pluggy hooks declared in `hookspecs`, implementations found through the
-`metacrm` entry-point group (or registered explicitly, e.g. in tests).
+`metacrm` entry-point group (or registered explicitly on a runtime's manager, e.g. in tests).
 
-The plugin manager is created explicitly and cached per process; `register` adds a
-plugin object (a module or instance with @hookimpl functions).
+Each `Runtime` owns its plugin manager (`runtime.plugins`, made by `new_manager`): there is
+no process-wide manager, so what one runtime (or test) registers is invisible to the others.
 """
 
 from __future__ import annotations
 
-from functools import lru_cache
 from typing import Any, Callable
 
 import pluggy
@@ -17,25 +16,19 @@ from metacrm.engine.plugins import hookspecs
 hookimpl = pluggy.HookimplMarker("metacrm")
 
 
-@lru_cache(maxsize=1)
-def manager() -> pluggy.PluginManager:
+def new_manager(*, entry_points: bool = True) -> pluggy.PluginManager:
+    """A plugin manager with metacrm's hooks and, unless told otherwise, every installed plugin
+    of the `metacrm` entry-point group."""
     pm = pluggy.PluginManager("metacrm")
     pm.add_hookspecs(hookspecs)
-    pm.load_setuptools_entrypoints("metacrm")
+    if entry_points:
+        pm.load_setuptools_entrypoints("metacrm")
     return pm
 
 
-def register(plugin: Any, name: str | None = None) -> None:
-    manager().register(plugin, name=name)
-
-
-def unregister(plugin: Any) -> None:
-    manager().unregister(plugin)
-
-
-def plugin_actions() -> dict[str, Callable[..., Any]]:
-    """Every automation action offered by plugins, by name (later plugins win on clashes)."""
+def plugin_actions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
+    """Every automation action offered by the plugins of `pm`, by name (later plugins win on clashes)."""
     actions: dict[str, Callable[..., Any]] = {}
-    for provided in reversed(manager().hook.metacrm_actions()):
+    for provided in reversed(pm.hook.metacrm_actions()):
         actions.update(provided or {})
     return actions

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from metacrm.metamodel.errors import MetacrmError
+
 MESSAGES: dict[str, dict[str, str]] = {
     "required": {"en": "is required", "zh-CN": "为必填项", "zh-TW": "為必填項"},
     "not_unique": {"en": "must be unique: {value!r} is already used", "zh-CN": "必须唯一：{value!r} 已被使用",
@@ -82,10 +84,9 @@ class FieldError:
         return {"field": self.field, "code": self.code, "message": self.message}
 
 
-class RecordError(Exception):
-    """Base of record errors; `errors` lists every problem found."""
-
-    status = 400
+class RecordError(MetacrmError):
+    """Base of record errors; `errors` lists every problem found. The class says what kind of
+    failure it is; channels choose how to show it (the API's statuses: engine/api/problems.py)."""
 
     def __init__(self, errors: list[FieldError], message: str | None = None):
         self.errors = list(errors)
@@ -94,7 +95,7 @@ class RecordError(Exception):
 
 
 class ValidationFailed(RecordError):
-    status = 422
+    """The input or the operation breaks a rule of the metadata."""
 
 
 class Refused(ValidationFailed):
@@ -105,13 +106,11 @@ class Refused(ValidationFailed):
 
 
 class NotFound(RecordError):
-    status = 404
+    """The record does not exist, or the actor may not see it."""
 
 
 class Conflict(RecordError):
     """The record changed since the caller read it (optimistic concurrency)."""
-
-    status = 409
 
     def __init__(self, errors: list[FieldError], current_version: int | None):
         super().__init__(errors)
@@ -121,8 +120,6 @@ class Conflict(RecordError):
 class PermissionDenied(RecordError):
     """The actor may see the record (or object) but not do this with it."""
 
-    status = 403
-
 
 class UnknownObject(RecordError):
-    status = 404
+    """No object of that name in the metadata."""

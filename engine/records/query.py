@@ -20,7 +20,7 @@ from typing import Any, Sequence
 import sqlalchemy as sa
 
 from metacrm.engine.expressions.evaluator import Clock
-from metacrm.engine.records.coercion import CoercionError, coerce
+from metacrm.metamodel.coercion import CoercionError, coerce
 from metacrm.engine.records.errors import FieldError, ValidationFailed
 from metacrm.metamodel import filters as flt
 from metacrm.metamodel.model import FieldDef, ObjectDef

@@ -25,7 +25,7 @@ from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
-from metacrm.engine.records.ids import new_id
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.relations import related_values
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
@@ -474,7 +474,7 @@ class RecordService:
         """Every lookup value must name an existing record, and every owner or user field an existing
         user (one query per field). A lookup the caller sent must name a record they may see: one they
         may not see gets the same error as one that does not exist. Then the owner rule."""
-        from metacrm.engine.security.identity import users
+        from metacrm.engine.identity import users
 
         cache: dict = {}
         for f in [*obj.fields, _OWNER]:

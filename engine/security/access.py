@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.metamodel.concealment import path_cells
 from metacrm.metamodel.model import ObjectDef, pick_label
 from metacrm.metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess

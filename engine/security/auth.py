@@ -36,9 +36,11 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.security import identity
+from metacrm.engine import identity
+from metacrm.engine.identity import audit
 from metacrm.engine.security.ratelimit import wait_seconds
 from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.storage.metastore import SYSTEM_METADATA
 
 log = logging.getLogger("metacrm.auth")
@@ -173,8 +175,6 @@ def throttle_wait(conn: Connection, email: str, address: str, now: datetime) -> 
 def sign_in(db, email: str, password: str, address: str | None, now: datetime) -> LoginResult:
     """Check email and password and open a session; audited. Blocking (hashes): the API runs
     it in a worker thread. Unknown emails cost one verification, like known ones."""
-    from metacrm.engine.security import audit
-
     email, address = (email or "").strip().lower(), address or UNKNOWN_ADDRESS
     with db.read() as conn:
         wait = throttle_wait(conn, email, address, now)
@@ -229,8 +229,6 @@ def issue_token(conn: Connection, user_id: str, name: str, now: datetime,
                 expires_in: timedelta | None = None) -> IssuedToken:
     """A new API token; the secret is shown once and never stored. A missing or longer
     lifetime than the policy allows is cut to the policy's maximum."""
-    from metacrm.engine.records.ids import new_id
-
     longest = token_max_lifetime()
     lifetime = longest if expires_in is None else min(expires_in, longest)
     token = IssuedToken(new_id(), "mcrm_" + secrets.token_urlsafe(32), name, now + lifetime)

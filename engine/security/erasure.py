@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation.tables import approval_history, execution_log, notifications, outbox
-from metacrm.engine.security.audit import audit_log
+from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.security.auth import login_failures
 from metacrm.engine.storage import metastore
 from metacrm.engine.storage.columns import ID_TYPE

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.engine.security.access import Access
 
 

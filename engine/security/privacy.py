@@ -23,7 +23,8 @@ from metacrm.engine.records.errors import FieldError, ValidationFailed
 from metacrm.engine.records.query import MAX_LIMIT, Query, QueryError
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.records.service import RecordService, history_table
-from metacrm.engine.security import audit, erasure
+from metacrm.engine.identity import audit
+from metacrm.engine.security import erasure
 from metacrm.engine.security.erasure import ERASABLE_TYPES
 from metacrm.metamodel.model import FieldDef
 

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
-from metacrm.engine.security import identity
+from metacrm.engine import identity
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
 ACCESS_LEVELS = ("read", "edit")

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from metacrm.engine.records.coercion import coerce
+from metacrm.metamodel.coercion import coerce
 from metacrm.metamodel.model import FieldDef
 
 

@@ -20,7 +20,8 @@ from alembic.migration import MigrationContext
 from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.coercion import CoercionError, coerce
+from metacrm.metamodel.coercion import CoercionError, coerce
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.engine.storage import metastore
 from metacrm.engine.storage.columns import ID_TYPE, column_type
 from metacrm.engine.storage.conversion import convert
@@ -54,7 +55,7 @@ class DataProblem:
         return f"{self.object}.{self.field}: {self.count} row(s) {self.message}" + (f" (first: {shown})" if shown else "")
 
 
-class ApplyError(Exception):
+class ApplyError(MetacrmError):
     """Nothing was applied; `problems` says why."""
 
     def __init__(self, message: str, problems: Iterable[DataProblem] = ()):

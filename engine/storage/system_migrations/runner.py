@@ -20,6 +20,7 @@ from alembic.operations import Operations
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.storage.database import serialise
+from metacrm.metamodel.errors import MetacrmError
 
 #: Which steps a database has had: schema steps by name, data upgrades as "data:<name>".
 version_table = sa.Table(
@@ -52,7 +53,7 @@ class DataUpgrade:
         return f"data:{self.name}"
 
 
-class SchemaVersionError(RuntimeError):
+class SchemaVersionError(MetacrmError, RuntimeError):
     """The database has steps this code does not know: a newer metacrm upgraded it."""
 
 

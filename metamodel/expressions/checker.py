@@ -12,8 +12,9 @@ import ast
 from decimal import Decimal
 from typing import Callable
 
-from metacrm.engine.expressions.evaluator import MAX_EXPONENT, Expression
-from metacrm.engine.expressions.functions import LIBRARY
+from metacrm.metamodel.errors import MetacrmError
+from metacrm.metamodel.expressions.expression import MAX_EXPONENT, Expression
+from metacrm.metamodel.expressions.functions import LIBRARY
 from metacrm.metamodel.types import (
     KIND_ANY,
     KIND_BOOLEAN,
@@ -35,7 +36,7 @@ MAX_SOURCE = 4000
 MAX_NODES = 500
 
 
-class ExpressionError(ValueError):
+class ExpressionError(MetacrmError, ValueError):
     """An expression that cannot be accepted, with a message for the admin."""
 
 

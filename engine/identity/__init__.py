@@ -1,4 +1,7 @@
-"""Users, groups (teams) and roles: who can own records, be assigned, be notified.
+"""Identity: users, groups (teams), roles and record shares: who can own records, be assigned,
+be notified, and who may see what was shared with them. A low package (it knows only storage
+and the metamodel), so records, automation and security all build on it; `audit` beside it is
+the append-only log of who did what.
 
 These are engine tables, not metadata objects: every template relies on them, and
 their shape is fixed. Users have a manager (for "notify the owner's manager" and
@@ -15,8 +18,9 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.ids import new_id
+from metacrm.engine.identity import audit
 from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.storage.metastore import SYSTEM_METADATA
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
@@ -106,15 +110,11 @@ def create_user(conn: Connection, name: str, email: str, *, language: str = "en"
 
 def grant_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
     """Give a role (takes effect on the user's next request) and audit it."""
-    from metacrm.engine.security import audit
-
     conn.execute(user_roles.insert().values(user_id=user_id, role=role))
     audit.record(conn, "role_granted", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})
 
 
 def revoke_role(conn: Connection, user_id: str, role: str, by: str | None = None) -> None:
-    from metacrm.engine.security import audit
-
     conn.execute(sa.delete(user_roles).where(user_roles.c.user_id == user_id, user_roles.c.role == role))
     audit.record(conn, "role_revoked", datetime.now(timezone.utc), user_id=by, detail={"user": user_id, "role": role})
 

@@ -1,4 +1,6 @@
-"""Definition-time checks of email and notification templates, against the object's fields.
+"""The template language of emails and notifications: what a template may use, and the
+definition-time check of a template against the object's fields. Rendering, within limits, is
+the engine's (engine/automation/templates.py), which offers exactly this vocabulary.
 
 Rendering is strict (an unknown name is an error), so a misspelt `{{ record.nmae }}` would
 make every write that fires the rule fail. Here the template's syntax tree is read once, when
@@ -13,8 +15,29 @@ from __future__ import annotations
 from typing import Mapping
 
 from jinja2 import TemplateSyntaxError, nodes
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from metacrm.engine.automation.templates import CONTEXT_NAMES, DATE_ATTRIBUTES, ENVIRONMENT, FILTERS, GLOBALS, STR_METHODS
+#: The names a template sees (engine.automation.actions.ActionContext.template_context).
+CONTEXT_NAMES = frozenset({"record", "previous", "object", "label"})
+#: Filters whose output is at most a small multiple of their input.
+FILTERS = frozenset({
+    "abs", "capitalize", "count", "d", "default", "dictsort", "e", "escape", "filesizeformat", "first", "float",
+    "forceescape", "format", "groupby", "int", "items", "join", "last", "length", "list", "lower", "map", "max",
+    "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort",
+    "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount"})
+GLOBALS = frozenset({"range"})
+#: String methods a template may call (none builds a longer string than it is given, but replace,
+#: which is checked before it runs).
+STR_METHODS = frozenset({
+    "capitalize", "casefold", "count", "endswith", "find", "index", "isalnum", "isalpha", "isascii", "isdecimal",
+    "isdigit", "islower", "isnumeric", "isspace", "istitle", "isupper", "lower", "lstrip", "partition",
+    "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rpartition", "rsplit", "rstrip", "split",
+    "splitlines", "startswith", "strip", "swapcase", "title", "upper"})
+DATE_ATTRIBUTES = frozenset({"year", "month", "day", "hour", "minute", "second", "isoformat", "strftime",
+                             "weekday", "isoweekday", "date"})
+
+#: Parses only (default syntax, as the renderer's); filters and names are checked below.
+_PARSER = ImmutableSandboxedEnvironment()
 
 RECORD_NAMES = ("record", "previous")
 IMPLICIT = frozenset({"loop", "caller", "varargs", "kwargs"})
@@ -26,7 +49,7 @@ def template_problems(source: str, fields: Mapping[str, str]) -> list[str]:
     """What is wrong with a template, given the object's fields ({name: type}); [] when nothing.
     Each message ends with the template line."""
     try:
-        tree = ENVIRONMENT.parse(source)
+        tree = _PARSER.parse(source)
     except TemplateSyntaxError as exc:
         return [f"{exc.message} (template line {exc.lineno})"]
     problems: list[str] = []
