@@ -85,6 +85,8 @@ class Server:
 def start_server(name: str, db_url: str, log: Path) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "METACRM_INPROCESS_WORKER"}
+    # "on the next request": the per-process caches (revision check, callers) are turned off here
+    env.update(METACRM_REVISION_CHECK_SECONDS="0", METACRM_AUTH_CACHE_SECONDS="0")
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "serve", "--host", "127.0.0.1",

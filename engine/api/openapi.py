@@ -185,7 +185,7 @@ def build(runtime, actor, conn) -> dict[str, Any]:
     }
 
 
-async def document(request: Request) -> JSONResponse:
+def document(request: Request) -> JSONResponse:
     actor = authenticate(request)
     runtime = request.app.state.runtime
     with runtime.db.read() as conn:
@@ -212,5 +212,5 @@ fetch('/api/v1/openapi.json',{credentials:'same-origin'}).then(r=>r.json()).then
 </script></body></html>"""
 
 
-async def docs_page(request: Request) -> HTMLResponse:
+def docs_page(request: Request) -> HTMLResponse:
     return HTMLResponse(DOCS)

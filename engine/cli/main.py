@@ -439,7 +439,7 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     import uvicorn
 
-    from metacrm.engine.api.server import WORKER_ENV
+    from metacrm.engine.api.server import PROTOCOL, WORKER_ENV
 
     os.environ["METACRM_DATABASE_URL"] = runtime.db.url
     if args.with_worker or runtime.db.is_sqlite:
@@ -448,7 +448,7 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
         raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
     runtime.close()
     uvicorn.run("metacrm.engine.api.server:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info")
+                workers=args.workers, log_level="info", http=PROTOCOL)
     return 0
 
 
