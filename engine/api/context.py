@@ -177,7 +177,8 @@ def cache_key(kind: str, secret: str) -> str:
 
 
 def _token_caller(keeper: Gate, unit: Unit, secret: str) -> Caller:
-    key = cache_key("token", secret)
+    # the lifetime policy is part of the key: lowering it shortens cached tokens at once, as stored ones
+    key = cache_key("token", secret) + ":" + os.environ.get(auth.TOKEN_MAX_DAYS_ENV, "")
     caller = keeper.cached(key)
     if caller is None:
         user = auth.user_for_token(unit.conn, secret, auth.utcnow())
