@@ -439,7 +439,11 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     import uvicorn
 
+    from metacrm.engine.api.context import CACHE_ENV, cache_seconds
     from metacrm.engine.api.server import PROTOCOL, WORKER_ENV
+
+    for name in CACHE_ENV:  # a bad setting is told here, not as a traceback from each worker
+        cache_seconds(name)
 
     os.environ["METACRM_DATABASE_URL"] = runtime.db.url
     if args.with_worker or runtime.db.is_sqlite:
