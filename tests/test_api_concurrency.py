@@ -227,3 +227,38 @@ def test_a_get_costs_a_small_constant_number_of_statements(runtime, monkeypatch)
         assert got.status_code == 200 and got.json()["owner"] == rep_id
         counts.append(len(statements))
     assert counts[1] == counts[2] and counts[2] <= 3, (counts, statements)
+
+
+def eventually(check, bound: float = 10.0) -> None:
+    """Until `check()` is true, for at most `bound` seconds (the documented delays are 1-2 s)."""
+    deadline = time.monotonic() + bound
+    while not check():
+        assert time.monotonic() < deadline, "not in force within the bound"
+        time.sleep(0.1)
+
+
+def test_two_servers_with_their_caches_on_agree_within_the_documented_delays(runtime, db_url, serving):
+    if not runtime.db.is_postgresql:
+        pytest.skip("several server processes need PostgreSQL")
+    admin, rep, _ = setup(runtime)
+    a, b = serving(db_url), serving(db_url)
+    for server in (a, b):
+        server.wait_until_answering(admin)
+    with httpx2.Client(base_url=a.url, timeout=WAIT) as on_a, httpx2.Client(base_url=b.url, timeout=WAIT) as on_b:
+        made = on_a.post("/api/v1/auth/tokens", json={"name": "short"}, headers={"Authorization": f"Bearer {rep}"})
+        assert made.status_code == 201, made.text
+        token = {"Authorization": f"Bearer {made.json()['token']}"}
+        assert on_a.get("/api/v1/meta/objects", headers=token).status_code == 200  # both caches hold it now
+        assert on_b.get("/api/v1/meta/objects", headers=token).status_code == 200
+        assert on_a.delete(f"/api/v1/auth/tokens/{made.json()['id']}", headers=token).status_code == 204
+        assert on_a.get("/api/v1/meta/objects", headers=token).status_code == 401  # at once where revoked
+        eventually(lambda: on_b.get("/api/v1/meta/objects", headers=token).status_code == 401)
+
+        admin_headers = {"Authorization": f"Bearer {admin}"}
+        before = on_b.get("/api/v1/meta/objects", headers=admin_headers).json()["revision"]
+        install(runtime, DEAL.replace("permissions:", "  - {name: region, type: text}\npermissions:"))
+        for client in (on_a, on_b):
+            eventually(lambda: client.get("/api/v1/meta/objects", headers=admin_headers).json()["revision"]
+                       == before + 1)
+            fields = client.get("/api/v1/meta/objects/deal", headers=admin_headers).json()["fields"]
+            assert "region" in [f["name"] for f in fields]

@@ -78,6 +78,7 @@ class Gate:
         self._lock = threading.Lock()
         self._callers: dict[str, tuple[float, Caller]] = {}
         self._checked = float("-inf")
+        self.generation = 0  # bumped by forget(): a look-up that started before is not kept
 
     def ensure_current(self, conn: Connection) -> None:
         """Reload if another process applied a newer revision; at most once per interval."""
@@ -96,10 +97,12 @@ class Gate:
             return None
         return found[1]
 
-    def remember(self, key: str, caller: Caller) -> None:
+    def remember(self, key: str, caller: Caller, generation: int) -> None:
         if not self.auth_cache:
             return
         with self._lock:
+            if generation != self.generation:  # a revoke or sign-out happened during the look-up
+                return
             if len(self._callers) > 10_000:  # expired entries go when the cache grows
                 now = time.monotonic()
                 self._callers = {k: v for k, v in self._callers.items() if v[0] > now}
@@ -108,6 +111,7 @@ class Gate:
     def forget(self, key: str | None = None) -> None:
         """Drop one secret's entry (sign-out), or all of them (a token revoked: entries are by secret)."""
         with self._lock:
+            self.generation += 1
             if key is None:
                 self._callers.clear()
             else:
@@ -181,11 +185,12 @@ def _token_caller(keeper: Gate, unit: Unit, secret: str) -> Caller:
     key = cache_key("token", secret) + ":" + os.environ.get(auth.TOKEN_MAX_DAYS_ENV, "")
     caller = keeper.cached(key)
     if caller is None:
+        generation = keeper.generation
         user = auth.user_for_token(unit.conn, secret, auth.utcnow())
         if user is None:
             raise Problem(401, "the API token is unknown, expired or revoked")
         caller = Caller(user.id, user.language, identity.roles_of(unit.conn, user.id))
-        keeper.remember(key, caller)
+        keeper.remember(key, caller, generation)
     return caller
 
 
@@ -193,6 +198,7 @@ def _session_caller(keeper: Gate, unit: Unit, secret: str) -> Caller | None:
     key = cache_key("session", secret)
     caller = keeper.cached(key)
     if caller is None:
+        generation = keeper.generation
         session = auth.session_for(unit.conn, secret, auth.utcnow())
         if session is None:
             return None
@@ -200,7 +206,7 @@ def _session_caller(keeper: Gate, unit: Unit, secret: str) -> Caller | None:
         if user is None or not user.active:
             raise Problem(401, "this account is not active")
         caller = Caller(user.id, user.language, identity.roles_of(unit.conn, user.id), session.csrf)
-        keeper.remember(key, caller)
+        keeper.remember(key, caller, generation)
     return caller
 
 
