@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.context import request_unit
 from metacrm.engine.security.access import Access
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
@@ -186,10 +186,8 @@ def build(runtime, actor, conn) -> dict[str, Any]:
 
 
 def document(request: Request) -> JSONResponse:
-    actor = authenticate(request)
-    runtime = request.app.state.runtime
-    with runtime.db.read() as conn:
-        return JSONResponse(build(runtime, actor, conn))
+    with request_unit(request) as unit:
+        return JSONResponse(build(request.app.state.runtime, unit.actor, unit.conn))
 
 
 DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>metacrm API</title>
