@@ -5,7 +5,9 @@ one worker each). A metadata change, a permissions change and a role revocation 
 they run are in force on the very next request to either of them, and two clients updating
 one record through different servers with the same ETag get one 200 and one 412.
 Metadata is applied with the Runtime of this test process (a third process); every wait is
-bounded and the servers are stopped at the end.
+bounded and the servers are stopped at the end. The servers run with their per-process caches
+off (METACRM_REVISION_CHECK_SECONDS=0, METACRM_AUTH_CACHE_SECONDS=0), which is what makes
+"the very next request" hold.
 """
 
 from __future__ import annotations
@@ -86,6 +88,8 @@ class Server:
 def start_server(name: str, db_url: str, log: Path) -> Server:
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "METACRM_INPROCESS_WORKER"}
+    # "on the next request": the per-process caches (revision check, callers) are turned off here
+    env.update(METACRM_REVISION_CHECK_SECONDS="0", METACRM_AUTH_CACHE_SECONDS="0")
     with open(log, "wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "serve", "--host", "127.0.0.1",

@@ -9,7 +9,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from metacrm.engine.api.bodies import read_json, read_object
+from metacrm.engine.api.bodies import awaited, read_json, read_object
 from metacrm.engine.api.context import authenticate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
@@ -67,8 +67,8 @@ def apply_problem(exc: ApplyError) -> Problem:
     return Problem(409, str(exc).splitlines()[0], errors)
 
 
-async def _plan_request(request: Request, allowed: frozenset[str]):
-    body = await read_json(request, limit=MAX_METADATA)
+def _plan_request(request: Request, allowed: frozenset[str]):
+    body = awaited(read_json, request, limit=MAX_METADATA)
     if not isinstance(body, dict):
         raise Problem(400, 'send {"documents": {"file.yaml": "<yaml text>", ...}, "purge": false}')
     unknown = sorted(set(body) - allowed)
@@ -106,17 +106,17 @@ def _plan_body(plan) -> dict[str, Any]:
             "text": plan.render()}
 
 
-async def metadata_plan(request: Request) -> Response:
+def metadata_plan(request: Request) -> Response:
     """POST /api/v1/admin/metadata/plan: what applying these documents would change."""
     request.state.actor = require_admin(request)
-    _, plan = await _plan_request(request, PLAN_KEYS)
+    _, plan = _plan_request(request, PLAN_KEYS)
     return JSONResponse(_plan_body(plan))
 
 
-async def metadata_apply(request: Request) -> Response:
+def metadata_apply(request: Request) -> Response:
     """POST /api/v1/admin/metadata/apply: plan and apply atomically; refuse a stale base_revision."""
     request.state.actor = require_admin(request)
-    body, plan = await _plan_request(request, APPLY_KEYS)
+    body, plan = _plan_request(request, APPLY_KEYS)
     base = body.get("base_revision")
     if base is not None and (not isinstance(base, int) or isinstance(base, bool)):
         raise Problem(400, "base_revision must be the whole number a plan returned")
@@ -134,7 +134,7 @@ async def metadata_apply(request: Request) -> Response:
     return JSONResponse({"revision": revision, "changes": plan.summary()})
 
 
-async def audit_entries(request: Request) -> Response:
+def audit_entries(request: Request) -> Response:
     """GET /api/v1/admin/audit?event=&limit=: the newest audit entries first."""
     require_admin(request)
     params = request.query_params
@@ -162,7 +162,7 @@ def _person(request: Request) -> tuple[str, str]:
     return name, request.path_params["id"]
 
 
-async def privacy_export(request: Request) -> Response:
+def privacy_export(request: Request) -> Response:
     """GET /api/v1/privacy/{object}/{id}/export: everything stored about this person."""
     actor = require_admin(request)
     name, record_id = _person(request)
@@ -170,11 +170,11 @@ async def privacy_export(request: Request) -> Response:
     return JSONResponse(data, headers={"Content-Disposition": f'attachment; filename="{name}-{data["id"]}.json"'})
 
 
-async def privacy_erase(request: Request) -> Response:
+def privacy_erase(request: Request) -> Response:
     """POST /api/v1/privacy/{object}/{id}/erase {"reason": "..."}: anonymize the record."""
     actor = require_admin(request)
     name, record_id = _person(request)
-    body = await read_object(request)
+    body = awaited(read_object, request)
     reason = body.get("reason")
     if not isinstance(reason, str) or not reason.strip():
         raise Problem(400, 'send {"reason": "why this person\'s data is erased"}')

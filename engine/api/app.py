@@ -1,20 +1,26 @@
-"""The Starlette application: routes and error handling. Every authenticated request first
-checks the metadata revision (engine.api.context), so a change applied through any server
-process is in force in all of them from their next request."""
+"""The Starlette application: routes, error handling and the lifespan. Authenticated requests
+check the metadata revision at most once a second per process (engine.api.context), so a change
+applied through any server process is in force in all of them within that second."""
 
 from __future__ import annotations
 
 import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+import anyio.to_thread
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from metacrm.engine.api import automation, meta, records, session
+from metacrm.engine.api.context import Gate
 from metacrm.engine.api.problems import Problem, from_record_error, problem_response
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.service import RecordService
@@ -61,7 +67,25 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return problem_response(500, "the server failed to handle this request; it has been logged")
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def lifespan(runtime: Runtime, owns_runtime: bool):
+    """At start: size the thread pool that runs the handlers to the connection pool. At shutdown:
+    close the Runtime if this app owns it (`metacrm serve`), which writes the buffered execution log."""
+
+    @asynccontextmanager
+    async def span(app: Starlette) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = runtime.db.pool_size
+        try:
+            yield
+        finally:
+            if owns_runtime:
+                await run_in_threadpool(runtime.close)
+
+    return span
+
+
+def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
+    """The API. Every handler is a plain function that Starlette runs in its thread pool, so a
+    request waiting on the database never holds up another one (or the event loop)."""
     from metacrm.engine.api import admin, csvio, openapi
     from metacrm.engine.api import sharing
 
@@ -92,10 +116,11 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/api/v1/docs", openapi.docs_page, methods=["GET"]),
     ]
     app = Starlette(
-        routes=routes,
+        routes=routes, lifespan=lifespan(runtime, owns_runtime),
         exception_handlers={Problem: _problem, RecordError: _record_error, HTTPException: _http_error,
                             DBAPIError: _database_error, PoolTimeout: _database_error, Exception: _unexpected},
     )
     app.state.runtime = runtime
     app.state.records = RecordService(runtime)
+    app.state.gate = Gate(runtime)
     return app

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from metacrm.engine.api.bodies import read_json, read_object
+from metacrm.engine.api.bodies import awaited, read_json, read_object
 from metacrm.engine.api.context import _language, authenticate
 from metacrm.engine.api.problems import Problem, status_of
 from metacrm.engine.api.session import client_address, too_many
@@ -25,12 +25,12 @@ from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.security.ratelimit import wait_seconds
 
 
-async def run_rule(request: Request) -> JSONResponse:
+def run_rule(request: Request) -> JSONResponse:
     """POST /api/v1/records/{object}/rules/{rule} {"ids": [...]}: run a manual rule on records, each
     in its own transaction. Each record must be one the caller may write (404/403/422 per record,
     like any write); with one id a refusal is the answer itself, with several the answer is 207."""
     actor = authenticate(request)
-    body = await read_object(request)
+    body = awaited(read_object, request)
     ids = body.get("ids")
     if not isinstance(ids, list) or not ids or not all(isinstance(i, str) for i in ids) or len(ids) > 500:
         raise Problem(400, 'send {"ids": ["<record id>", ...]} (at most 500)')
@@ -50,10 +50,10 @@ def _approvals(request: Request) -> Approvals:
     return Approvals(request.app.state.records)
 
 
-async def submit(request: Request) -> JSONResponse:
+def submit(request: Request) -> JSONResponse:
     """POST /api/v1/records/{object}/{id}/approvals {"process": ..., "comment": ...}"""
     actor = authenticate(request)
-    body = await read_object(request)
+    body = awaited(read_object, request)
     if not isinstance(body.get("process"), str):
         raise Problem(400, "name the approval process")
     approval_id = _approvals(request).submit(request.path_params["object"], request.path_params["id"],
@@ -61,7 +61,7 @@ async def submit(request: Request) -> JSONResponse:
     return JSONResponse({"approval": approval_id, "status": "pending"}, status_code=201)
 
 
-async def history(request: Request) -> JSONResponse:
+def history(request: Request) -> JSONResponse:
     """GET /api/v1/records/{object}/{id}/approvals: the record's approval history."""
     actor = authenticate(request)
     request.app.state.records.get(request.path_params["object"], request.path_params["id"], actor)
@@ -69,10 +69,10 @@ async def history(request: Request) -> JSONResponse:
                                                                            request.path_params["id"]))})
 
 
-async def decide(request: Request) -> JSONResponse:
+def decide(request: Request) -> JSONResponse:
     """POST /api/v1/approvals/{id}/{decision} (approve, reject, recall) {"comment": ...}"""
     actor = authenticate(request)
-    body = await read_object(request)
+    body = awaited(read_object, request)
     decision = request.path_params["decision"]
     approvals = _approvals(request)
     handlers = {"approve": approvals.approve, "reject": approvals.reject, "recall": approvals.recall}
@@ -99,7 +99,7 @@ def intake_limit() -> int:
     return int(raw) if raw.isdigit() and int(raw) >= 1 else DEFAULT_INTAKE_LIMIT
 
 
-async def intake(request: Request) -> JSONResponse:
+def intake(request: Request) -> JSONResponse:
     """POST /api/v1/intake/{object}: a public form (no sign-in) for objects that declare `intake`;
     only the listed fields are accepted; `inbound` rules then route the record. Bodies are
     small (413 above INTAKE_MAX_BODY) and each address gets intake_limit() records an hour (429);
@@ -110,7 +110,7 @@ async def intake(request: Request) -> JSONResponse:
     spec = runtime.model.object(name).document.get("intake") if name in runtime.model else None
     if not spec:
         raise Problem(404, f"{name!r} takes no public submissions")
-    body = await read_json(request, limit=INTAKE_MAX_BODY)
+    body = awaited(read_json, request, limit=INTAKE_MAX_BODY)
     if not isinstance(body, dict):
         raise Problem(400, "the body must be a JSON object")
     extra = sorted(set(body) - set(spec["fields"]))

@@ -8,10 +8,13 @@ Header values that must be whole numbers go through `whole_number`."""
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from decimal import Decimal
 from typing import Any
+
+import anyio.from_thread
 
 from starlette.requests import Request
 
@@ -127,3 +130,9 @@ async def read_object(request: Request, *, exact: bool = False) -> dict[str, Any
     if not isinstance(data, dict):
         raise Problem(400, "the body must be a JSON object")
     return data
+
+
+def awaited(reader, *args, **kwargs):
+    """Run an async body reader (read_body, read_json, read_object) from a handler running in the
+    thread pool: the body is received on the event loop, the handler's blocking work stays off it."""
+    return anyio.from_thread.run(functools.partial(reader, *args, **kwargs))

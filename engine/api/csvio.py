@@ -22,12 +22,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterator, Sequence
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from metacrm.engine.api import records as record_api
-from metacrm.engine.api.bodies import MAX_IMPORT, parse_json, read_body, whole_number
+from metacrm.engine.api.bodies import awaited, MAX_IMPORT, parse_json, read_body, whole_number
 from metacrm.engine.api.context import authenticate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation.runner import AutomationError
@@ -462,7 +461,7 @@ def _flag(value: str | None, name: str) -> bool:
     raise Problem(400, f"{name} must be true or false")
 
 
-async def import_csv(request: Request) -> Response:
+def import_csv(request: Request) -> Response:
     actor = authenticate(request)
     name = request.path_params["object"]
     record_api._object_fields(request, name)
@@ -478,18 +477,18 @@ async def import_csv(request: Request) -> Response:
                     if p.strip().lower().startswith("charset=")), "utf-8")
     if charset not in ("utf-8", "utf8"):
         raise Problem(415, "send the CSV as UTF-8 (charset=utf-8)")
-    body = await read_body(request, MAX_IMPORT)
+    body = awaited(read_body, request, MAX_IMPORT)
     try:
         table = parse_csv(body)
         mapping = parse_mapping(params.get("mapping"))
-        result = await run_in_threadpool(import_rows, record_api.service(request), name, table, actor,
-                                         mapping=mapping, match=params.get("match") or None, dry_run=dry_run)
+        result = import_rows(record_api.service(request), name, table, actor,
+                             mapping=mapping, match=params.get("match") or None, dry_run=dry_run)
     except ImportRefused as exc:
         raise Problem(400, str(exc)) from None
     return JSONResponse(result.as_dict(), status_code=207 if result.errors else 200)
 
 
-async def export_csv(request: Request) -> Response:
+def export_csv(request: Request) -> Response:
     actor = authenticate(request)
     name = request.path_params["object"]
     known = record_api.visible_fields(request, name, actor)

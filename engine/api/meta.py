@@ -7,7 +7,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.context import request_unit
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
@@ -56,11 +56,11 @@ def describe_object(model: Model, obj: ObjectDef, actor: Actor, access: Access, 
     return info
 
 
-async def objects(request: Request) -> JSONResponse:
-    actor = authenticate(request)
+def objects(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     result = []
-    with runtime.db.read() as conn:
+    with request_unit(request) as unit:
+        actor, conn = unit.actor, unit.conn
         for obj in runtime.model.objects.values():
             access = Access(obj, actor, conn)
             if access.rights.read != "none" or access.rights.create:
@@ -68,14 +68,14 @@ async def objects(request: Request) -> JSONResponse:
     return JSONResponse({"objects": result, "revision": runtime.model.revision})
 
 
-async def one_object(request: Request) -> JSONResponse:
-    actor = authenticate(request)
+def one_object(request: Request) -> JSONResponse:
     runtime = request.app.state.runtime
     name = request.path_params["object"]
-    if name not in runtime.model:
-        raise Problem(404, f"unknown object {name!r}")
-    obj = runtime.model.object(name)
-    with runtime.db.read() as conn:
+    with request_unit(request) as unit:
+        actor, conn = unit.actor, unit.conn
+        if name not in runtime.model:
+            raise Problem(404, f"unknown object {name!r}")
+        obj = runtime.model.object(name)
         access = Access(obj, actor, conn)
         if access.rights.read == "none" and not access.rights.create:
             raise Problem(404, f"unknown object {name!r}")

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 
-from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.context import request_unit
 from metacrm.engine.security.access import Access
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
@@ -185,11 +185,9 @@ def build(runtime, actor, conn) -> dict[str, Any]:
     }
 
 
-async def document(request: Request) -> JSONResponse:
-    actor = authenticate(request)
-    runtime = request.app.state.runtime
-    with runtime.db.read() as conn:
-        return JSONResponse(build(runtime, actor, conn))
+def document(request: Request) -> JSONResponse:
+    with request_unit(request) as unit:
+        return JSONResponse(build(request.app.state.runtime, unit.actor, unit.conn))
 
 
 DOCS = """<!doctype html><html><head><meta charset="utf-8"><title>metacrm API</title>
@@ -212,5 +210,5 @@ fetch('/api/v1/openapi.json',{credentials:'same-origin'}).then(r=>r.json()).then
 </script></body></html>"""
 
 
-async def docs_page(request: Request) -> HTMLResponse:
+def docs_page(request: Request) -> HTMLResponse:
     return HTMLResponse(DOCS)

@@ -10,8 +10,8 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from metacrm.engine.api.bodies import parse_json, read_json, read_object, whole_number
-from metacrm.engine.api.context import authenticate
+from metacrm.engine.api.bodies import awaited, parse_json, read_json, read_object, whole_number
+from metacrm.engine.api.context import authenticate, request_unit
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.records.serialize import to_jsonable
@@ -94,16 +94,18 @@ def visible_fields(request: Request, name: str, actor) -> set[str]:
     return fields - rights_of(request.app.state.runtime.model.object(name), actor).hidden
 
 
-async def list_or_create(request: Request) -> Response:
-    actor = authenticate(request)
-    name = request.path_params["object"]
-    fields = visible_fields(request, name, actor)
+def list_or_create(request: Request) -> Response:
     if request.method == "POST":
-        record = service(request).create(name, await read_object(request, exact=True), actor)
+        actor = authenticate(request)
+        name = request.path_params["object"]
+        visible_fields(request, name, actor)
+        record = service(request).create(name, awaited(read_object, request, exact=True), actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={
             "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
-    query = _query(request, fields)
-    page = service(request).list(name, query, actor)
+    with request_unit(request) as unit:
+        name = request.path_params["object"]
+        query = _query(request, visible_fields(request, name, unit.actor))
+        page = service(request).list(name, query, unit.actor, conn=unit.conn)
     body: dict[str, Any] = {"records": to_jsonable(page.records), "next_cursor": page.next_cursor}
     if page.next_cursor:
         params = dict(request.query_params)
@@ -112,21 +114,23 @@ async def list_or_create(request: Request) -> Response:
     return JSONResponse(body)
 
 
-async def one(request: Request) -> Response:
-    actor = authenticate(request)
+def one(request: Request) -> Response:
     name, record_id = request.path_params["object"], request.path_params["id"]
-    _object_fields(request, name)
     records = service(request)
     if request.method == "GET":
-        record = records.get(name, record_id, actor)
+        with request_unit(request) as unit:
+            _object_fields(request, name)
+            record = records.get(name, record_id, unit.actor, conn=unit.conn)
         tag = etag(record, _obj(request, name))
         if request.headers.get("if-none-match") == tag:
             return Response(status_code=304, headers={"ETag": tag})
         return JSONResponse(to_jsonable(record), headers={"ETag": tag})
+    actor = authenticate(request)
+    _object_fields(request, name)
     if request.method == "DELETE":
         records.delete(name, record_id, actor, version=if_match_version(request, record_id))
         return Response(status_code=204)
-    data = await read_object(request, exact=True)
+    data = awaited(read_object, request, exact=True)
     for key in ("id", "version", "created_at", "created_by", "updated_at", "updated_by"):
         if key in data:
             raise Problem(422, f"{key} cannot be written")
@@ -134,12 +138,12 @@ async def one(request: Request) -> Response:
     return JSONResponse(to_jsonable(record), headers={"ETag": etag(record, _obj(request, name))})
 
 
-async def bulk(request: Request) -> Response:
+def bulk(request: Request) -> Response:
     """POST: create many; PATCH: update many (each with "id", optionally "version")."""
     actor = authenticate(request)
     name = request.path_params["object"]
     _object_fields(request, name)
-    body = await read_json(request, limit=8 * 1024 * 1024, exact=True)
+    body = awaited(read_json, request, limit=8 * 1024 * 1024, exact=True)
     rows = body.get("records") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise Problem(400, 'send {"records": [{...}, ...]}')

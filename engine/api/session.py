@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from metacrm.engine.api.bodies import read_object
-from metacrm.engine.api.context import SESSION_COOKIE, authenticate
+from metacrm.engine.api.bodies import awaited, read_object
+from metacrm.engine.api.context import SESSION_COOKIE, authenticate, cache_key, gate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.identity import audit
@@ -34,8 +33,8 @@ def too_many(detail: str, retry_after: int) -> Problem:
     return Problem(429, detail, headers={"Retry-After": str(retry_after)}, retry_after=retry_after)
 
 
-async def login(request: Request) -> Response:
-    data = await read_object(request)
+def login(request: Request) -> Response:
+    data = awaited(read_object, request)
     email, password = data.get("email"), data.get("password")
     if not isinstance(email, str) or not isinstance(password, str):
         raise Problem(400, "send email and password")
@@ -43,9 +42,8 @@ async def login(request: Request) -> Response:
         raise Problem(400, f"email (at most {MAX_LOGIN_EMAIL} characters) and password must be text without NUL "
                            "characters")
     runtime = request.app.state.runtime
-    # hashing takes tens of milliseconds of CPU: never on the event loop
-    result = await run_in_threadpool(auth.sign_in, runtime.db, email, password, client_address(request),
-                                     auth.utcnow())
+    # hashing takes tens of milliseconds of CPU: like every handler, this runs in the thread pool
+    result = auth.sign_in(runtime.db, email, password, client_address(request), auth.utcnow())
     if result.throttled:
         raise too_many("too many failed sign-ins; wait and try again", result.retry_after)
     if result.user is None or result.session is None:
@@ -57,18 +55,19 @@ async def login(request: Request) -> Response:
     return response
 
 
-async def logout(request: Request) -> Response:
+def logout(request: Request) -> Response:
     authenticate(request)
     secret = request.cookies.get(SESSION_COOKIE)
     if secret:
         with request.app.state.runtime.db.begin() as conn:
             auth.end_session(conn, secret)
+        gate(request).forget(cache_key("session", secret))
     response = Response(status_code=204)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-async def tokens(request: Request) -> Response:
+def tokens(request: Request) -> Response:
     """GET: the caller's own tokens (never their secrets). POST: a new token for the caller,
     shown once. Body: {"name": ..., "expires_in_days": 30}; the lifetime is capped by policy."""
     actor = authenticate(request)
@@ -77,7 +76,7 @@ async def tokens(request: Request) -> Response:
         with request.app.state.runtime.db.read() as conn:
             found = auth.list_tokens(conn, actor.user_id, now)
         return JSONResponse({"tokens": to_jsonable(found)})
-    data = await read_object(request)
+    data = awaited(read_object, request)
     name = data.get("name")
     days = data.get("expires_in_days")
     if not isinstance(name, str) or not name.strip():
@@ -94,7 +93,7 @@ async def tokens(request: Request) -> Response:
                                      "expires_at": made.expires_at}), status_code=201)
 
 
-async def revoke(request: Request) -> Response:
+def revoke(request: Request) -> Response:
     """DELETE /api/v1/auth/tokens/{id}: your own token (admins: anyone's)."""
     actor = authenticate(request)
     now = auth.utcnow()
@@ -105,4 +104,5 @@ async def revoke(request: Request) -> Response:
             raise Problem(404, "no such token")
         auth.revoke_token(conn, token_id, now)
         audit.record(conn, "token_revoked", now, user_id=actor.user_id, detail={"token": token_id})
+    gate(request).forget()  # the cache is keyed by secret, not id: this process forgets every token at once
     return Response(status_code=204)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from metacrm.engine.api.bodies import read_object
+from metacrm.engine.api.bodies import awaited, read_object
 from metacrm.engine.api.context import authenticate
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.serialize import to_jsonable
@@ -17,7 +17,7 @@ SHARE_KEYS = frozenset({"user_id", "group", "access"})
 UNSHARE_KEYS = frozenset({"user_id", "group"})
 
 
-async def shares(request: Request) -> JSONResponse:
+def shares(request: Request) -> JSONResponse:
     """GET lists, POST {"user_id" | "group", "access": "read" | "edit"} adds (201), DELETE
     ?user_id=… or ?group=… removes."""
     actor = authenticate(request)
@@ -31,7 +31,7 @@ async def shares(request: Request) -> JSONResponse:
         removed = sharing.unshare(service, name, record_id, actor, user_id=given.get("user_id"),
                                   group=given.get("group"))
         return JSONResponse({"removed": removed})
-    body = await read_object(request)
+    body = awaited(read_object, request)
     _only(body, SHARE_KEYS, 'send {"user_id": "<id>"} or {"group": "<name>"}, with "access": "read" or "edit"')
     made = sharing.share(service, name, record_id, actor, user_id=body.get("user_id"), group=body.get("group"),
                          access=body.get("access", "read"))

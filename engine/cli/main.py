@@ -440,7 +440,11 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     import uvicorn
 
-    from metacrm.engine.api.server import WORKER_ENV
+    from metacrm.engine.api.context import CACHE_ENV, cache_seconds
+    from metacrm.engine.api.server import PROTOCOL, WORKER_ENV
+
+    for name in CACHE_ENV:  # a bad setting is told here, not as a traceback from each worker
+        cache_seconds(name)
 
     os.environ["METACRM_DATABASE_URL"] = runtime.db.url
     if args.with_worker or runtime.db.is_sqlite:
@@ -449,7 +453,7 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
         raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
     runtime.close()
     uvicorn.run("metacrm.engine.api.server:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level="info")
+                workers=args.workers, log_level="info", http=PROTOCOL)
     return 0
 
 

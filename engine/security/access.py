@@ -108,13 +108,12 @@ class Access:
         user = self.actor.user_id
         if scope == "none" or user is None:
             return sa.false()
-        owners = {"own": [user], "subordinates": [user, *self._subordinates], "team": self._team}[scope]
-        clauses = [table.c.owner.in_(owners)]
+        clauses = [table.c.owner.in_(self._owners(scope, user))]
         if share_access:
             shares = identity.shares
-            who = shares.c.user_id == user
-            if self._groups:
-                who = sa.or_(who, shares.c.group_id.in_(self._groups))
+            # the actor's groups as a subquery: no statement of its own, never stale
+            mine = sa.select(identity.group_members.c.group_id).where(identity.group_members.c.user_id == user)
+            who = sa.or_(shares.c.user_id == user, shares.c.group_id.in_(mine))
             clauses.append(table.c.id.in_(sa.select(shares.c.record_id).where(
                 shares.c.object == self.obj.name, shares.c.access.in_(share_access), who)))
         if with_pools and self._pools:
@@ -124,6 +123,14 @@ class Access:
                 pool_entries.c.object == self.obj.name, pool_entries.c.pool.in_(self._pools))))
         return sa.or_(*clauses)
 
+    def _owners(self, scope: str, user: str) -> list[str]:
+        """Owners whose records the scope covers; only the scope that applies is looked up."""
+        if scope == "own":
+            return [user]
+        if scope == "subordinates":
+            return [user, *self._subordinates]
+        return self._team
+
     @cached_property
     def _subordinates(self) -> list[str]:
         return identity.subordinate_ids(self.conn, self.actor.user_id)
@@ -131,10 +138,6 @@ class Access:
     @cached_property
     def _team(self) -> list[str]:
         return identity.team_member_ids(self.conn, self.actor.user_id)
-
-    @cached_property
-    def _groups(self) -> list[str]:
-        return identity.group_ids_of(self.conn, self.actor.user_id)
 
     @cached_property
     def _pools(self) -> list[str]:

@@ -67,6 +67,23 @@ class Timeouts:
         return cls(**values)
 
 
+POOL_ENV = "METACRM_POOL_SIZE"
+DEFAULT_POOL_SIZE = 10
+MAX_POOL_SIZE = 1000
+
+
+def pool_size() -> int:
+    """Connections each process keeps ($METACRM_POOL_SIZE, default 10); the API server runs at
+    most this many requests at once in its thread pool, so a request never waits for a connection
+    that another request in the same process holds (a few more may open for short bursts)."""
+    text = os.environ.get(POOL_ENV, "").strip()
+    if not text:
+        return DEFAULT_POOL_SIZE
+    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_POOL_SIZE):
+        raise SettingError(f"${POOL_ENV} must be a whole number from 1 to {MAX_POOL_SIZE}, not {text!r}")
+    return int(text)
+
+
 def database_url(explicit: str | None = None) -> str:
     """--database, else $METACRM_DATABASE_URL, else a SQLite file in the working directory."""
     url = explicit or os.environ.get(ENV_VAR) or DEFAULT_URL
@@ -81,6 +98,11 @@ class Database:
     def __init__(self, url: str | None = None, *, timeouts: Timeouts | None = None, **engine_options):
         self.url = database_url(url)
         self.timeouts = timeouts or Timeouts.from_env()
+        self.pool_size = engine_options.setdefault("pool_size", pool_size())
+        if ":memory:" in self.url or self.url in ("sqlite://", "sqlite:///"):
+            engine_options.pop("pool_size")  # one shared connection: no pool to size
+        else:
+            engine_options.setdefault("max_overflow", max(2, self.pool_size // 2))
         self.engine: Engine = _create_engine(self.url, self.timeouts, **engine_options)
         self.dialect: str = self.engine.dialect.name
 
