@@ -390,7 +390,7 @@ def _reconcile(conn, ops: Operations, obj: str, target: sa.Table, refk: set[str]
                     ondelete=fk.ondelete)
     for index in target.indexes:
         if index.name not in have_indexes:
-            ops.create_index(index.name, obj, [c.name for c in index.columns], unique=index.unique)
+            ops.create_index(index.name, obj, list(index.expressions), unique=index.unique)
 
 
 def _convert_column(conn: Connection, obj: str, c: Change) -> None:

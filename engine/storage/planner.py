@@ -186,9 +186,31 @@ def _index_changes(old: ObjectDef, new: ObjectDef) -> list[Change]:
         if name not in before or before[name] != ix:
             safety = CHECK if ix.unique else SAFE
             changes.append(Change("add_index", new.name, safety,
-                                  f"add {'unique ' if ix.unique else ''}index {name} ({', '.join(ix.columns)})", index=ix))
+                                  f"add {'unique ' if ix.unique else ''}index {name} ({', '.join(_signed(ix))})", index=ix))
     del renamed
     return changes
+
+
+def missing_index_changes(plan_changes: tuple[Change, ...], new: Model,
+                          existing: dict[str, set[str]]) -> list[Change]:
+    """Indexes the model wants on a table that already exists but lacks them, e.g. after an
+    engine upgrade added the default-order index or gave list-view indexes column directions.
+    `existing` maps table name -> index names the database has. Creating an index is safe."""
+    planned = {(c.object, c.index.name) for c in plan_changes if c.index is not None}
+    changes = []
+    for name, obj in new.objects.items():
+        if obj.table_name not in existing:
+            continue
+        for ix in obj.indexes:
+            if ix.name in existing[obj.table_name] or (name, ix.name) in planned or ix.unique:
+                continue
+            changes.append(Change("add_index", name, SAFE,
+                                  f"add missing index {ix.name} ({', '.join(_signed(ix))})", index=ix))
+    return changes
+
+
+def _signed(ix: IndexDef) -> list[str]:
+    return [f"{c} desc" if c in ix.descending else c for c in ix.columns]
 
 
 def _recompute(obj: str, f: FieldDef, verb: str) -> Change:
