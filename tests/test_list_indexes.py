@@ -147,3 +147,32 @@ def test_plan_adds_indexes_an_older_schema_lacks(runtime, records):
     assert runtime.plan([]).is_empty
     assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(limit=20)))
     assert len(records.list("deal", Query(limit=500)).records) == 120
+
+
+def test_plan_drops_the_undirected_index_an_older_engine_made(runtime, records):
+    """An older engine indexed `sort: [-amount]` as (amount, id); that index serves no list
+    now and only slows writes, so the plan that adds the directed one drops it."""
+    install(runtime, DEAL)
+    seed(records, 30)
+    directed = next(ix for ix in runtime.model.object("deal").indexes if ix.columns == ("amount", "id"))
+    table = runtime.tables()["deal"]
+    with runtime.db.engine.begin() as conn:
+        conn.execute(sa.text(f"DROP INDEX {directed.name}"))
+        sa.Index("ix_deal_0123abcd", table.c.amount, table.c.id).create(conn)
+    plan = runtime.plan([])
+    assert sorted((c.action, c.index.name) for c in plan.changes) == [
+        ("add_index", directed.name), ("drop_index", "ix_deal_0123abcd")]
+    runtime.apply(plan)
+    have = {i["name"] for i in sa.inspect(runtime.db.engine).get_indexes("deal")}
+    assert directed.name in have and "ix_deal_0123abcd" not in have
+    assert runtime.plan([]).is_empty
+    assert len(records.list("deal", Query(sort=("-amount",), limit=100)).records) == 30
+
+
+def test_indexes_of_fields_and_other_names_are_left_alone(runtime, records):
+    install(runtime, DEAL.replace("  - {name: region, type: text}",
+                                  "  - {name: region, type: text}\n  - {name: deadbeef, type: text, indexed: true}"))
+    table = runtime.tables()["deal"]
+    with runtime.db.engine.begin() as conn:
+        sa.Index("ix_deal_by_hand", table.c.region).create(conn)
+    assert runtime.plan([]).is_empty

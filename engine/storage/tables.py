@@ -119,8 +119,10 @@ def build_tables(model: Model) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     return metadata, tables
 
 
-def existing_indexes(conn: sa.Connection, tables: list[str]) -> dict[str, set[str]]:
-    """Index names per existing table, for planning the indexes an older schema lacks."""
+def existing_indexes(conn: sa.Connection, tables: list[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Index name -> columns per existing table, for planning the indexes an older schema
+    lacks (or has left over)."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    return {t: {i["name"] for i in inspector.get_indexes(t)} for t in tables if t in present}
+    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in inspector.get_indexes(t)}
+            for t in tables if t in present}
