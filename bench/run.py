@@ -403,7 +403,8 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
     table, engine = rt.tables()["bigdeal"], rt.db.engine
     obj = rt.model.object("bigdeal")
     keys = q.sort_keys(obj, LIST_SORT)
-    report.notes.append("list view index: " + ", ".join(f"{ix.name} on ({', '.join(ix.columns)})" for ix in obj.indexes))
+    report.notes.append("list indexes: " + ", ".join(
+        f"{ix.name} on ({', '.join(c + (' DESC' if c in ix.descending else '') for c in ix.columns)})" for ix in obj.indexes))
     limit = PAGE + 1  # the engine reads one row more than a page to know whether there is a next page
 
     # first page -------------------------------------------------------------------------------
