@@ -429,7 +429,8 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
         matching = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.stage == "new")).scalar_one()
         depth = min(n // 2, matching - PAGE - 1)
         anchor = dict(conn.execute(_raw_select(table).offset(depth - 1).limit(1)).one()._mapping)
-    cursor = q.encode_cursor(keys, anchor)
+    # the cursor is bound to its list (object, sort, filter), as the engine's own cursors are
+    cursor = q.encode_cursor(keys, anchor, first_query, "bigdeal")
     deep_query = Query(filter=LIST_FILTER, sort=LIST_SORT, limit=PAGE, cursor=cursor)
 
     def raw_deep_select(bounded: bool = False) -> sa.Select:
