@@ -176,3 +176,14 @@ def test_indexes_of_fields_and_other_names_are_left_alone(runtime, records):
     with runtime.db.engine.begin() as conn:
         sa.Index("ix_deal_by_hand", table.c.region).create(conn)
     assert runtime.plan([]).is_empty
+
+
+def test_indexes_keep_their_directions_through_a_table_rebuild(runtime, records):
+    """SQLite alters a table by rebuilding it, and its rebuild re-creates indexes without
+    their column directions; the apply puts them back, so lists stay index-backed."""
+    install(runtime, DEAL)
+    seed(records)
+    install(runtime, DEAL.replace("{name: region, type: text}", "{name: region, type: text, max_length: 20}")
+            .replace("{name: name, type: text, required: true}", "{name: name, type: text, required: true, unique: true}"))
+    assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(limit=20)))
+    assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(sort=("-amount",), limit=20)))
