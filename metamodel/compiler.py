@@ -511,7 +511,8 @@ def list_view_index_columns(view: Mapping[str, Any], kind_of) -> tuple[str, ...]
             target.append(cond.field)
     sort = [s.lstrip("+") for s in view.get("sort", ())]
     sort = [s for s in sort if s.lstrip("-") not in equal and s.lstrip("-") != "id"]
-    columns = equal + ranged[:1] + sort + ["id"]
+    ranged = [f"-{r}" if f"-{r}" in sort else r for r in ranged[:1]]  # a range column sorted on: its direction
+    columns = equal + ranged + sort + ["id"]
     deduped, seen = [], set()
     for column in columns:
         if column.lstrip("-") not in seen:
