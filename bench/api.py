@@ -2,6 +2,7 @@
 """REST API throughput: `metacrm serve` against a bare Starlette app running the same SQL.
 
     python bench/api.py [--duration 10] [--threads 2] [--connections 16] [--rows 10000]
+                        [--samples 3] [--server-workers 2]
                         [--pg-url URL] [--no-pg] [--no-sqlite] [--tool auto|wrk|python]
                         [--docs PATH | --no-docs]
 
@@ -18,8 +19,11 @@ level info, access log on; so does the bare app):
 Both are driven by the same load tool for the same time with the same API token header:
 `wrk` (`apt-get install -y wrk`) if it is on PATH, else a small asyncio HTTP/1.1 keep-alive
 client in this process (slower; the tool used is printed and written to the report).
-Endpoints: GET one record by id, and GET a 50-row page (stage = 'new', sorted by amount
-descending, then id). It prints requests/s for each side and the ratio metacrm / bare
+Endpoints: GET one record by id, GET a 50-row page (stage = 'new', sorted by amount
+descending, then id), and GET a 50-row page in the default order (no view: newest first).
+`--samples K` measures each side K times, interleaved (which side goes first alternates), and
+reports the median sample with the min; `--server-workers N` runs N uvicorn processes per
+server on PostgreSQL. It prints requests/s for each side and the ratio metacrm / bare
 (target: >= 0.6), and writes a "## REST API throughput" section into docs/performance.md,
 between the markers <!-- api-bench --> and <!-- /api-bench --> only (appended at the end
 of the file if the markers are missing; the rest of the file is left as it is).
@@ -126,7 +130,15 @@ BARE_APP = dedent('''
         return JSONResponse({"records": records, "next_cursor": records[-1]["id"] if len(rows) > PAGE else None})
 
 
-    app = Starlette(routes=[Route("/records/{id}", one), Route("/records", page)])
+    async def newest(request):
+        query = sa.select(table).order_by(table.c.created_at.desc(), table.c.id.asc()).limit(PAGE + 1)
+        with engine.connect() as conn:
+            rows = conn.execute(query).mappings().all()
+        records = [jsonable(r) for r in rows[:PAGE]]
+        return JSONResponse({"records": records, "next_cursor": records[-1]["id"] if len(rows) > PAGE else None})
+
+
+    app = Starlette(routes=[Route("/records/newest", newest), Route("/records/{id}", one), Route("/records", page)])
 ''')
 
 
@@ -291,8 +303,10 @@ def drive(tool: str, url: str, headers: dict[str, str], seconds: float, threads:
 class Row:
     backend: str
     endpoint: str
-    metacrm: Load
+    metacrm: Load  # the sample with the median req/s (of --samples interleaved samples)
     bare: Load
+    metacrm_rps: list[float] = field(default_factory=list)  # every sample
+    bare_rps: list[float] = field(default_factory=list)
 
     @property
     def ratio(self) -> float:
@@ -345,7 +359,8 @@ def seed(url: str, rows: int) -> tuple[str, str]:
 
 def bench_backend(name: str, url: str, args, tool: str, workdir: Path) -> BackendResult:
     result = BackendResult(name)
-    log(f"{name}: seeding {args.rows:,} records")
+    workers = 1 if name == "sqlite" else args.server_workers  # one process per SQLite file
+    log(f"{name}: seeding {args.rows:,} records; {workers} server process(es) per side")
     token, one_id = seed(url, args.rows)
     headers = {"Authorization": f"Bearer {token}"}
     env = {k: v for k, v in os.environ.items() if k not in ("METACRM_DATABASE_URL", "METACRM_INPROCESS_WORKER")}
@@ -355,36 +370,57 @@ def bench_backend(name: str, url: str, args, tool: str, workdir: Path) -> Backen
     try:
         metacrm = start_server(f"metacrm ({name})",
                                [sys.executable, "-m", "metacrm.engine.cli.main", "--database", url, "serve",
-                                "--host", "127.0.0.1", "--port", "{port}"], ROOT, env, workdir / f"metacrm-{name}.log")
+                                "--host", "127.0.0.1", "--port", "{port}", "--workers", str(workers)],
+                               ROOT, env, workdir / f"metacrm-{name}.log")
         servers.append(metacrm)
         bare = start_server(f"bare ({name})",
                             [sys.executable, "-m", "uvicorn", "bare_app:app", "--host", "127.0.0.1", "--port", "{port}",
-                             "--workers", "1", "--log-level", "info"], workdir, bare_env, workdir / f"bare-{name}.log")
+                             "--workers", str(workers), "--log-level", "info"], workdir, bare_env,
+                            workdir / f"bare-{name}.log")
         servers.append(bare)
         endpoints = {
             "GET one record by id": (f"/api/v1/records/{OBJECT}/{one_id}", f"/records/{one_id}"),
             f"GET a {PAGE}-row page (filter + sort)": (f"/api/v1/records/{OBJECT}?stage=new&sort=-amount&limit={PAGE}",
                                                        "/records?stage=new"),
+            f"GET a {PAGE}-row page, default order (newest first)": (f"/api/v1/records/{OBJECT}?limit={PAGE}",
+                                                                     "/records/newest"),
         }
         wait_ready(metacrm, next(iter(endpoints.values()))[0], headers)
         wait_ready(bare, next(iter(endpoints.values()))[1], headers)
         for endpoint, (mpath, bpath) in endpoints.items():
             same_answer(metacrm.base + mpath, bare.base + bpath, headers)
-            loads = {}
-            for side, server, path in (("metacrm", metacrm, mpath), ("bare", bare, bpath)):
-                drive(tool, server.base + path, headers, args.warmup, args.threads, args.connections)
-                loads[side] = drive(tool, server.base + path, headers, args.duration, args.threads, args.connections)
-                if loads[side].bad:
-                    raise RuntimeError(f"{side} {endpoint}: {loads[side].bad} failed requests under load")
-                log(f"{name}: {endpoint}: {side} {loads[side].rps:,.0f} req/s "
-                    f"(p50 {loads[side].p50_ms:.2f} ms, p99 {loads[side].p99_ms:.2f} ms)")
-            row = Row(name, endpoint, loads["metacrm"], loads["bare"])
+            loads = interleaved_loads(tool, {"metacrm": metacrm.base + mpath, "bare": bare.base + bpath}, headers,
+                                      args, name, endpoint)
+            row = Row(name, endpoint, median_load(loads["metacrm"]), median_load(loads["bare"]),
+                      [x.rps for x in loads["metacrm"]], [x.rps for x in loads["bare"]])
             result.rows.append(row)
             log(f"{name}: {endpoint}: ratio {row.ratio:.2f} (target >= {TARGET_RATIO})")
     finally:
         for server in servers:
             server.stop()
     return result
+
+
+def interleaved_loads(tool: str, urls: dict[str, str], headers: dict[str, str], args, name: str,
+                      endpoint: str) -> dict[str, list[Load]]:
+    """`args.samples` measurements per side, alternating which side goes first, so a machine
+    that gets busier or quieter during the run affects both sides alike."""
+    loads: dict[str, list[Load]] = {side: [] for side in urls}
+    for sample in range(args.samples):
+        sides = list(urls) if sample % 2 == 0 else list(reversed(urls))
+        for side in sides:
+            drive(tool, urls[side], headers, args.warmup, args.threads, args.connections)
+            load = drive(tool, urls[side], headers, args.duration, args.threads, args.connections)
+            if load.bad:
+                raise RuntimeError(f"{side} {endpoint}: {load.bad} failed requests under load")
+            loads[side].append(load)
+            log(f"{name}: {endpoint}: {side} sample {sample + 1}: {load.rps:,.0f} req/s "
+                f"(p50 {load.p50_ms:.2f} ms, p99 {load.p99_ms:.2f} ms)")
+    return loads
+
+
+def median_load(loads: list[Load]) -> Load:
+    return sorted(loads, key=lambda load: load.rps)[(len(loads) - 1) // 2]
 
 
 def same_answer(metacrm_url: str, bare_url: str, headers: dict[str, str]) -> None:
@@ -451,6 +487,9 @@ def print_table(results: list[BackendResult]) -> None:
         for row in result.rows:
             print(f"{row.backend:<11} {row.endpoint:<34} {row.metacrm.rps:>14,.0f} {row.bare.rps:>11,.0f} "
                   f"{row.ratio:>6.2f}  {'met' if row.met else 'NOT met'} (>= {TARGET_RATIO})")
+            if len(row.metacrm_rps) > 1:
+                print(f"{'':<11} {'  best / median req/s':<34} {max(row.metacrm_rps):>7,.0f} / {row.metacrm.rps:<6,.0f}"
+                      f" {max(row.bare_rps):>5,.0f} / {row.bare.rps:<6,.0f}")
         if result.error:
             print(f"{result.backend}: FAILED: {result.error}")
     print()
@@ -527,6 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads (default 2)")
     parser.add_argument("--connections", type=int, default=16, help="keep-alive connections (default 16)")
     parser.add_argument("--rows", type=int, default=10_000, help="seeded records (default 10,000)")
+    parser.add_argument("--samples", type=int, default=1,
+                        help="interleaved measurements per side and endpoint; the median is reported (default 1)")
+    parser.add_argument("--server-workers", type=int, default=1,
+                        help="uvicorn worker processes per server on PostgreSQL (SQLite: always 1; default 1)")
     parser.add_argument("--pg-url", default=os.environ.get("METACRM_BENCH_PG_URL", DEFAULT_PG_ADMIN),
                         help="PostgreSQL admin URL; a database is created there and dropped at the end")
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")

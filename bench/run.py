@@ -403,7 +403,8 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
     table, engine = rt.tables()["bigdeal"], rt.db.engine
     obj = rt.model.object("bigdeal")
     keys = q.sort_keys(obj, LIST_SORT)
-    report.notes.append("list view index: " + ", ".join(f"{ix.name} on ({', '.join(ix.columns)})" for ix in obj.indexes))
+    report.notes.append("list indexes: " + ", ".join(
+        f"{ix.name} on ({', '.join(c + (' DESC' if c in ix.descending else '') for c in ix.columns)})" for ix in obj.indexes))
     limit = PAGE + 1  # the engine reads one row more than a page to know whether there is a next page
 
     # first page -------------------------------------------------------------------------------
@@ -428,7 +429,8 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
         matching = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c.stage == "new")).scalar_one()
         depth = min(n // 2, matching - PAGE - 1)
         anchor = dict(conn.execute(_raw_select(table).offset(depth - 1).limit(1)).one()._mapping)
-    cursor = q.encode_cursor(keys, anchor)
+    # the cursor is bound to its list (object, sort, filter), as the engine's own cursors are
+    cursor = q.encode_cursor(keys, anchor, first_query, "bigdeal")
     deep_query = Query(filter=LIST_FILTER, sort=LIST_SORT, limit=PAGE, cursor=cursor)
 
     def raw_deep_select(bounded: bool = False) -> sa.Select:

@@ -7,7 +7,7 @@ revision commits, so a reader sees the old model or the new one, never a mix.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Iterable
@@ -25,8 +25,8 @@ from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits
 from metacrm.engine.storage.database import Database
 from metacrm.engine.storage.migrator import StepHook, apply_plan
-from metacrm.engine.storage.planner import Plan, make_plan
-from metacrm.engine.storage.tables import build_tables
+from metacrm.engine.storage.planner import Plan, make_plan, missing_index_changes
+from metacrm.engine.storage.tables import build_tables, existing_indexes
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError, Problem
 from metacrm.metamodel.loader import Document, Template, load_directory
@@ -140,7 +140,10 @@ class Runtime:
             raise MetadataError([Problem(message) for message in sqlite_limits(new)])
         with self.db.engine.connect() as conn:
             archived = metastore.archived_fields(conn)
-        return make_plan(self.model, new, archived=archived, purge=purge, author=author)
+            existing = existing_indexes(conn, [obj.table_name for obj in self.model.objects.values()])
+        plan = make_plan(self.model, new, archived=archived, purge=purge, author=author)
+        missing = missing_index_changes(plan.changes, new, existing)
+        return replace(plan, changes=plan.changes + tuple(missing)) if missing else plan
 
     def apply(self, plan: Plan, *, on_step: StepHook | None = None, user_id: str | None = None) -> int:
         """Apply a plan atomically, then make the new model live."""

@@ -470,7 +470,8 @@ class _Shell:
         return _freeze(layouts)
 
     def _indexes(self, layouts, problems) -> list[IndexDef]:
-        """Declared indexes, then one composite index per list view (filters, sort, id)."""
+        """Declared indexes, then one composite index per list view (filters, sort, id), then the
+        index of the default list order (newest first), unless an earlier index already serves it."""
         indexes: dict[tuple[str, ...], IndexDef] = {}
         for i, raw in enumerate(self.data.get("indexes", ())):
             unknown = [f for f in raw["fields"] if f not in self.fields and f not in SYSTEM_COLUMNS]
@@ -479,15 +480,24 @@ class _Shell:
                 continue
             columns = tuple(raw["fields"])
             indexes[columns] = IndexDef(raw.get("name") or index_name(self.name, columns), columns, bool(raw.get("unique")))
-        for view in layouts.get("list_views", ()):
-            columns = list_view_index_columns(view, self.kind_of)
-            if columns and columns not in indexes and not any(ix[: len(columns)] == columns for ix in indexes):
-                indexes[columns] = IndexDef(index_name(self.name, columns), columns)
+        views = [*layouts.get("list_views", ()), DEFAULT_LIST_ORDER]
+        for view in views:
+            signed = list_view_index_columns(view, self.kind_of)
+            if signed and not any(key[: len(signed)] == signed for key in indexes):
+                columns = tuple(c.lstrip("-") for c in signed)
+                descending = tuple(c.lstrip("-") for c in signed if c.startswith("-"))
+                indexes[signed] = IndexDef(index_name(self.name, signed), columns, descending=descending)
         return list(indexes.values())
 
 
+DEFAULT_LIST_ORDER = MappingProxyType({"sort": ("-created_at",)})  # what a list without a sort returns
+
+
 def list_view_index_columns(view: Mapping[str, Any], kind_of) -> tuple[str, ...]:
-    """Equality filter columns, then range filter columns, then sort columns, then id."""
+    """Equality filter columns, then range filter columns, then sort columns, then id.
+
+    A sort column stored descending is returned as "-name", so the index's column directions
+    match the list's ORDER BY (id always ascending) and its first page is a plain index scan."""
     try:
         parsed = flt.parse_filter(view.get("filter"), kind_of)
     except flt.FilterError:
@@ -497,10 +507,16 @@ def list_view_index_columns(view: Mapping[str, Any], kind_of) -> tuple[str, ...]
         target = equal if cond.op in ("eq", "in", "is_null") else ranged
         if cond.field not in equal and cond.field not in ranged:
             target.append(cond.field)
-    sort = [s.lstrip("-") for s in view.get("sort", ())]
-    columns = equal + ranged[:1] + [s for s in sort if s not in equal] + ["id"]
-    deduped = tuple(dict.fromkeys(columns))
-    return deduped if len(deduped) > 1 else ()
+    sort = [s.lstrip("+") for s in view.get("sort", ())]
+    sort = [s for s in sort if s.lstrip("-") not in equal and s.lstrip("-") != "id"]
+    ranged = [f"-{r}" if f"-{r}" in sort else r for r in ranged[:1]]  # a range column sorted on: its direction
+    columns = equal + ranged + sort + ["id"]
+    deduped, seen = [], set()
+    for column in columns:
+        if column.lstrip("-") not in seen:
+            seen.add(column.lstrip("-"))
+            deduped.append(column)
+    return tuple(deduped) if len(deduped) > 1 else ()
 
 
 def index_name(table: str, columns: tuple[str, ...]) -> str:

@@ -132,6 +132,7 @@ class IndexDef:
     name: str
     columns: tuple[str, ...]
     unique: bool = False
+    descending: tuple[str, ...] = ()  # columns stored in descending order (to match a list's sort)
 
 
 @dataclass(frozen=True, eq=False)

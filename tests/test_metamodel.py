@@ -207,7 +207,9 @@ layouts:
       sort: [-created_at]
 """
     account = compile_texts(text).object("account")
-    assert [ix.columns for ix in account.indexes] == [("grade", "created_at", "id")]
+    # the view's index (its sort direction kept), then the default list order's (newest first)
+    assert [(ix.columns, ix.descending) for ix in account.indexes] == [
+        (("grade", "created_at", "id"), ("created_at",)), (("created_at", "id"), ("created_at",))]
 
 
 def test_layout_references_are_checked():

@@ -390,8 +390,24 @@ def _reconcile(conn, ops: Operations, obj: str, target: sa.Table, refk: set[str]
                     f"fk_{obj}_{fk.column_keys[0]}"[:63], element.column.table.name, fk.column_keys, ["id"],
                     ondelete=fk.ondelete)
     for index in target.indexes:
+        if index.name in have_indexes and _directions_lost(conn, index):
+            ops.drop_index(index.name, table_name=obj)
+            have_indexes.discard(index.name)
         if index.name not in have_indexes:
-            ops.create_index(index.name, obj, [c.name for c in index.columns], unique=index.unique)
+            ops.create_index(index.name, obj, list(index.expressions), unique=index.unique)
+
+
+def _directions_lost(conn, index: sa.Index) -> bool:
+    """Whether SQLite's table rebuild (batch alter) re-created `index` with ascending columns
+    where the model wants some descending: its reflection does not report directions."""
+    if conn.dialect.name != "sqlite":
+        return False
+    wanted = [getattr(e, "modifier", None) is sa.sql.operators.desc_op for e in index.expressions]
+    if not any(wanted):
+        return False
+    stored = conn.execute(sa.text('SELECT "desc" FROM pragma_index_xinfo(:name) WHERE key = 1 ORDER BY seqno'),
+                          {"name": index.name}).scalars().all()
+    return [bool(d) for d in stored] != wanted
 
 
 def _convert_column(conn: Connection, obj: str, c: Change) -> None:

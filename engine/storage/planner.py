@@ -186,9 +186,46 @@ def _index_changes(old: ObjectDef, new: ObjectDef) -> list[Change]:
         if name not in before or before[name] != ix:
             safety = CHECK if ix.unique else SAFE
             changes.append(Change("add_index", new.name, safety,
-                                  f"add {'unique ' if ix.unique else ''}index {name} ({', '.join(ix.columns)})", index=ix))
+                                  f"add {'unique ' if ix.unique else ''}index {name} ({', '.join(_signed(ix))})", index=ix))
     del renamed
     return changes
+
+
+def missing_index_changes(plan_changes: tuple[Change, ...], new: Model,
+                          existing: dict[str, dict[str, tuple[str, ...]]]) -> list[Change]:
+    """Indexes the model wants on a table that already exists but lacks them, e.g. after an
+    engine upgrade added the default-order index or gave list-view indexes column directions;
+    and list indexes the engine made earlier that no list uses any more. `existing` maps table
+    name -> {index name: columns} as the database has them. Both changes are safe."""
+    planned = {(c.object, c.index.name) for c in plan_changes if c.index is not None}
+    changes = []
+    for name, obj in new.objects.items():
+        if obj.table_name not in existing:
+            continue
+        have = existing[obj.table_name]
+        for ix in obj.indexes:
+            if ix.name in have or (name, ix.name) in planned or ix.unique:
+                continue
+            changes.append(Change("add_index", name, SAFE,
+                                  f"add missing index {ix.name} ({', '.join(_signed(ix))})", index=ix))
+        wanted = {ix.name for ix in obj.indexes} | {f"ix_{obj.table_name}_{f.name}"[:63] for f in obj.fields}
+        for index_name, columns in have.items():
+            if _engine_list_index(obj.table_name, index_name) and index_name not in wanted \
+                    and (name, index_name) not in planned:
+                changes.append(Change("drop_index", name, SAFE, f"drop unused list index {index_name} "
+                                      f"({', '.join(columns)})", index=IndexDef(index_name, columns)))
+    return changes
+
+
+def _engine_list_index(table: str, name: str) -> bool:
+    """Whether `name` is one the engine gives list indexes (ix_<table>_<8 hex digits>)."""
+    prefix = f"ix_{table[:40]}_"
+    digest = name[len(prefix):]
+    return name.startswith(prefix) and len(digest) == 8 and all(ch in "0123456789abcdef" for ch in digest)
+
+
+def _signed(ix: IndexDef) -> list[str]:
+    return [f"{c} desc" if c in ix.descending else c for c in ix.columns]
 
 
 def _recompute(obj: str, f: FieldDef, verb: str) -> Change:

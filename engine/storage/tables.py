@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime, column_type
-from metacrm.metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.metamodel.model import FieldDef, IndexDef, Model, ObjectDef
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -97,8 +97,14 @@ def object_table(obj: ObjectDef, metadata: sa.MetaData) -> sa.Table:
         elif f.indexed:
             sa.Index(field_index_name(obj.table_name, f.name), table.c[f.name])
     for index in obj.indexes:
-        sa.Index(index.name, *(table.c[c] for c in index.columns), unique=index.unique)
+        sa.Index(index.name, *index_expressions(table, index), unique=index.unique)
     return table
+
+
+def index_expressions(table: sa.Table, index: IndexDef) -> list[sa.ColumnElement]:
+    """The index's columns, each in the direction the list it serves sorts by: an index on
+    (amount DESC, id) serves ORDER BY amount DESC NULLS FIRST, id with no sort step."""
+    return [table.c[c].desc() if c in index.descending else table.c[c] for c in index.columns]
 
 
 def field_index_name(table: str, column: str) -> str:
@@ -111,3 +117,12 @@ def build_tables(model: Model) -> tuple[sa.MetaData, dict[str, sa.Table]]:
     system_tables(metadata)
     tables = {name: object_table(obj, metadata) for name, obj in model.objects.items()}
     return metadata, tables
+
+
+def existing_indexes(conn: sa.Connection, tables: list[str]) -> dict[str, dict[str, tuple[str, ...]]]:
+    """Index name -> columns per existing table, for planning the indexes an older schema
+    lacks (or has left over)."""
+    inspector = sa.inspect(conn)
+    present = set(inspector.get_table_names())
+    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in inspector.get_indexes(t)}
+            for t in tables if t in present}
