@@ -43,11 +43,11 @@ import sqlalchemy as sa  # noqa: E402
 
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
 from metacrm.engine.records.context import Actor  # noqa: E402
-from metacrm.engine.records.ids import new_id  # noqa: E402
+from metacrm.engine.storage.ids import new_id  # noqa: E402
 from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
 from metacrm.engine.runtime import Runtime, find_template  # noqa: E402
-from metacrm.engine.security import identity  # noqa: E402
+from metacrm.engine import identity  # noqa: E402
 from metacrm.metamodel.loader import Document  # noqa: E402
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"

@@ -26,7 +26,8 @@ import sqlalchemy as sa
 
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.security import auth, identity
+from metacrm.engine import identity
+from metacrm.engine.security import auth
 from tests.conftest import install
 from tests.receivers import WebhookReceiver, wait_for
 from tests.test_api_processes import REQUEST_TIMEOUT, Server, start_server, wait_until_answering
