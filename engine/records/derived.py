@@ -188,9 +188,10 @@ class Propagation:
         if obj.read_time_formulas:  # conditions see them as of now, on both sides
             for side in (0, 1):
                 readtime.fill(self.conn, self.model, self.tables, obj, [p[side] for p in pairs], self.evaluator)
-        for before, after in pairs:
-            event = Event("updated", obj, before, after, self.system, system=True)
-            self.service.automation.after_write(self.conn, self.model, event)
+        events = [Event("updated", obj, before, after, self.system, system=True) for before, after in pairs]
+        self.service.automation.arm_timers(self.conn, self.model, events)
+        for event in events:
+            self.service.automation.after_write(self.conn, self.model, event, armed=True)
 
 
 # -- what depends on what (computed once per model) --------------------------------------------
