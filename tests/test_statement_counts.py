@@ -99,3 +99,31 @@ def test_bulk_statements_do_not_grow_with_rows(runtime, records):
         account = runtime.tables(runtime.model)["account"]
         deals, total = conn.execute(sa.select(sa.func.sum(account.c.deals), sa.func.sum(account.c.total))).one()
     assert (deals, total) == (110, sum(range(100, 110)) + sum(range(100, 200)))
+
+
+def _claim_statements(runtime, n: int) -> int:
+    from datetime import datetime, timezone
+
+    from metacrm.engine.automation.worker import Worker
+    from metacrm.engine.expressions.evaluator import FixedClock
+
+    due = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with runtime.db.begin() as conn:
+        conn.execute(sa.delete(timers))
+        conn.execute(timers.insert(), [{"object": "deal", "rule": "remind", "record_id": f"00000000-0000-0000-0000-{k:012d}",
+                                        "due_at": due} for k in range(n)])
+    worker = Worker(runtime, clock=FixedClock(datetime(2026, 2, 1, tzinfo=timezone.utc)), batch=500)
+    with counting(runtime.db.engine) as seen:
+        claimed = worker.claim(timers, "due_at", lambda now: timers.c.due_at <= now, [timers.c.due_at])
+    assert len(claimed) == n and all(row.attempts == 0 for row in claimed)  # as before this claim
+    with runtime.db.read() as conn:  # the claim counts as an attempt and holds a lease
+        assert conn.execute(sa.select(sa.func.count()).select_from(timers).where(
+            timers.c.attempts == 1, timers.c.locked_until.is_not(None))).scalar_one() == n
+    return len([s for s in seen if not s.startswith("BEGIN")])
+
+
+def test_worker_claims_a_batch_in_constant_statements(runtime):
+    install(runtime, ACCOUNT, DEAL)
+    small, large = _claim_statements(runtime, 5), _claim_statements(runtime, 100)
+    print(f"\nclaim statements {runtime.db.engine.dialect.name}: 5→{small} 100→{large}")
+    assert small == large == 1  # one UPDATE ... RETURNING, not a SELECT and then an UPDATE
