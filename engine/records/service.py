@@ -28,6 +28,7 @@ from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, Permi
 from metacrm.engine.records.ids import new_id
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.pipeline import relation_paths
+from metacrm.engine.records.retry import retrying
 from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
@@ -179,6 +180,7 @@ class RecordService:
         result = self.bulk_create(object_name, [data], actor, all_or_none=True, conn=conn, _single=True)
         return result.records[0]
 
+    @retrying
     def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
                     all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
         """Create many records: each validated in Python, then written in batches of plain executemany."""
@@ -240,6 +242,7 @@ class RecordService:
                                   versions=[version], _single=True)
         return result.records[0]
 
+    @retrying
     def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
                     all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
@@ -349,6 +352,7 @@ class RecordService:
             late = next((p for p in params if stored.get(p["_id"]) != befores[p["_id"]]["version"] + 1), params[0])
             raise self._conflict(obj, befores[late["_id"]], befores[late["_id"]]["version"], actor)
 
+    @retrying
     def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
                conn: Connection | None = None) -> None:
         model = self.runtime.model
