@@ -124,3 +124,32 @@ def test_concurrent_bulk_creates_under_the_same_parents_both_succeed(runtime, re
         thread.join(120)
     assert outcomes == {"up": "ok", "down": "ok"}
     assert set(_accounts(runtime).values()) == {(30, Decimal("30.00"))}
+
+
+def test_count_and_sum_rollups_move_by_delta_without_reading_the_children_again(runtime, records):
+    install(runtime, ACCOUNT.replace(
+        "  - {name: biggest, type: rollup, rollup: {object: deal, via: account, function: max, field: amount}}\n", ""),
+        DEAL.replace("target: account}", "target: account, on_delete: set_null}"))
+    a, b, c = sorted(records.bulk_create("account", [{"name": n} for n in "abc"]).ids)
+    seen: list[str] = []
+
+    def listener(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    sa.event.listen(runtime.db.engine, "before_cursor_execute", listener)
+    try:
+        ids = records.bulk_create("deal", [{"name": f"d{k}", "account": (a, b)[k % 2], "amount": f"{k}.25"}
+                                           for k in range(10)], all_or_none=True).ids
+        assert _accounts(runtime) == {a: (5, Decimal("21.25")), b: (5, Decimal("26.25")), c: (0, Decimal("0.00"))}
+        # move two deals to another account, change an amount, clear a lookup
+        records.bulk_update("deal", [{"id": ids[0], "account": c}, {"id": ids[1], "amount": "0.01"},
+                                     {"id": ids[2], "account": None}, {"id": ids[3], "account": c, "amount": None}],
+                            all_or_none=True)
+        assert _accounts(runtime) == {a: (3, Decimal("18.75")), b: (4, Decimal("21.76")), c: (2, Decimal("0.25"))}
+        records.delete("deal", ids[4])
+        records.delete("account", b)  # its deals lose their account: no other account moves
+    finally:
+        sa.event.remove(runtime.db.engine, "before_cursor_execute", listener)
+    assert _accounts(runtime) == {a: (2, Decimal("14.50")), c: (2, Decimal("0.25"))}
+    rollup_updates = [s for s in seen if s.startswith("UPDATE account") and ("deals" in s or "total" in s)]
+    assert rollup_updates and not [s for s in rollup_updates if "FROM deal" in s]
