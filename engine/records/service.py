@@ -26,10 +26,9 @@ from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
 from metacrm.engine.records.ids import new_id
-from metacrm.engine.records.pipeline import Pipeline
-from metacrm.engine.records.pipeline import relation_paths
-from metacrm.engine.records.retry import retrying
+from metacrm.engine.records.pipeline import Pipeline, relation_paths
 from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
+from metacrm.engine.records.retry import retrying
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
 from metacrm.metamodel import types as ft
@@ -340,17 +339,17 @@ class RecordService:
             before = befores[record["id"]]
             changed = tuple(sorted(k for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v))
             groups.setdefault(changed, []).append(
-                {"_id": record["id"], "_seen": before["version"], **{f"_{k}": record[k] for k in changed}})
+                {"_k_id": record["id"], "_k_seen": before["version"], **{f"_v_{k}": record[k] for k in changed}})
         for changed, params in groups.items():
-            statement = sa.update(table).where(table.c.id == sa.bindparam("_id"),
-                                               table.c.version == sa.bindparam("_seen"))
-            statement = statement.values({k: sa.bindparam(f"_{k}", type_=table.c[k].type) for k in changed})
+            statement = sa.update(table).where(table.c.id == sa.bindparam("_k_id"),
+                                               table.c.version == sa.bindparam("_k_seen"))
+            statement = statement.values({k: sa.bindparam(f"_v_{k}", type_=table.c[k].type) for k in changed})
             if conn.execute(statement, params).rowcount == len(params):
                 continue
             stored = dict(conn.execute(sa.select(table.c.id, table.c.version).where(
-                table.c.id.in_([p["_id"] for p in params]))).all())
-            late = next((p for p in params if stored.get(p["_id"]) != befores[p["_id"]]["version"] + 1), params[0])
-            raise self._conflict(obj, befores[late["_id"]], befores[late["_id"]]["version"], actor)
+                table.c.id.in_([p["_k_id"] for p in params]))).all())
+            late = next((p for p in params if stored.get(p["_k_id"]) != befores[p["_k_id"]]["version"] + 1), params[0])
+            raise self._conflict(obj, befores[late["_k_id"]], befores[late["_k_id"]]["version"], actor)
 
     @retrying
     def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
