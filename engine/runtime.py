@@ -91,7 +91,19 @@ class Runtime:
             if not legacy_decimal_columns(conn, self.model):
                 return []
         with self.db.schema_change() as conn:
-            return upgrade_decimal_storage(conn, self.model)
+            converted = upgrade_decimal_storage(conn, self.model)
+            self._recompute_converted_rollups(conn, converted)
+            return converted
+
+    def _recompute_converted_rollups(self, conn, converted: list[str]) -> None:
+        """Rollups stored as floats were rounded: recompute them from the converted children, since
+        count and sum rollups from now on move by delta from the stored value (engine.records.rollups)."""
+        from metacrm.engine.records.rollups import refresh_all
+
+        for obj in self.model.objects.values():
+            for f in obj.fields:
+                if f.rollup is not None and f"{obj.table_name}.{f.name}" in converted:
+                    refresh_all(conn, self.model, self.tables(), obj.name, f)
 
     @property
     def model(self) -> Model:

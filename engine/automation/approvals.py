@@ -35,6 +35,19 @@ def pending(conn: Connection, object_name: str, record_id: str):
                                                    approvals.c.status == "pending")).first()
 
 
+def pending_processes(conn: Connection, object_name: str, record_ids: list[str]) -> dict[str, str]:
+    """{record id: process name} of the records among `record_ids` waiting for approval: one query
+    per 1000 ids (a bulk update checks every lock at once)."""
+    found: dict[str, str] = {}
+    statement = sa.select(approvals.c.record_id, approvals.c.process).where(
+        approvals.c.object == object_name, approvals.c.status == "pending",
+        approvals.c.record_id.in_(sa.bindparam("ids", expanding=True)))
+    for start in range(0, len(record_ids), 1000):
+        found.update((row.record_id, row.process) for row in
+                     conn.execute(statement, {"ids": record_ids[start:start + 1000]}))
+    return found
+
+
 def find_process(model, object_name: str, name: str) -> ApprovalProcessDef:
     process = model.find(object_name, "approval_processes", name)
     if process is not None:

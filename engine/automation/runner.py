@@ -102,15 +102,25 @@ class Automation:
                 event.log.append(self._entry(rule, event, "matched", started))
         return event.log
 
-    def after_write(self, conn: Connection, model: Model, event: Event) -> bool:
-        """Run the rules and state-machine actions that this write triggers; arm timers.
-        Returns whether anything ran that may have changed the record again."""
+    def arm_timers(self, conn: Connection, model: Model, events: list[Event]) -> None:
+        """Arm the timers of a batch of writes of one object at once (engine.automation.timers);
+        `after_write(..., armed=True)` then runs the rest for each."""
+        events = [e for e in events if e.kind != "deleted" and e.actor.channel != QUIET_CHANNEL]
+        if events:
+            timers.arm_many(conn, model, events[0].obj, [(e.before, e.after) for e in events],
+                            events[0].actor.clock.now())
+
+    def after_write(self, conn: Connection, model: Model, event: Event, armed: bool = False) -> bool:
+        """Run the rules and state-machine actions that this write triggers; arm timers (unless the
+        caller did, for the whole batch). Returns whether anything ran that may have changed the
+        record again."""
         if event.actor.channel == QUIET_CHANNEL:
             return False
         obj = event.obj
         changed = False
         if event.kind != "deleted":
-            timers.arm(conn, model, obj, event.before, event.after, event.actor.clock.now())
+            if not armed:
+                timers.arm(conn, model, obj, event.before, event.after, event.actor.clock.now())
             if obj.sla_policies:
                 changed = sla.on_write(conn, model, self.runtime.tables(model), obj, event.after,
                                        event.actor.clock.now(), Evaluator(event.actor.clock, event.actor.user_id))

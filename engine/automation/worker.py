@@ -1,7 +1,8 @@
 """The worker: delivers the outbox, fires due timers and runs cron schedules.
 
 Several workers may run at once (on PostgreSQL, on several machines): each claims
-work with SELECT ... FOR UPDATE SKIP LOCKED and a lease, so no entry is taken twice
+work in one statement (UPDATE ... WHERE key IN (SELECT ... FOR UPDATE SKIP LOCKED
+LIMIT n) RETURNING) and a lease, so no entry is taken twice
 while its lease runs; a worker that dies mid-job leaves the lease to expire and the
 entry is retried. Failed deliveries back off exponentially and become dead letters
 after max_attempts. Each job stands alone: whatever one delivery or timer raises is
@@ -83,24 +84,24 @@ class Worker:
 
     # -- outbox ----------------------------------------------------------------------------
     def claim(self, table: sa.Table, due_column: str, where, order) -> list[Any]:
-        """Claim up to `batch` due rows: lock them (skipping rows others hold), set our lease, commit."""
+        """Claim up to `batch` due rows in one statement: an UPDATE setting our lease on the rows a
+        subquery picks (locking them, skipping rows other workers hold, on PostgreSQL), returning them
+        in `order` with `attempts` as it was before this claim."""
         now = self.clock.now()
+        keys = list(table.primary_key.columns)
+        picked = (sa.select(*keys).where(where(now))
+                  .where(sa.or_(table.c.locked_until.is_(None), table.c.locked_until < now))
+                  .order_by(*order).limit(self.batch).with_for_update(skip_locked=True))
+        # a claim counts as an attempt: a job that kills its worker every time still runs out
+        values = {"locked_until": now + self.lease, "attempts": table.c.attempts + 1}
+        if table is outbox:
+            values["locked_by"] = self.name
+        claimed = keys[0].in_(picked) if len(keys) == 1 else sa.tuple_(*keys).in_(picked)
+        returned = [c for c in table.c if c.name != "attempts"] + [(table.c.attempts - 1).label("attempts")]
         with self.runtime.db.begin() as conn:
-            query = (sa.select(table).where(where(now))
-                     .where(sa.or_(table.c.locked_until.is_(None), table.c.locked_until < now))
-                     .order_by(*order).limit(self.batch).with_for_update(skip_locked=True))
-            rows = conn.execute(query).all()
-            if not rows:
-                return []
-            # a claim counts as an attempt: a job that kills its worker every time still runs out
-            values = {"locked_until": now + self.lease, "attempts": table.c.attempts + 1}
-            if table is outbox:
-                values["locked_by"] = self.name
-            keys = list(table.primary_key.columns)
-            claimed = keys[0].in_([getattr(row, keys[0].name) for row in rows]) if len(keys) == 1 else \
-                sa.tuple_(*keys).in_([tuple(getattr(row, k.name) for k in keys) for row in rows])
-            conn.execute(sa.update(table).where(claimed).values(values))
-        return rows
+            rows = conn.execute(sa.update(table).where(claimed).values(values).returning(*returned)).all()
+        names = [column.name for column in order]
+        return sorted(rows, key=lambda row: tuple(getattr(row, n) for n in names))
 
     def deliver_due(self) -> int:
         rows = self.claim(outbox, "next_attempt_at",

@@ -4,9 +4,10 @@ A write changes values stored on *other* records: rollups on its parents, and fo
 of records that read it through a relation path (`account.grade`). The engine changes
 those records itself, as a change of theirs made by the system:
 
-- parents: per batch of affected parents, one SELECT (locking them on PostgreSQL), one
-  UPDATE computing every rollup fed by the written object in SQL, one SELECT of the new
-  rollup values;
+- parents: per batch of affected parents, one SELECT (locking them on PostgreSQL, in id
+  order), one executemany adding the change to count/sum rollups without a filter, one
+  UPDATE recomputing the other rollups fed by the written object in SQL, one SELECT of the
+  new rollup values;
 - readers: keyset batches of the records whose relation path leads to a changed record
   (a nested IN subquery per path);
 - every record whose rollups or formulas changed: its stored formulas recomputed in
@@ -33,7 +34,7 @@ from metacrm.engine.records.errors import FieldError, ValidationFailed
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.query import kind_of
 from metacrm.engine.records.relations import prefetch, related_values
-from metacrm.engine.records.rollups import refresh_rollups
+from metacrm.engine.records.rollups import add_deltas, deltas, refresh_rollups
 from metacrm.metamodel import filters as flt
 from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
@@ -72,8 +73,9 @@ class Propagation:
                 f"{MAX_ROUNDS} rounds (do two records roll up into each other?)"))])
         for parent, fields, ids in _parents_to_refresh(self.model, obj, pairs):
             ids = [i for i in ids if (parent.name, i) not in self.vanishing]
+            changes = {f.name: d for f in fields if (d := deltas(obj, f, pairs)) is not None}
             for start in range(0, len(ids), BATCH):
-                self._settle(parent, self._refresh_parents(parent, fields, ids[start:start + BATCH]), rounds)
+                self._settle(parent, self._refresh_parents(parent, fields, ids[start:start + BATCH], changes), rounds)
         for reader, prefix, changed in _readers_to_recompute(self.model, obj, pairs):
             for start in range(0, len(changed), BATCH):
                 self._recompute_readers(reader, prefix, changed[start:start + BATCH], rounds)
@@ -110,10 +112,17 @@ class Propagation:
             self._settle(child, self._recompute(child, [(row, {**row, f.name: None}) for row in rows], [f.name]), 0)
 
     # -- parents -------------------------------------------------------------------------
-    def _refresh_parents(self, parent: ObjectDef, fields: list[FieldDef], ids: list[str]) -> list[Pair]:
+    def _refresh_parents(self, parent: ObjectDef, fields: list[FieldDef], ids: list[str],
+                         changes: dict[str, dict[str, Any]]) -> list[Pair]:
+        """Lock the parents (id order), move count/sum rollups by `changes` ({field: {id: delta}}),
+        recompute the other rollups, and return the (before, after) of those whose values changed."""
         table = self.tables[parent.name]
         befores = self._lock(table, table.c.id.in_(ids))
-        refresh_rollups(self.conn, self.model, self.tables, parent.name, fields, ids, self.actor.clock)
+        chunk = set(ids)
+        add_deltas(self.conn, table, [f for f in fields if f.name in changes],
+                   {n: {i: d for i, d in c.items() if i in chunk} for n, c in changes.items()})
+        refresh_rollups(self.conn, self.model, self.tables, parent.name, [f for f in fields if f.name not in changes],
+                        ids, self.actor.clock)
         names = [f.name for f in fields]
         fresh = {row.id: row._mapping for row in self.conn.execute(
             sa.select(table.c.id, *(table.c[n] for n in names)).where(table.c.id.in_(ids)))}
@@ -188,9 +197,10 @@ class Propagation:
         if obj.read_time_formulas:  # conditions see them as of now, on both sides
             for side in (0, 1):
                 readtime.fill(self.conn, self.model, self.tables, obj, [p[side] for p in pairs], self.evaluator)
-        for before, after in pairs:
-            event = Event("updated", obj, before, after, self.system, system=True)
-            self.service.automation.after_write(self.conn, self.model, event)
+        events = [Event("updated", obj, before, after, self.system, system=True) for before, after in pairs]
+        self.service.automation.arm_timers(self.conn, self.model, events)
+        for event in events:
+            self.service.automation.after_write(self.conn, self.model, event, armed=True)
 
 
 # -- what depends on what (computed once per model) --------------------------------------------

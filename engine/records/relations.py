@@ -65,12 +65,29 @@ def prefetch(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj
             fill(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
 
 
-def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, batch: int = 1000) -> None:
-    wanted = [i for i in ids if (table.name, i) not in cache]
+def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, batch: int = 1000,
+                scope: sa.ColumnElement | None = None) -> None:
+    """`_fetch` for many ids: one SELECT per `batch` ids, cached under the keys `_fetch` reads."""
+    def key(i):
+        return (table.name, i) if scope is None else (table.name, i, "scoped")
+
+    wanted = [i for i in ids if key(i) not in cache]
     for start in range(0, len(wanted), batch):
         chunk = wanted[start:start + batch]
-        found = {row.id: dict(row._mapping) for row in conn.execute(sa.select(table).where(table.c.id.in_(chunk)))}
-        cache.update({(table.name, i): found.get(i) for i in chunk})
+        statement = sa.select(table).where(table.c.id.in_(chunk))
+        if scope is not None:
+            statement = statement.where(scope)
+        found = {row.id: dict(row._mapping) for row in conn.execute(statement)}
+        cache.update({key(i): found.get(i) for i in chunk})
+
+
+def prefetch_scoped(conn: Connection, tables: Mapping[str, sa.Table], model: Model, obj: ObjectDef,
+                    rows: list[Mapping[str, Any]], cache: dict, scopes: Mapping[str, sa.ColumnElement]) -> None:
+    """The records that lookups of `rows` point at, as far as the user may read them (`scopes`, per
+    lookup field): one SELECT per lookup per 1000 ids, into the cache `related_values` reads."""
+    for name, scope in scopes.items():
+        ids = sorted({r[name] for r in rows if r.get(name)})
+        _fetch_many(conn, tables[model.object(obj.field(name).target).name], ids, cache, scope=scope)
 
 
 def _fill_once(conn, model: Model, tables, obj: ObjectDef, row: dict[str, Any], cache: dict,

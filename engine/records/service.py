@@ -26,8 +26,9 @@ from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
 from metacrm.engine.storage.ids import new_id
-from metacrm.engine.records.pipeline import Pipeline
-from metacrm.engine.records.relations import related_values
+from metacrm.engine.records.pipeline import Pipeline, relation_paths
+from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
+from metacrm.engine.records.retry import retrying
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
 from metacrm.metamodel import types as ft
@@ -178,6 +179,7 @@ class RecordService:
         result = self.bulk_create(object_name, [data], actor, all_or_none=True, conn=conn, _single=True)
         return result.records[0]
 
+    @retrying
     def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
                     all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
         """Create many records: each validated in Python, then written in batches of plain executemany."""
@@ -193,9 +195,12 @@ class RecordService:
             prepared: list[tuple[int, dict[str, Any]]] = []
             related_cache: dict = {}
             pending_logs: dict[int, list] = {}
-            for index, data in enumerate(rows):
+            coerced = []
+            for data in rows:
                 errors: list[FieldError] = []
-                values = pipeline.coerce_input(data, errors)
+                coerced.append((pipeline.coerce_input(data, errors), errors))
+            self._prefetch(c, model, obj, [values for values, _ in coerced], related_cache, pipeline)
+            for index, (values, errors) in enumerate(coerced):
                 related = self._related(c, model, obj, values, related_cache, pipeline)
                 pipeline.apply_defaults(values, related)
                 record = {"id": new_id(), "created_at": now, "created_by": actor.user_id, "updated_at": now,
@@ -236,6 +241,7 @@ class RecordService:
                                   versions=[version], _single=True)
         return result.records[0]
 
+    @retrying
     def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
                     all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
@@ -253,6 +259,10 @@ class RecordService:
             editable = set(current) if access.edit_clause(table) is None else set(
                 self._load(c, table, list(current), access.edit_clause(table)))
             prepared, befores, related_cache, pending_logs = [], {}, {}, {}
+            locks = self._locks(c, obj, sorted(editable), actor)
+            scratch = Pipeline(obj, actor, pipeline.evaluator, access.hidden, access.read_only)  # no side effects
+            self._prefetch(c, model, obj, [{**current[i], **scratch.coerce_input(dict(r), [])} for i, r in zip(ids, rows)
+                                           if i in current and isinstance(r, Mapping)], related_cache, pipeline)
             for index, data in enumerate(rows):
                 record_id = ids[index]
                 before = current.get(record_id) if record_id else None
@@ -273,7 +283,7 @@ class RecordService:
                         raise denied
                     result.errors[index] = denied.errors
                     continue
-                locked = self._locked(c, obj, record_id, actor)
+                locked = locks.get(record_id)
                 if locked is not None:
                     if _single:
                         raise ValidationFailed([locked])
@@ -306,14 +316,7 @@ class RecordService:
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
 
             def write(batch):
-                for _, record in batch:
-                    before = befores[record["id"]]
-                    written = c.execute(
-                        sa.update(table).where(table.c.id == record["id"], table.c.version == before["version"])
-                        .values({k: v for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v})
-                    ).rowcount
-                    if written != 1:  # someone else committed between our read and write
-                        raise self._conflict(obj, before, before["version"], actor)
+                self._write_updates(c, obj, table, [r for _, r in batch], befores, actor)
 
             prepared = self._write_guarded(c, model, obj, table, prepared, result, pipeline, befores, write,
                                            single=_single, all_or_none=all_or_none)
@@ -326,6 +329,29 @@ class RecordService:
             result.ids[index] = record["id"]
         return result
 
+    def _write_updates(self, conn: Connection, obj: ObjectDef, table: sa.Table, records: list[dict[str, Any]],
+                       befores: Mapping[str, Mapping[str, Any]], actor: Actor) -> None:
+        """One executemany per set of changed columns, each row guarded by the version it was read
+        at. If fewer rows than sent were written, someone else committed between our read and write:
+        the first such row is the conflict."""
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for record in records:
+            before = befores[record["id"]]
+            changed = tuple(sorted(k for k, v in record.items() if k != "id" and before.get(k, _MISSING) != v))
+            groups.setdefault(changed, []).append(
+                {"_k_id": record["id"], "_k_seen": before["version"], **{f"_v_{k}": record[k] for k in changed}})
+        for changed, params in groups.items():
+            statement = sa.update(table).where(table.c.id == sa.bindparam("_k_id"),
+                                               table.c.version == sa.bindparam("_k_seen"))
+            statement = statement.values({k: sa.bindparam(f"_v_{k}", type_=table.c[k].type) for k in changed})
+            if conn.execute(statement, params).rowcount == len(params):
+                continue
+            stored = dict(conn.execute(sa.select(table.c.id, table.c.version).where(
+                table.c.id.in_([p["_k_id"] for p in params]))).all())
+            late = next((p for p in params if stored.get(p["_k_id"]) != befores[p["_k_id"]]["version"] + 1), params[0])
+            raise self._conflict(obj, befores[late["_k_id"]], befores[late["_k_id"]]["version"], actor)
+
+    @retrying
     def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
                conn: Connection | None = None) -> None:
         model = self.runtime.model
@@ -362,9 +388,11 @@ class RecordService:
         """Run automations for each written record; returns the records as stored (after automations)."""
         from metacrm.engine.automation.runner import Event
 
-        for index, (before, after) in enumerate(pairs):
-            log = list(logs[index]) if logs else []
-            self.automation.after_write(conn, model, Event(kind, obj, before, after, actor, log))
+        events = [Event(kind, obj, before, after, actor, list(logs[index]) if logs else [])
+                  for index, (before, after) in enumerate(pairs)]
+        self.automation.arm_timers(conn, model, events)
+        for event in events:
+            self.automation.after_write(conn, model, event, armed=True)
         afters = [after for _, after in pairs if after is not None]
         if not afters:
             return afters
@@ -418,15 +446,19 @@ class RecordService:
 
     def _locked(self, conn: Connection, obj: ObjectDef, record_id: str, actor: Actor) -> FieldError | None:
         """A record waiting for approval is locked, except for the engine's own writes."""
-        if not obj.approval_processes or actor.system:
-            return None
-        from metacrm.engine.automation.approvals import pending
+        return self._locks(conn, obj, [record_id], actor).get(record_id)
 
-        row = pending(conn, obj.name, record_id)
-        if row is None or not next((p.lock for p in obj.approval_processes if p.name == row.process), True):
-            return None
-        return FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
-                                                    object=obj.label(actor.language)))
+    def _locks(self, conn: Connection, obj: ObjectDef, ids: list[str], actor: Actor) -> dict[str, FieldError]:
+        """`_locked` for many records in one query: {id: the error} of those locked."""
+        if not obj.approval_processes or actor.system or not ids:
+            return {}
+        from metacrm.engine.automation.approvals import pending_processes
+
+        locking = {p.name for p in obj.approval_processes if p.lock}
+        error = FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
+                                                     object=obj.label(actor.language)))
+        return {record_id: error for record_id, process in pending_processes(conn, obj.name, ids).items()
+                if process in locking or process not in {p.name for p in obj.approval_processes}}
 
     def _load(self, conn: Connection, table: sa.Table, ids: list[str],
               scope: sa.ColumnElement | None = None) -> dict[str, dict[str, Any]]:
@@ -459,6 +491,24 @@ class RecordService:
                     scopes[f.name] = scope
         return related_values(conn, model, self.runtime.tables(model), obj, record, cache,
                               evaluator=pipeline.evaluator if pipeline is not None else None, scopes=scopes)
+
+    def _prefetch(self, conn: Connection, model: Model, obj: ObjectDef, records: list[Mapping[str, Any]],
+                  cache: dict, pipeline: Pipeline) -> None:
+        """Load what `_related` will read for these records, one SELECT per lookup hop per batch
+        (and per lookup the user may see only part of), instead of one per record."""
+        tables = self.runtime.tables(model)
+        records = [r for r in records if isinstance(r, Mapping)]
+        prefetch(conn, model, tables, obj, records, cache, evaluator=pipeline.evaluator)
+        if pipeline.actor.system:
+            return
+        first_hops = {path[0] for path in relation_paths(obj)}
+        scopes = {}
+        for f in obj.fields:
+            if f.type in ft.RELATION_TYPES and f.name in first_hops:
+                scope = self._read_scope(conn, model, f.target, pipeline.actor, cache)
+                if scope is not None:
+                    scopes[f.name] = scope
+        prefetch_scoped(conn, tables, model, obj, records, cache, scopes)
 
     def _read_scope(self, conn: Connection, model: Model, object_name: str, actor: Actor,
                     cache: dict) -> sa.ColumnElement | None:
