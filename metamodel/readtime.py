@@ -17,6 +17,8 @@ from __future__ import annotations
 import ast
 from typing import Callable, Mapping
 
+from metacrm.metamodel.expressions.checker import attribute_path
+
 READ_TIME_FUNCTIONS = frozenset({"today", "now", "current_user"})
 RELATION_TYPES = frozenset({"lookup", "master_detail"})
 
@@ -42,7 +44,7 @@ def _visit(fields_of: FieldsOf, object_name: str, field_name: str, stack: frozen
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in READ_TIME_FUNCTIONS:
             return True
-        path = _path(node)
+        path = attribute_path(node)
         if path and _path_is_read_time(fields_of, object_name, path, stack):
             return True
     return False
@@ -56,15 +58,3 @@ def _path_is_read_time(fields_of: FieldsOf, object_name: str, path: tuple[str, .
             return False
         current = raw["target"]
     return _visit(fields_of, current, path[-1], stack)
-
-
-def _path(node: ast.AST) -> tuple[str, ...] | None:
-    """`name` or `a.b.c` as a tuple; None for anything else."""
-    parts: list[str] = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if not isinstance(node, ast.Name):
-        return None
-    parts.append(node.id)
-    return tuple(reversed(parts))

@@ -4,6 +4,7 @@ included, so an installed metacrm finds them and collides with no other distribu
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -13,9 +14,21 @@ ROOT = Path(__file__).resolve().parent.parent
 TOP_LEVEL = ("engine", "metamodel", "plugins", "templates")
 
 
+def clean_checkout(target: Path) -> Path:
+    """The files git tracks, copied: a wheel built from the work tree would also carry whatever
+    an earlier local build left in build/ (setuptools reuses it)."""
+    listed = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+    for name in filter(None, listed.decode().split("\0")):
+        if (ROOT / name).is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, target / name)
+    return target
+
+
 def test_wheel_installs_everything_under_the_metacrm_namespace(tmp_path):
+    source = clean_checkout(tmp_path / "src")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path / "dist"),
-                    str(ROOT)], check=True, capture_output=True, timeout=300)
+                    str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("metacrm-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"metacrm"}

@@ -103,7 +103,7 @@ class _Checker:
         return self._path((node.id,))
 
     def visit_Attribute(self, node: ast.Attribute) -> str:
-        path = _attribute_path(node)
+        path = attribute_path(node)
         if path is None:
             raise ExpressionError("only relation paths such as account.grade may use '.'")
         return self._path(path)
@@ -215,7 +215,7 @@ class _Checker:
 
         class Rewriter(ast.NodeTransformer):
             def visit_Attribute(self, node: ast.Attribute) -> ast.AST:
-                path = _attribute_path(node)
+                path = attribute_path(node)
                 return ast.copy_location(ast.Name(id=".".join(path), ctx=ast.Load()), node)
 
             def visit_Name(self, node: ast.Name) -> ast.AST:
@@ -249,7 +249,8 @@ def _constant_value(node: ast.AST) -> int | float | None:
     return None
 
 
-def _attribute_path(node: ast.AST) -> tuple[str, ...] | None:
+def attribute_path(node: ast.AST) -> tuple[str, ...] | None:
+    """`name` or `a.b.c` as a tuple of names; None for anything else."""
     parts: list[str] = []
     while isinstance(node, ast.Attribute):
         parts.append(node.attr)
