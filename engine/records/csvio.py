@@ -248,7 +248,7 @@ def import_rows(service: RecordService, object_name: str, table: CsvTable, actor
     """Create (or, with `match`, update) one record per CSV row. Raises ImportRefused for a
     bad mapping or key, RecordError (403) when the actor may not create and nothing matches."""
     runtime = service.runtime
-    obj = runtime.model.object(object_name)
+    obj, _ = service._object(runtime.model, object_name)  # an unknown object is a RecordError, not a KeyError
     result = ImportResult(dry_run=dry_run)
     if dry_run:
         with runtime.db.engine.connect() as conn:
@@ -451,3 +451,16 @@ def export_rows(service: RecordService, object_name: str, query: Query, actor: A
         if not page.next_cursor:
             return
         page = service.list(object_name, replace(query, cursor=page.next_cursor), actor)
+
+
+def export_query(service: RecordService, object_name: str, query: Query, actor: Actor) -> tuple[Query, list[str]]:
+    """The export's paged query and its columns; refuses (RecordError) an actor without the
+    export right or an unknown object. Hidden fields are never columns."""
+    obj, _ = service._object(service.runtime.model, object_name)
+    with service._reading(None) as conn:
+        access = service.access(obj, actor, conn)
+        if not access.rights.export:
+            raise service._forbidden(obj, actor, "export")
+        hidden = access.hidden
+    columns = export_columns(obj, hidden, query.fields)
+    return replace(query, limit=PAGE, cursor=None, fields=tuple(columns[1:]) if query.fields else None), columns
