@@ -145,3 +145,28 @@ def test_refusals_are_clean_messages(project, db_url, args, words):
     assert result.returncode in (1, 2) and words in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and result.stdout == ""
     assert rows(db_url) == []
+
+
+def test_export_is_audited_and_cut_short_pipe_is_quiet(project, db_url):
+    import sqlalchemy as sa
+
+    from metacrm.engine.identity.audit import audit_log
+
+    many = "last_name\n" + "".join(f"N{i}\n" for i in range(2500))
+    assert cli(db_url, "records", "import", "contact", write(project, "many.csv", many)).returncode == 0
+    piped = subprocess.run(f'"{sys.executable}" -m metacrm.engine.cli.main --database "{db_url}" '
+                           "records export contact | head -1", shell=True, capture_output=True, text=True,
+                           cwd=ROOT, timeout=120)
+    assert piped.stdout.startswith("id,last_name") and "Traceback" not in piped.stderr, piped.stderr
+    assert "error" not in piped.stderr
+    assert cli(db_url, "records", "export", "contact", "--filter", "last_name=N7", "-o",
+               str(project / "one.csv")).returncode == 0
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            details = [json.loads(d) if isinstance(d, str) else d for d in conn.execute(
+                sa.select(audit_log.c.detail).where(audit_log.c.event == "export").order_by(audit_log.c.id)).scalars()]
+    finally:
+        engine.dispose()
+    assert [(d["rows"], d["complete"]) for d in details][-1] == (1, True)
+    assert details[0]["complete"] is False and details[0]["filter"] is None

@@ -64,8 +64,13 @@ def export_file(runtime: Runtime, args, actor: Actor, query) -> int:
     query, columns = export_query(service, args.object, query, actor)
     first = service.list(args.object, query, actor)  # a bad filter, sort or field fails before any output
     if args.output in (None, "-"):
-        rows, complete = _write(service, args.object, query, actor, columns, first, sys.stdout.buffer)
-        sys.stdout.flush()
+        counted: list[int] = []
+        try:
+            rows, complete = _write(service, args.object, query, actor, columns, first, sys.stdout.buffer, counted)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `... | head`: the reader has what it wanted; stop quietly (and audit it)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            rows, complete = sum(counted), False
     else:
         target = Path(args.output)
         partial = target.with_name(target.name + ".partial")
@@ -85,9 +90,11 @@ def export_file(runtime: Runtime, args, actor: Actor, query) -> int:
     return 0
 
 
-def _write(service, name, query, actor, columns, first, out: BinaryIO) -> tuple[int, bool]:
-    rows = 0
+def _write(service, name, query, actor, columns, first, out: BinaryIO,
+           counted: list[int] | None = None) -> tuple[int, bool]:
+    """Write every page; `counted` collects rows handed to `out`, for the audit of a cut-short export."""
+    counted = [] if counted is None else counted
     for chunk, count in export_rows(service, name, query, actor, columns, first):
         out.write(chunk.encode("utf-8"))
-        rows += count
-    return rows, True
+        counted.append(count)
+    return sum(counted), True
