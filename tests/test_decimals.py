@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.api.csvio import export_rows, import_rows, parse_csv
+from metacrm.engine.records.csvio import export_rows, import_rows, parse_csv
 from metacrm.engine.records.context import SYSTEM
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.query import Query, QueryError

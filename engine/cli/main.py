@@ -19,6 +19,7 @@ from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
 from metacrm.metamodel.coercion import json_integer, json_number
 from metacrm.engine.records.context import Actor
+from metacrm.engine.records.csvio import ImportRefused
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
@@ -75,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--cursor", help="next_cursor of the previous page")
             cmd.add_argument("--fields", help="comma-separated fields to show")
         cmd.add_argument("--format", choices=("json", "table"), default="json")
+
+    add_csv_commands(actions)
 
     history = commands.add_parser("history", help="field history of a record")
     history.add_argument("object")
@@ -148,6 +151,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def add_csv_commands(actions) -> None:
+    """`records import` and `records export`: CSV in and out (the same logic as the API's)."""
+    load = actions.add_parser("import", help="create or update records from a UTF-8 CSV file",
+                              description="Columns are matched to fields by name or by label (any language). "
+                                          "Rows that fail are reported by CSV line; the others are written.")
+    load.add_argument("object")
+    load.add_argument("file", help="the CSV file, or - for stdin")
+    load.add_argument("--mapping", metavar="JSON", help='{"CSV column": "field", ...} instead of matching headers')
+    load.add_argument("--match", metavar="FIELD", help="update the record with this key (e.g. id, email); "
+                                                       "create one where none has it")
+    load.add_argument("--dry-run", action="store_true", help="report what would happen; write nothing")
+    dump = actions.add_parser("export", help="write records as CSV (stdout by default)")
+    dump.add_argument("object")
+    dump.add_argument("--filter", action="append", default=[], metavar="COND",
+                      help="field=value, field!=value, field>value, field:op=value (repeatable; all must hold)")
+    dump.add_argument("--where", help="a filter in the JSON filter language (and/or/not)")
+    dump.add_argument("--search", help="text to look for in searchable fields")
+    dump.add_argument("--sort", action="append", default=[], help="field, or -field for descending (write --sort=-field)")
+    dump.add_argument("--fields", help="comma-separated fields to export (default: all, with owner and timestamps)")
+    dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -168,7 +193,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("metacrm: " + "; ".join(e.message if e.field is None or e.message.startswith(e.field)
                                       else f"{e.field}: {e.message}" for e in exc.errors), file=sys.stderr)
         return 1
-    except (SampleDataError, SchemaVersionError, SettingError) as exc:
+    except (SampleDataError, SchemaVersionError, SettingError, ImportRefused) as exc:
         print(f"metacrm: {exc}", file=sys.stderr)
         return 1
     except Exception as exc:  # a bug or an unreachable database: say what, not where
@@ -248,6 +273,13 @@ def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
+    if args.action in ("import", "export"):
+        from metacrm.engine.cli import transfer
+
+        if args.action == "import":
+            return transfer.import_file(runtime, args, actor)
+        args.limit, args.cursor = None, None
+        return transfer.export_file(runtime, args, actor, list_query(args))
     service = RecordService(runtime)
     out = sys.stdout
     if args.action == "create":
