@@ -19,6 +19,7 @@ from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 DEAL = """
 name: deal
@@ -42,8 +43,8 @@ def deals(runtime, records):
     install(runtime, DEAL, LEAD)
     for i in range(7):
         row = {"name": f"deal {i}", "amount": f"{i}00.{i}5", "stage": ("new", "won", "lost")[i % 3]}
-        records.create("deal", row)
-        records.create("lead", row)
+        records.create("deal", row, actor=SYSTEM)
+        records.create("lead", row, actor=SYSTEM)
     return records
 
 

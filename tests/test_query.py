@@ -43,7 +43,7 @@ def people(runtime, records):
         {"first_name": "Linus", "last_name": "Torvalds_100%", "score": 60, "tier": None, "active": False},
         {"first_name": "李", "last_name": "小龙", "email": "lee@example.cn", "score": 75, "tier": "gold", "tags": ["vip", "press"]},
     ]
-    result = records.bulk_create("contact", rows, ACTOR)
+    result = records.bulk_create("contact", rows, actor=ACTOR)
     assert result.written == 5
     return records
 
@@ -53,7 +53,7 @@ def names(page):
 
 
 def listed(records, **kw):
-    return sorted(names(records.list("contact", Query(limit=100, **kw), ACTOR)))
+    return sorted(names(records.list("contact", Query(limit=100, **kw), actor=ACTOR)))
 
 
 @pytest.mark.parametrize("filter_, expected", [

@@ -120,7 +120,7 @@ def one(request: Request) -> Response:
     if request.method == "GET":
         with request_unit(request) as unit:
             _object_fields(request, name)
-            record = records.get(name, record_id, unit.actor, conn=unit.conn)
+            record = records.get(name, record_id, actor=unit.actor, conn=unit.conn)
         tag = etag(record, _obj(request, name))
         if request.headers.get("if-none-match") == tag:
             return Response(status_code=304, headers={"ETag": tag})
@@ -128,13 +128,13 @@ def one(request: Request) -> Response:
     actor = authenticate(request)
     _object_fields(request, name)
     if request.method == "DELETE":
-        records.delete(name, record_id, actor, version=if_match_version(request, record_id))
+        records.delete(name, record_id, actor=actor, version=if_match_version(request, record_id))
         return Response(status_code=204)
     data = awaited(read_object, request, exact=True)
     for key in ("id", "version", "created_at", "created_by", "updated_at", "updated_by"):
         if key in data:
             raise Problem(422, f"{key} cannot be written")
-    record = records.update(name, record_id, data, actor, version=if_match_version(request, record_id))
+    record = records.update(name, record_id, data, actor=actor, version=if_match_version(request, record_id))
     return JSONResponse(to_jsonable(record), headers={"ETag": etag(record, _obj(request, name))})
 
 
@@ -152,9 +152,9 @@ def bulk(request: Request) -> Response:
     all_or_none = bool(body.get("all_or_none", False))
     records = service(request)
     if request.method == "POST":
-        result = records.bulk_create(name, rows, actor, all_or_none=all_or_none)
+        result = records.bulk_create(name, rows, actor=actor, all_or_none=all_or_none)
     else:
-        result = records.bulk_update(name, rows, actor, all_or_none=all_or_none)
+        result = records.bulk_update(name, rows, actor=actor, all_or_none=all_or_none)
     return JSONResponse({"ids": result.ids, "written": result.written,
                          "errors": [{"index": i, "errors": [e.as_dict() for e in errs]}
                                     for i, errs in sorted(result.errors.items())]},
