@@ -66,7 +66,7 @@ def test_a_write_that_lost_a_deadlock_is_run_again_and_counted_once(runtime, rec
     def write():
         try:
             done["result"] = writer.bulk_create("deal", [{"name": "x", "account": first, "amount": "1.50"},
-                                                         {"name": "y", "account": second, "amount": "2.25"}])
+                                                         {"name": "y", "account": second, "amount": "2.25"}], actor=SYSTEM)
         except Exception as exc:  # reported below
             done["error"] = exc
 

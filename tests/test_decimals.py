@@ -73,10 +73,10 @@ def deal_amounts(records, **query) -> list[str]:
 
 
 def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_and_export(crm, runtime):
-    account = crm.create("account", {"name": "Acme"})
-    made = [crm.create("deal", {"name": v, "amount": v, "account": account["id"]}) for v in EXACT]
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
+    made = [crm.create("deal", {"name": v, "amount": v, "account": account["id"]}, actor=SYSTEM) for v in EXACT]
     assert [str(r["amount"]) for r in made] == EXACT
-    assert [str(crm.get("deal", r["id"])["amount"]) for r in made] == EXACT
+    assert [str(crm.get("deal", r["id"], actor=SYSTEM)["amount"]) for r in made] == EXACT
     assert deal_amounts(crm, sort=("amount",)) == sorted(EXACT, key=Decimal)
     assert deal_amounts(crm, sort=("-amount",)) == sorted(EXACT, key=Decimal, reverse=True)
     assert deal_amounts(crm, filter=[["amount", "eq", "1234567890123456.78"]]) == ["1234567890123456.78"]
@@ -84,7 +84,7 @@ def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_an
     assert deal_amounts(crm, filter=[["amount", "between", ["4503599627370497.01", "4503599627370497.01"]]]) \
         == ["4503599627370497.01"]
     assert deal_amounts(crm, filter=[["amount", "in", ["100.1", "-0.01"]]], sort=("amount",)) == ["-0.01", "100.10"]
-    parent = crm.get("account", account["id"])
+    parent = crm.get("account", account["id"], actor=SYSTEM)
     assert parent["total"] == sum(Decimal(v) for v in EXACT) and str(parent["total"]) == "5738167517494053.89"
     assert str(parent["highest"]) == "9999999999999999.99"
     exported = "".join(chunk for chunk, _ in export_rows(crm, "deal", Query(sort=("amount",)), SYSTEM,
@@ -100,10 +100,10 @@ def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_an
 def test_keyset_pages_over_decimals_that_only_differ_past_float_precision(crm):
     values = [f"4503599627370496.{i:02d}" for i in range(7)]
     for v in reversed(values):
-        crm.create("deal", {"name": v, "amount": v})
+        crm.create("deal", {"name": v, "amount": v}, actor=SYSTEM)
     seen, cursor = [], None
     while True:
-        page = crm.list("deal", Query(sort=("-amount",), limit=2, cursor=cursor))
+        page = crm.list("deal", Query(sort=("-amount",), limit=2, cursor=cursor), actor=SYSTEM)
         seen += [str(r["amount"]) for r in page.records]
         cursor = page.next_cursor
         if cursor is None:
@@ -167,26 +167,26 @@ REFUSED = [
 @pytest.mark.parametrize("value, code", REFUSED)
 def test_decimal_input_without_an_exact_value_is_a_field_error(crm, runtime, value, code):
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"name": "x", "amount": value})
+        crm.create("deal", {"name": "x", "amount": value}, actor=SYSTEM)
     assert [(e.field, e.code) for e in caught.value.errors] == [("amount", code)]
-    assert crm.count("deal") == 0
+    assert crm.count("deal", actor=SYSTEM) == 0
 
 
 @pytest.mark.parametrize("value", ["1e-999999999999999999", "NaN", "Infinity", "1E+400", "0.001", "12..5", "1e5e5"])
 def test_decimal_filter_values_without_an_exact_value_are_query_errors(crm, value):
-    crm.create("deal", {"name": "x", "amount": "0"})
+    crm.create("deal", {"name": "x", "amount": "0"}, actor=SYSTEM)
     for condition in (["amount", "eq", value], ["amount", "lt", value], ["amount", "between", ["0", value]],
                       ["amount", "in", [value]], {"not": ["amount", "ge", value]}):
         with pytest.raises(QueryError):
-            crm.list("deal", Query(filter=[condition]))
+            crm.list("deal", Query(filter=[condition]), actor=SYSTEM)
 
 
 def test_tiny_decimals_at_precision_equal_to_scale(crm):
-    assert str(crm.create("deal", {"tiny": "0.999"})["tiny"]) == "0.999"
-    assert str(crm.create("deal", {"tiny": "-0.5"})["tiny"]) == "-0.500"
+    assert str(crm.create("deal", {"tiny": "0.999"}, actor=SYSTEM)["tiny"]) == "0.999"
+    assert str(crm.create("deal", {"tiny": "-0.5"}, actor=SYSTEM)["tiny"]) == "-0.500"
     with pytest.raises(ValidationFailed):
-        crm.create("deal", {"tiny": "1"})
-    assert str(crm.create("deal", {"tiny": "-0.000"})["tiny"]) == "0.000"  # no negative zero
+        crm.create("deal", {"tiny": "1"}, actor=SYSTEM)
+    assert str(crm.create("deal", {"tiny": "-0.000"}, actor=SYSTEM)["tiny"]) == "0.000"  # no negative zero
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_the_api_keeps_json_numbers_exact_and_refuses_those_without_an_exact_val
     assert huge.status_code == 400 and huge.headers["content-type"] == "application/problem+json"
     huge = client.get("/api/v1/records/deal", params={"filter": '[["amount", "gt", %s]]' % ("9" * 5000)}, headers=headers)
     assert huge.status_code == 400 and huge.headers["content-type"] == "application/problem+json"
-    assert crm.count("deal") == 1
+    assert crm.count("deal", actor=SYSTEM) == 1
 
 
 def test_csv_cells_without_an_exact_value_are_row_errors(crm):
@@ -241,45 +241,45 @@ def test_csv_cells_without_an_exact_value_are_row_errors(crm):
 
 
 def test_decimal_rollups_are_exact_and_round_half_away_from_zero(crm):
-    account = crm.create("account", {"name": "Acme"})
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
     for small, qty in [("0.05", 1), ("0.10", 2), ("-0.01", 2)]:
-        crm.create("deal", {"account": account["id"], "small": small, "qty": qty})
-    got = crm.get("account", account["id"])
+        crm.create("deal", {"account": account["id"], "small": small, "qty": qty}, actor=SYSTEM)
+    got = crm.get("account", account["id"], actor=SYSTEM)
     assert str(got["total_4"]) == "0.1400" and str(got["total_0"]) == "0"
     assert str(got["average"]) == "0.05"  # 0.14 / 3 = 0.04666...
     assert str(got["average_5"]) == "0.04667"
     assert str(got["average_qty"]) == "1.667"
     assert str(got["lowest"]) == "0.0"  # -0.01 at scale 1
-    crm.create("deal", {"account": account["id"], "small": "-0.30"})
-    got = crm.get("account", account["id"])
+    crm.create("deal", {"account": account["id"], "small": "-0.30"}, actor=SYSTEM)
+    got = crm.get("account", account["id"], actor=SYSTEM)
     assert str(got["lowest"]) == "-0.3" and str(got["total_0"]) == "0"
     assert str(got["average"]) == "-0.04"  # -0.16 / 4 = -0.04
-    other = crm.create("account", {"name": "Ties"})
+    other = crm.create("account", {"name": "Ties"}, actor=SYSTEM)
     for small in ("-0.05", "0.00"):
-        crm.create("deal", {"account": other["id"], "small": small})
-    tie = crm.get("account", other["id"])
+        crm.create("deal", {"account": other["id"], "small": small}, actor=SYSTEM)
+    tie = crm.get("account", other["id"], actor=SYSTEM)
     assert str(tie["average"]) == "-0.03" and str(tie["total_0"]) == "0"  # -0.025 rounds away from zero
-    crm.create("deal", {"account": other["id"], "small": "-0.45"})
-    assert str(crm.get("account", other["id"])["total_0"]) == "-1"  # -0.50 rounds away from zero
-    empty = crm.create("account", {"name": "Empty"})
+    crm.create("deal", {"account": other["id"], "small": "-0.45"}, actor=SYSTEM)
+    assert str(crm.get("account", other["id"], actor=SYSTEM)["total_0"]) == "-1"  # -0.50 rounds away from zero
+    empty = crm.create("account", {"name": "Empty"}, actor=SYSTEM)
     assert empty["average"] is None and str(empty["total"]) == "0.00" and empty["lowest"] is None
 
 
 def test_a_rollup_that_outgrows_its_precision_is_a_clean_error_and_writes_nothing(crm, runtime):
-    account = crm.create("account", {"name": "Acme"})
-    crm.create("deal", {"account": account["id"], "amount": "9999999999999999.99"})
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
+    crm.create("deal", {"account": account["id"], "amount": "9999999999999999.99"}, actor=SYSTEM)
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"account": account["id"], "amount": "0.01"})
+        crm.create("deal", {"account": account["id"], "amount": "0.01"}, actor=SYSTEM)
     assert caught.value.errors[0].code == "out_of_range"
-    assert crm.count("deal") == 1 and str(crm.get("account", account["id"])["total"]) == "9999999999999999.99"
+    assert crm.count("deal", actor=SYSTEM) == 1 and str(crm.get("account", account["id"], actor=SYSTEM)["total"]) == "9999999999999999.99"
 
 
 def test_a_decimal_formula_past_its_precision_is_a_field_error(crm):
-    assert str(crm.create("deal", {"amount": "1234567890123456.78"})["share"]) == "1234567890123.46"
+    assert str(crm.create("deal", {"amount": "1234567890123456.78"}, actor=SYSTEM)["share"]) == "1234567890123.46"
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"small": "99999999.99"})  # blown_up would need 17 digits before the point
+        crm.create("deal", {"small": "99999999.99"}, actor=SYSTEM)  # blown_up would need 17 digits before the point
     assert [(e.field, e.code) for e in caught.value.errors] == [("blown_up", "formula_error")]
-    assert crm.count("deal") == 1
+    assert crm.count("deal", actor=SYSTEM) == 1
 
 
 # -- type changes --------------------------------------------------------------------------------

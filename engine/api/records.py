@@ -99,13 +99,13 @@ def list_or_create(request: Request) -> Response:
         actor = authenticate(request)
         name = request.path_params["object"]
         visible_fields(request, name, actor)
-        record = service(request).create(name, awaited(read_object, request, exact=True), actor)
+        record = service(request).create(name, awaited(read_object, request, exact=True), actor=actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={
             "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
     with request_unit(request) as unit:
         name = request.path_params["object"]
         query = _query(request, visible_fields(request, name, unit.actor))
-        page = service(request).list(name, query, unit.actor, conn=unit.conn)
+        page = service(request).list(name, query, actor=unit.actor, conn=unit.conn)
     body: dict[str, Any] = {"records": to_jsonable(page.records), "next_cursor": page.next_cursor}
     if page.next_cursor:
         params = dict(request.query_params)
