@@ -223,9 +223,12 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
-                    all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
-        """Create many records: each validated in Python, then written in batches of plain executemany."""
+    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
+                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
+                    _single: bool = False) -> BulkResult:
+        """Create many records: each validated in Python, then written in batches of plain executemany.
+        `actor` is required (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
+        actor = _required_actor("bulk_create", legacy, actor)
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -285,10 +288,12 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
-                    all_or_none: bool = False, conn: Connection | None = None,
+    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
+                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
-        """Update many records; each row carries "id" and optionally "version"."""
+        """Update many records; each row carries "id" and optionally "version". `actor` is required
+        (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
+        actor = _required_actor("bulk_update", legacy, actor)
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
