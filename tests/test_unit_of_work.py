@@ -100,3 +100,14 @@ def test_forbidden_and_not_found_are_the_localized_errors_of_the_service(records
     assert isinstance(missing, NotFound) and "nope" in missing.errors[0].message
     with pytest.raises(UnknownObject):
         records.object_and_table("no_such_object")
+
+
+def test_a_positional_actor_cannot_be_doubled_or_none(records, world):
+    ann, bob, note = world
+    with pytest.raises(TypeError, match="actor"):
+        records.list("note", Query(), ann, actor=bob)  # which one would it be?
+    with pytest.raises(TypeError):
+        records.list("note", Query(), ann, bob)
+    with pytest.raises(TypeError, match="actor"):
+        records.bulk_create("note", [{"body": "x"}], None)
+    assert records.count("note", actor=SYSTEM) == 1
