@@ -58,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import sqlalchemy as sa  # noqa: E402
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
+from metacrm.engine.records.context import SYSTEM
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DOCS = ROOT / "docs" / "performance.md"
@@ -343,7 +344,7 @@ def seed(url: str, rows: int) -> tuple[str, str]:
         service = RecordService(runtime)
         ids: list[str] = []
         for start in range(0, rows, 5000):
-            result = service.bulk_create(OBJECT, data[start:start + 5000], all_or_none=True)
+            result = service.bulk_create(OBJECT, data[start:start + 5000], all_or_none=True, actor=SYSTEM)
             ids += result.ids
         with runtime.db.begin() as conn:
             admin = identity.create_user(conn, "Bench Admin", f"bench-{uuid.uuid4().hex[:8]}@example.com",

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sqlalchemy as sa  # noqa: E402
 
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
-from metacrm.engine.records.context import Actor  # noqa: E402
+from metacrm.engine.records.context import SYSTEM, Actor  # noqa: E402
 from metacrm.engine.storage.ids import new_id  # noqa: E402
 from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
@@ -91,7 +91,7 @@ def prepare(url: str, sizes: dict[str, int]) -> Setup:
         users = [identity.create_user(conn, f"Rep {i}", f"rep{i}@example.com", roles=["sales_rep"]).id
                  for i in range(sizes["users"])]
     rs = RecordService(rt)
-    result = rs.bulk_create("account", [{"name": f"Account {i}"} for i in range(sizes["accounts"])])
+    result = rs.bulk_create("account", [{"name": f"Account {i}"} for i in range(sizes["accounts"])], actor=SYSTEM)
     return Setup(rt, rs, Actor(user_id=users[0], roles=frozenset({"sales_rep"})), users, list(result.ids))
 
 
@@ -233,7 +233,7 @@ def bench_writes(setup: Setup, backend: str, samples: int, ops: int) -> list[Row
     engine_ids, raw_ids = [], []
 
     def engine_create(i):
-        engine_ids.append(setup.rs.create("opportunity", deal(i, setup.accounts, rng), setup.rep)["id"])
+        engine_ids.append(setup.rs.create("opportunity", deal(i, setup.accounts, rng), actor=setup.rep)["id"])
 
     def raw_create(i):
         raw_ids.append(raw.create(deal(i, setup.accounts, rng)))
@@ -244,7 +244,7 @@ def bench_writes(setup: Setup, backend: str, samples: int, ops: int) -> list[Row
     def engine_update(i):
         record_id = engine_ids[i % len(engine_ids)]
         values = {"amount": str(Decimal(rng.randrange(0, 10_000_000)).scaleb(-2)), "next_step": f"call {i}"}
-        versions[record_id] = setup.rs.update("opportunity", record_id, values, setup.rep,
+        versions[record_id] = setup.rs.update("opportunity", record_id, values, actor=setup.rep,
                                               version=versions.get(record_id, 1))["version"]
 
     def raw_update(i):
@@ -282,14 +282,14 @@ def load_opportunities(setup: Setup, n: int) -> None:
 def bench_lists(setup: Setup, backend: str, samples: int, ops: int, rows: int) -> list[Row]:
     raw = Raw(setup)
     system = Actor(system=True)
-    first = setup.rs.list("opportunity", Query(limit=PAGE), setup.rep)
+    first = setup.rs.list("opportunity", Query(limit=PAGE), actor=setup.rep)
     if [r["id"] for r in first.records] != [str(r.id) for r in raw.page(setup.rep.user_id)[:PAGE]]:
         raise RuntimeError("the rep's engine and raw pages differ")
     own = Row(backend, f"rep's own-scope list, default order, first page of {rows:,}",
-              *interleaved(lambda i: setup.rs.list("opportunity", Query(limit=PAGE), setup.rep),
+              *interleaved(lambda i: setup.rs.list("opportunity", Query(limit=PAGE), actor=setup.rep),
                            lambda i: raw.page(setup.rep.user_id), samples, ops))
     default = Row(backend, f"default-order list (no view), first page of {rows:,}",
-                  *interleaved(lambda i: setup.rs.list("opportunity", Query(limit=PAGE), system),
+                  *interleaved(lambda i: setup.rs.list("opportunity", Query(limit=PAGE), actor=system),
                                lambda i: raw.page(None), samples, ops))
     return [own, default]
 

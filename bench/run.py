@@ -53,6 +53,7 @@ from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
 from metacrm.engine.runtime import Runtime  # noqa: E402
 from metacrm.metamodel.loader import load_documents  # noqa: E402
+from metacrm.engine.records.context import SYSTEM
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DOCS = ROOT / "docs" / "performance.md"
@@ -221,7 +222,7 @@ def bench_single(rt: Runtime, rs: RecordService, report: BackendReport, n: int) 
 
     def engine_part(part):
         for api, _ in part:
-            rs.create("deal", api)
+            rs.create("deal", api, actor=SYSTEM)
 
     def raw_part(part):
         for _, typed in part:
@@ -264,7 +265,7 @@ def bench_bulk(rt: Runtime, rs: RecordService, report: BackendReport, n: int, re
     api_rows = [api for api, _ in rows]
 
     def engine_run():
-        result = rs.bulk_create("deal", api_rows)
+        result = rs.bulk_create("deal", api_rows, actor=SYSTEM)
         if result.written != n or result.errors:
             raise RuntimeError(f"bulk_create wrote {result.written} of {n}: {list(result.errors.items())[:3]}")
 
@@ -300,7 +301,7 @@ def profile_single(rt: Runtime, rs: RecordService, report: BackendReport, n: int
     profiler = cProfile.Profile()
     profiler.enable()
     for api, _ in rows:
-        rs.create("deal", api)
+        rs.create("deal", api, actor=SYSTEM)
     profiler.disable()
     empty_table(rt.db.engine, rt.tables()["deal"])
     stats = pstats.Stats(profiler).stats  # (file, line, name) -> (cc, ncalls, tottime, cumtime, callers)
@@ -411,7 +412,7 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
     first_query = Query(filter=LIST_FILTER, sort=LIST_SORT, limit=PAGE)
 
     def engine_first():
-        return rs.list("bigdeal", first_query)
+        return rs.list("bigdeal", first_query, actor=SYSTEM)
 
     def raw_first():  # built per call, as a hand-written request handler would
         statement = _raw_select(table).limit(limit)
@@ -442,7 +443,7 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
         return statement.limit(limit)
 
     def engine_deep():
-        return rs.list("bigdeal", deep_query)
+        return rs.list("bigdeal", deep_query, actor=SYSTEM)
 
     def raw_deep():  # the same SQL the engine generates: keyset predicate plus the seek bound
         statement = raw_deep_select(bounded=True)
@@ -471,8 +472,8 @@ def bench_list(rt: Runtime, rs: RecordService, report: BackendReport, n: int) ->
 
     # the SQL the engine generates, and its plan -----------------------------------------------
     with engine.connect() as conn:
-        for name, statement, raw in (("first page", rs.select(obj, table, first_query).limit(limit), _raw_select(table).limit(limit)),
-                                     ("deep page", rs.select(obj, table, deep_query).limit(limit),
+        for name, statement, raw in (("first page", rs.select(obj, table, first_query, actor=SYSTEM).limit(limit), _raw_select(table).limit(limit)),
+                                     ("deep page", rs.select(obj, table, deep_query, actor=SYSTEM).limit(limit),
                                       raw_deep_select(bounded=True)),
                                      ("deep page, raw without the bound", None, raw_deep_select())):
             if statement is not None:

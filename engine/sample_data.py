@@ -32,7 +32,7 @@ def load_sample_data(records: RecordService, path: Path, actor: Actor) -> dict[s
         for index, row in enumerate(rows or ()):
             values = {k: _resolve(v, keys, path, object_name, index) for k, v in row.items() if k != "_key"}
             try:
-                made = records.create(object_name, values, actor)
+                made = records.create(object_name, values, actor=actor)
             except RecordError as exc:
                 raise SampleDataError(f"{path}: {object_name}[{index}]: {exc}") from None
             if "_key" in row:

@@ -15,7 +15,7 @@ def append_text(context, params: dict[str, Any]) -> None:
     field, text = params["field"], str(params.get("text", ""))
     current = context.record.get(field) or ""
     value = f"{current}\n{text}" if current else text
-    updated = context.service.update(context.event.obj.name, context.record["id"], {field: value}, context.actor,
+    updated = context.service.update(context.event.obj.name, context.record["id"], {field: value}, actor=context.actor,
                                      conn=context.conn)
     context.record = dict(updated)
 

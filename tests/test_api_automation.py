@@ -9,6 +9,7 @@ from metacrm.engine.api import create_app
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 LEAD = """
 name: lead
@@ -54,10 +55,10 @@ def test_public_intake_fires_inbound_rules_and_accepts_only_listed_fields(api, r
     client, _ = api
     made = client.post("/api/v1/intake/lead", json={"name": "Web visitor", "email": "v@example.com"})
     assert made.status_code == 201
-    assert records.get("lead", made.json()["id"])["status"] == "hot"
+    assert records.get("lead", made.json()["id"], actor=SYSTEM)["status"] == "hot"
     assert client.post("/api/v1/intake/lead", json={"name": "x", "score": 99}).status_code == 422
     assert client.post("/api/v1/intake/lead", json={"email": "bad"}).status_code == 422
-    assert records.count("lead") == 1
+    assert records.count("lead", actor=SYSTEM) == 1
 
 
 def test_manual_rule_over_http(api, records):
@@ -67,7 +68,7 @@ def test_manual_rule_over_http(api, records):
     ran = client.post("/api/v1/records/lead/rules/mark_hot", json={"ids": [a["id"], b["id"]]}, headers=h(tokens["rep"]))
     assert ran.json() == {"rule": "lead.mark_hot", "matched": 1, "records": 2,
                           "results": [{"id": a["id"], "matched": True}, {"id": b["id"], "matched": False}]}
-    assert [records.get("lead", i)["status"] for i in (a["id"], b["id"])] == ["hot", "new"]
+    assert [records.get("lead", i, actor=SYSTEM)["status"] for i in (a["id"], b["id"])] == ["hot", "new"]
     assert client.post("/api/v1/records/lead/rules/nope", json={"ids": [a["id"]]}, headers=h(tokens["rep"])).status_code == 404
 
 
@@ -104,7 +105,7 @@ def test_public_intake_is_limited_per_address_capped_in_size_and_audited(api, re
     streamed = visitor.post("/api/v1/intake/lead", content=iter([b'{"name": "', b"y" * 100_000, b'"}']),
                             headers={"Content-Type": "application/json"})  # no Content-Length: counted as read
     assert streamed.status_code == 413
-    assert records.count("lead") == 4
+    assert records.count("lead", actor=SYSTEM) == 4
     with runtime.db.engine.connect() as conn:
         import sqlalchemy as sa
 

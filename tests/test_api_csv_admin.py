@@ -19,6 +19,7 @@ from metacrm.engine.security import auth
 from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.storage import sequences
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 CONTACT = """
 name: contact
@@ -99,7 +100,7 @@ def rows_of(response) -> list[dict]:
 def by_name(records: RecordService, object_name="contact") -> dict[str, dict]:
     from metacrm.engine.records.query import Query
 
-    return {r["last_name"]: r for r in records.list(object_name, Query(limit=1000)).records}
+    return {r["last_name"]: r for r in records.list(object_name, Query(limit=1000), actor=SYSTEM).records}
 
 
 # -- import ------------------------------------------------------------------------------------
@@ -194,7 +195,7 @@ def test_import_refuses_bad_input_as_problems_and_writes_nothing(api, records, m
     # by header (no mapping), a hidden field's column is just not imported
     hidden = post_csv(client, tokens["rep"], "last_name,salary\nA,100\n")
     assert hidden.json()["ignored_columns"] == ["salary"]
-    assert records.count("contact") == 1 and records.get("contact", hidden_id(records))["salary"] is None
+    assert records.count("contact", actor=SYSTEM) == 1 and records.get("contact", hidden_id(records), actor=SYSTEM)["salary"] is None
 
 
 def hidden_id(records) -> str:
@@ -203,7 +204,7 @@ def hidden_id(records) -> str:
 
 def test_dry_run_validates_everything_and_writes_nothing(api, runtime, records):
     client, tokens, _ = api
-    existing = records.create("contact", {"last_name": "Old", "email": "old@example.com", "score": 1})
+    existing = records.create("contact", {"last_name": "Old", "email": "old@example.com", "score": 1}, actor=SYSTEM)
     before = {t.name: count(runtime, t) for t in (outbox, history_table, audit_log, sequences.sequence_table)}
     runtime.automation_log.flush()
     logged = count(runtime, execution_log)
@@ -217,21 +218,21 @@ def test_dry_run_validates_everything_and_writes_nothing(api, runtime, records):
     assert response.status_code == 207 and body["dry_run"] is True
     assert (body["created"], body["updated"]) == (1, 1)
     assert {e["row"]: e["errors"][0]["code"] for e in body["errors"]} == {4: "invalid_type", 5: "duplicate_key"}
-    assert records.count("contact") == 1
-    unchanged = records.get("contact", existing["id"])
+    assert records.count("contact", actor=SYSTEM) == 1
+    unchanged = records.get("contact", existing["id"], actor=SYSTEM)
     assert (unchanged["score"], unchanged["version"]) == (1, 1)
     runtime.automation_log.flush()
     after = {t.name: count(runtime, t) for t in (outbox, history_table, audit_log, sequences.sequence_table)}
     assert after == before and count(runtime, execution_log) == logged
     real = post_csv(client, tokens["admin"], text, match="email").json()
     assert (real["created"], real["updated"], len(real["errors"])) == (1, 1, 2)
-    assert records.count("contact") == 2 and count(runtime, outbox) == before["metacrm_outbox"] + 1
+    assert records.count("contact", actor=SYSTEM) == 2 and count(runtime, outbox) == before["metacrm_outbox"] + 1
     assert by_name(records)["New"]["code"] == "C-0002"  # the dry run gave its auto-numbers back
 
 
 def test_match_key_updates_visible_records_with_version_checks(api, records, runtime):
     client, tokens, users = api
-    admin_made = records.create("contact", {"last_name": "Theirs", "email": "theirs@example.com"})
+    admin_made = records.create("contact", {"last_name": "Theirs", "email": "theirs@example.com"}, actor=SYSTEM)
     response = post_csv(client, tokens["rep"], "last_name,email,score\nMine,mine@example.com,1\n")
     assert response.json()["created"] == 1
     mine = by_name(records)["Mine"]
@@ -242,17 +243,17 @@ def test_match_key_updates_visible_records_with_version_checks(api, records, run
     body = post_csv(client, tokens["rep"], text, match="email").json()
     assert (body["created"], body["updated"]) == (1, 1)
     assert [(e["row"], e["errors"][0]["code"]) for e in body["errors"]] == [(4, "not_unique")]
-    assert records.get("contact", mine["id"])["score"] == 2 and records.get("contact", mine["id"])["version"] == 2
-    assert records.get("contact", admin_made["id"])["score"] is None
+    assert records.get("contact", mine["id"], actor=SYSTEM)["score"] == 2 and records.get("contact", mine["id"], actor=SYSTEM)["version"] == 2
+    assert records.get("contact", admin_made["id"], actor=SYSTEM)["score"] is None
     stale = post_csv(client, tokens["rep"], "email,score,version\nmine@example.com,9,1\n", match="email").json()
     assert stale["updated"] == 0 and stale["errors"][0]["errors"][0]["code"] == "conflict"
-    assert records.get("contact", mine["id"])["score"] == 2
+    assert records.get("contact", mine["id"], actor=SYSTEM)["score"] == 2
     # a blank cell on update clears the field; an explicit mapping picks the columns
     cleared = post_csv(client, tokens["rep"], "Mail,Points,x\nmine@example.com,,junk\n", match="email",
                        mapping=json.dumps({"Mail": "email", "Points": "score"})).json()
-    assert cleared["updated"] == 1 and records.get("contact", mine["id"])["score"] is None
+    assert cleared["updated"] == 1 and records.get("contact", mine["id"], actor=SYSTEM)["score"] is None
     # export and re-import by id round-trips, formula-looking text included
-    records.update("contact", mine["id"], {"notes": "=HYPERLINK(\"http://evil\")", "tags": ["vip", "press"]})
+    records.update("contact", mine["id"], {"notes": "=HYPERLINK(\"http://evil\")", "tags": ["vip", "press"]}, actor=SYSTEM)
     exported = client.get("/api/v1/records/contact/export", headers=h(tokens["admin"]))
     row = next(r for r in rows_of(exported) if r["id"] == mine["id"])
     assert row["notes"] == "'=HYPERLINK(\"http://evil\")" and row["tags"] == "vip;press"
@@ -263,7 +264,7 @@ def test_match_key_updates_visible_records_with_version_checks(api, records, run
     writer.writerow(row)
     back = post_csv(client, tokens["admin"], buffer.getvalue(), match="id").json()
     assert (back["created"], back["updated"], back["errors"]) == (0, 1, []), back
-    again = records.get("contact", mine["id"])
+    again = records.get("contact", mine["id"], actor=SYSTEM)
     assert again["first_name"] == "Changed" and again["notes"] == "=HYPERLINK(\"http://evil\")"
     assert again["tags"] == ["vip", "press"] and again["owner"] == users["rep"]
     missing = post_csv(client, tokens["admin"], "id,last_name\n00000000-0000-0000-0000-000000000001,X\n",
@@ -278,7 +279,7 @@ def test_export_streams_pages_respects_permissions_hidden_fields_and_audits(api,
     client, tokens, users = api
     rows = [{"last_name": f"P{i:04d}", "score": i, "salary": "1234.50", "tags": ["vip"] if i % 2 else []}
             for i in range(1005)]
-    assert records.bulk_create("contact", rows).written == 1005
+    assert records.bulk_create("contact", rows, actor=SYSTEM).written == 1005
     service = client.app.state.records
     calls = []
     original = service.list
@@ -328,7 +329,7 @@ def test_export_streams_pages_respects_permissions_hidden_fields_and_audits(api,
 
 def test_admin_endpoints_are_for_admins_only(api, records):
     client, tokens, _ = api
-    person = records.create("contact", {"last_name": "X"})
+    person = records.create("contact", {"last_name": "X"}, actor=SYSTEM)
     calls = [("post", "/api/v1/admin/metadata/plan", {"json": {"documents": {"a.yaml": LEAD}}}),
              ("post", "/api/v1/admin/metadata/apply", {"json": {"documents": {"a.yaml": LEAD}}}),
              ("get", "/api/v1/admin/audit", {}),
@@ -340,7 +341,7 @@ def test_admin_endpoints_are_for_admins_only(api, records):
             assert response.status_code == 403, (path, role, response.text)
             assert response.headers["content-type"] == "application/problem+json"
         assert getattr(client, method)(path, **kwargs).status_code == 401
-    assert records.get("contact", person["id"])["last_name"] == "X"
+    assert records.get("contact", person["id"], actor=SYSTEM)["last_name"] == "X"
 
 
 def test_metadata_plan_apply_and_audit(api, runtime, records):
@@ -376,7 +377,7 @@ def test_metadata_plan_apply_and_audit(api, runtime, records):
     for params in ({"limit": "0"}, {"limit": "x"}, {"event": "a\x00"}, {"user": "x"}):
         assert client.get("/api/v1/admin/audit", params=params, headers=h(tokens["admin"])).status_code == 400
     # existing rows that do not fit a change: 409 with the data problems, nothing applied
-    records.create("lead", {"last_name": "No rating", "email": "n@example.com"})
+    records.create("lead", {"last_name": "No rating", "email": "n@example.com"}, actor=SYSTEM)
     required = changed.replace("{name: rating, type: integer}", "{name: rating, type: integer, required: true}")
     refused = client.post("/api/v1/admin/metadata/apply", json={"documents": {"lead.yaml": required}},
                           headers=h(tokens["admin"]))
@@ -416,10 +417,10 @@ def test_metadata_errors_come_back_as_422_with_file_and_line(api, runtime):
 
 def test_privacy_export_gathers_the_record_its_history_and_related_records(api, records):
     client, tokens, _ = api
-    person = records.create("contact", {"last_name": "Doe", "email": "jane@example.com", "salary": "10.00"})
-    records.update("contact", person["id"], {"first_name": "Jane"})
-    records.create("activity", {"subject": "Call Jane", "contact": person["id"]})
-    records.create("activity", {"subject": "Someone else"})
+    person = records.create("contact", {"last_name": "Doe", "email": "jane@example.com", "salary": "10.00"}, actor=SYSTEM)
+    records.update("contact", person["id"], {"first_name": "Jane"}, actor=SYSTEM)
+    records.create("activity", {"subject": "Call Jane", "contact": person["id"]}, actor=SYSTEM)
+    records.create("activity", {"subject": "Someone else"}, actor=SYSTEM)
     response = client.get(f"/api/v1/privacy/contact/{person['id']}/export", headers=h(tokens["admin"]))
     assert response.status_code == 200, response.text
     data = response.json()
@@ -438,10 +439,10 @@ def test_privacy_erase_leaves_no_trace_of_the_old_values(api, records, runtime):
     client, tokens, users = api
     secrets = {"last_name": "Zaphodsson", "email": "zaphod@heartofgold.example", "phone": "+44 20 7946 0999",
                "company": "Heart of Gold Ltd", "note": "Met at the Restaurant at the End of the Universe"}
-    lead = records.create("lead", {**secrets, "rating": 5})
-    records.update("lead", lead["id"], {"company": "Sirius Cybernetics", "rating": 4})
+    lead = records.create("lead", {**secrets, "rating": 5}, actor=SYSTEM)
+    records.update("lead", lead["id"], {"company": "Sirius Cybernetics", "rating": 4}, actor=SYSTEM)
     secrets["company2"] = "Sirius Cybernetics"
-    other = records.create("lead", {"last_name": "Other", "email": "other@example.com"})
+    other = records.create("lead", {"last_name": "Other", "email": "other@example.com"}, actor=SYSTEM)
     assert client.post(f"/api/v1/privacy/lead/{lead['id']}/erase", json={},
                        headers=h(tokens["admin"])).status_code == 400
     response = client.post(f"/api/v1/privacy/lead/{lead['id']}/erase",
@@ -450,11 +451,11 @@ def test_privacy_erase_leaves_no_trace_of_the_old_values(api, records, runtime):
     assert response.status_code == 200, response.text
     assert response.json()["erased"] == ["company", "email", "last_name", "note", "phone"]
     assert response.json()["history_rows_deleted"] == 2  # company and rating changed once
-    erased = records.get("lead", lead["id"])
+    erased = records.get("lead", lead["id"], actor=SYSTEM)
     assert (erased["last_name"], erased["email"], erased["phone"], erased["company"], erased["note"]) == (
         "erased", f"erased-{lead['id']}@invalid.example", None, None, None)
     assert erased["rating"] == 4  # not personal text: kept
-    assert records.history("lead", lead["id"]) == []
+    assert records.history("lead", lead["id"], actor=SYSTEM) == []
     with runtime.db.engine.connect() as conn:
         stored = " ".join(str(tuple(r)) for table in (runtime.tables()["lead"], history_table, audit_log)
                           for r in conn.execute(sa.select(table)))
@@ -464,7 +465,7 @@ def test_privacy_erase_leaves_no_trace_of_the_old_values(api, records, runtime):
     assert entry.user_id == users["admin"] and entry.record_id == lead["id"]
     assert entry.detail["fields"] == ["company", "email", "last_name", "note", "phone"]
     assert entry.detail["reason"] == "Request from [erased] ([erased]), ticket 42"
-    assert records.get("lead", other["id"])["email"] == "other@example.com"
+    assert records.get("lead", other["id"], actor=SYSTEM)["email"] == "other@example.com"
     # a second person can be erased too: unique placeholders do not collide
     assert client.post(f"/api/v1/privacy/lead/{other['id']}/erase", json={"reason": "asked"},
                        headers=h(tokens["admin"])).status_code == 200

@@ -25,7 +25,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
@@ -262,9 +262,9 @@ def target_and_client(runtime, records):
         auth.set_password(conn, admin.id, "correct horse")
         tokens = [auth.create_token(conn, user.id, "fuzz", auth.utcnow()) for user in (admin, viewer)]
     load_sample_data(records, template.sample_data, Actor(user_id=admin.id, roles=frozenset({"admin"})))
-    inquiry = records.create("inquiry", {"subject": "Hello"}, Actor(system=True))
+    inquiry = records.create("inquiry", {"subject": "Hello"}, actor=Actor(system=True))
     ids = [inquiry["id"]] + [r["id"] for name in ("account", "contact", "opportunity")
-                             for r in records.list(name, Query(limit=3)).records]
+                             for r in records.list(name, Query(limit=3), actor=SYSTEM).records]
     fields = sorted({f for obj in runtime.model.objects.values() for f in obj.field_names})
     client = TestClient(create_app(runtime), raise_server_exceptions=False)
     signed_in = client.post("/api/v1/auth/login", json={"email": "admin@example.com", "password": "correct horse"})

@@ -10,7 +10,7 @@ from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.automation.sla import add_business_time, business_time_between
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine import identity
 from metacrm.metamodel.automation import CalendarDef
@@ -92,14 +92,14 @@ def as_(user_id):
 def test_approval_steps_lock_history_and_actions(runtime, records, people):
     install(runtime, QUOTE)
     approvals = Approvals(records)
-    small = records.create("quote", {"name": "Small", "discount": 5}, as_(people["rep"]))
+    small = records.create("quote", {"name": "Small", "discount": 5}, actor=as_(people["rep"]))
     with pytest.raises(ValidationFailed) as info:
         approvals.submit("quote", small["id"], "discount", as_(people["rep"]))
     assert info.value.errors[0].code == "entry_condition"
-    quote = records.create("quote", {"name": "Big", "discount": 20, "amount": 50000}, as_(people["rep"]))
+    quote = records.create("quote", {"name": "Big", "discount": 20, "amount": 50000}, actor=as_(people["rep"]))
     request = approvals.submit("quote", quote["id"], "discount", as_(people["rep"]), "please")
     with pytest.raises(ValidationFailed) as info:  # locked while pending
-        records.update("quote", quote["id"], {"discount": 50}, as_(people["rep"]))
+        records.update("quote", quote["id"], {"discount": 50}, actor=as_(people["rep"]))
     assert info.value.errors[0].code == "locked"
     with pytest.raises(ValidationFailed) as info:
         approvals.approve(request, as_(people["f1"]))
@@ -107,8 +107,8 @@ def test_approval_steps_lock_history_and_actions(runtime, records, people):
     assert approvals.approve(request, as_(people["boss"]), "ok") == "pending"  # on to finance, all must approve
     assert approvals.approve(request, as_(people["f1"])) == "pending"
     assert approvals.approve(request, as_(people["f2"])) == "approved"
-    assert records.get("quote", quote["id"])["status"] == "approved"
-    records.update("quote", quote["id"], {"discount": 15}, as_(people["rep"]))  # unlocked again
+    assert records.get("quote", quote["id"], actor=SYSTEM)["status"] == "approved"
+    records.update("quote", quote["id"], {"discount": 15}, actor=as_(people["rep"]))  # unlocked again
     decisions = [(h["step"], h["decision"], h["comment"]) for h in approvals.history("quote", quote["id"])]
     assert decisions == [(None, "submitted", "please"), ("manager", "approved", "ok"),
                          ("finance", "approved", None), ("finance", "approved", None)]
@@ -117,14 +117,14 @@ def test_approval_steps_lock_history_and_actions(runtime, records, people):
 def test_approval_reject_recall_and_skipped_step(runtime, records, people):
     install(runtime, QUOTE)
     approvals = Approvals(records)
-    quote = records.create("quote", {"name": "Q", "discount": 20, "amount": 100}, as_(people["rep"]))
+    quote = records.create("quote", {"name": "Q", "discount": 20, "amount": 100}, actor=as_(people["rep"]))
     request = approvals.submit("quote", quote["id"], "discount", as_(people["rep"]))
     with pytest.raises(ValidationFailed):
         approvals.recall(request, as_(people["boss"]))  # only the submitter recalls
     assert approvals.recall(request, as_(people["rep"])) == "recalled"
     request = approvals.submit("quote", quote["id"], "discount", as_(people["rep"]))
     assert approvals.reject(request, as_(people["boss"]), "too much") == "rejected"
-    assert records.get("quote", quote["id"])["status"] == "rejected"
+    assert records.get("quote", quote["id"], actor=SYSTEM)["status"] == "rejected"
     request = approvals.submit("quote", quote["id"], "discount", as_(people["rep"]))
     assert approvals.approve(request, as_(people["boss"])) == "approved"  # finance step skipped: amount <= 10000
     with pytest.raises(ValidationFailed) as info:
@@ -146,39 +146,39 @@ def test_sla_targets_pause_warning_breach_and_met(runtime, records):
     install(runtime, *TICKET.split("---\n"))
     clock = Clock(MONDAY_9)
     actor = Actor(clock=clock)
-    vip = records.create("customer", {"name": "VIP", "grade": "A"}, actor)
-    ticket = records.create("ticket", {"subject": "Down", "customer": vip["id"]}, actor)
+    vip = records.create("customer", {"name": "VIP", "grade": "A"}, actor=actor)
+    ticket = records.create("ticket", {"subject": "Down", "customer": vip["id"]}, actor=actor)
     assert ticket["response_due"] == MONDAY_9 + timedelta(hours=1)
     assert (ticket["response_sla"], ticket["resolution_sla"]) == ("on_track", "on_track")
     worker = Worker(runtime, clock=clock)
     clock.advance(minutes=46)
     worker.run_once()
-    assert records.get("ticket", ticket["id"])["response_sla"] == "warning"
-    records.update("ticket", ticket["id"], {"responded_at": clock.now().isoformat()}, Actor(clock=clock))
-    assert records.get("ticket", ticket["id"])["response_sla"] == "met"
+    assert records.get("ticket", ticket["id"], actor=SYSTEM)["response_sla"] == "warning"
+    records.update("ticket", ticket["id"], {"responded_at": clock.now().isoformat()}, actor=Actor(clock=clock))
+    assert records.get("ticket", ticket["id"], actor=SYSTEM)["response_sla"] == "met"
     clock.advance(hours=2)
-    records.update("ticket", ticket["id"], {"status": "waiting"}, Actor(clock=clock))
-    assert records.get("ticket", ticket["id"])["resolution_sla"] == "paused"
+    records.update("ticket", ticket["id"], {"status": "waiting"}, actor=Actor(clock=clock))
+    assert records.get("ticket", ticket["id"], actor=SYSTEM)["resolution_sla"] == "paused"
     clock.advance(hours=30)  # waiting on the customer does not count
     worker.run_once()
-    resumed = records.update("ticket", ticket["id"], {"status": "open"}, Actor(clock=clock))
+    resumed = records.update("ticket", ticket["id"], {"status": "open"}, actor=Actor(clock=clock))
     assert resumed["resolution_sla"] == "on_track"
     assert resumed["resolution_due"] == MONDAY_9 + timedelta(hours=24 + 30)
     clock.advance(hours=22)
     worker.run_once()
-    breached = records.get("ticket", ticket["id"])
+    breached = records.get("ticket", ticket["id"], actor=SYSTEM)
     assert (breached["resolution_sla"], breached["priority"]) == ("breached", "high")  # breach action ran
     from metacrm.engine.records.query import Query
 
-    listed = records.list("ticket", Query(filter=[["resolution_sla", "eq", "breached"]])).records
+    listed = records.list("ticket", Query(filter=[["resolution_sla", "eq", "breached"]]), actor=SYSTEM).records
     assert [t["id"] for t in listed] == [ticket["id"]]
 
 
 def test_sla_policy_follows_the_customer_and_uses_business_hours(runtime, records):
     install(runtime, *TICKET.split("---\n"))
     clock = Clock(MONDAY_9)
-    other = records.create("customer", {"name": "Other", "grade": "B"}, Actor(clock=clock))
-    ticket = records.create("ticket", {"subject": "Slow", "customer": other["id"]}, Actor(clock=clock))
+    other = records.create("customer", {"name": "Other", "grade": "B"}, actor=Actor(clock=clock))
+    ticket = records.create("ticket", {"subject": "Slow", "customer": other["id"]}, actor=Actor(clock=clock))
     assert ticket["response_due"] == MONDAY_9 + timedelta(hours=4)
     # 72 working hours = eight 9-hour days: Mon 23 .. Wed Dec 2, 18:00 in Shanghai
     assert ticket["resolution_due"] == datetime(2026, 12, 2, 10, 0, tzinfo=timezone.utc)
@@ -200,12 +200,12 @@ approval_processes:
     entry_condition: "company.tier == 'gold'"
     steps: [{name: manager, approvers: [manager]}]
 """)
-    gold = records.create("company", {"name": "G", "tier": "gold"})
-    basic = records.create("company", {"name": "B", "tier": "basic"})
+    gold = records.create("company", {"name": "G", "tier": "gold"}, actor=SYSTEM)
+    basic = records.create("company", {"name": "B", "tier": "basic"}, actor=SYSTEM)
     approvals = Approvals(records)
-    ok = records.create("purchase", {"name": "o1", "company": gold["id"]}, as_(people["rep"]))
+    ok = records.create("purchase", {"name": "o1", "company": gold["id"]}, actor=as_(people["rep"]))
     assert approvals.submit("purchase", ok["id"], "gold_check", as_(people["rep"])) > 0
-    refused = records.create("purchase", {"name": "o2", "company": basic["id"]}, as_(people["rep"]))
+    refused = records.create("purchase", {"name": "o2", "company": basic["id"]}, actor=as_(people["rep"]))
     with pytest.raises(ValidationFailed) as info:
         approvals.submit("purchase", refused["id"], "gold_check", as_(people["rep"]))
     assert info.value.errors[0].code == "entry_condition"

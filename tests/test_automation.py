@@ -12,7 +12,7 @@ from metacrm.engine.automation.runner import MAX_DEPTH
 from metacrm.engine.automation.tables import execution_log, outbox
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.plugins import hookimpl
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine import identity
 from metacrm.metamodel.errors import MetadataError
@@ -88,9 +88,9 @@ def log_rows(runtime, rule=None):
 
 
 def test_created_rule_sets_fields_in_the_same_write(crm, records):
-    hot = records.create("lead", {"name": "Ada", "score": 90}, ACTOR)
+    hot = records.create("lead", {"name": "Ada", "score": 90}, actor=ACTOR)
     assert (hot["status"], hot["note"], hot["version"]) == ("working", "hot: Ada", 1)  # set before the write
-    cold = records.create("lead", {"name": "Bob", "score": 10}, ACTOR)
+    cold = records.create("lead", {"name": "Bob", "score": 10}, actor=ACTOR)
     assert cold["status"] == "new"
     results = [(r["record_id"], r["result"]) for r in log_rows(crm, "hot_leads_are_worked")]
     assert results == [(hot["id"], "matched"), (cold["id"], "skipped")]
@@ -98,24 +98,24 @@ def test_created_rule_sets_fields_in_the_same_write(crm, records):
 
 
 def test_changed_trigger_with_previous_creates_and_updates_related(crm, records):
-    account = records.create("account", {"name": "Acme"})
-    lead = records.create("lead", {"name": "Ada", "score": 90, "account": account["id"]}, ACTOR)
-    records.update("lead", lead["id"], {"status": "qualified"}, ACTOR)
-    (task,) = records.list("task").records
+    account = records.create("account", {"name": "Acme"}, actor=SYSTEM)
+    lead = records.create("lead", {"name": "Ada", "score": 90, "account": account["id"]}, actor=ACTOR)
+    records.update("lead", lead["id"], {"status": "qualified"}, actor=ACTOR)
+    (task,) = records.list("task", actor=SYSTEM).records
     assert task["subject"] == "Call Ada" and task["lead"] == lead["id"]
     assert task["due"] == CLOCK.today() + timedelta(days=2)
-    assert records.get("account", account["id"])["last_deal"] == "Ada"
+    assert records.get("account", account["id"], actor=SYSTEM)["last_deal"] == "Ada"
     # from 'new' straight to qualified: condition on previous.status does not hold
-    other = records.create("lead", {"name": "Bob"}, ACTOR)
-    records.update("lead", other["id"], {"status": "qualified"}, ACTOR)
-    assert records.count("task") == 1
+    other = records.create("lead", {"name": "Bob"}, actor=ACTOR)
+    records.update("lead", other["id"], {"status": "qualified"}, actor=ACTOR)
+    assert records.count("task", actor=SYSTEM) == 1
 
 
 def test_condition_that_raises_is_logged_and_the_write_stands(runtime, records):
     install(runtime, ACCOUNT, LEAD + FRAGILE, TASK)
     crm = runtime
-    lead = records.create("lead", {"name": "Ada"}, ACTOR)
-    updated = records.update("lead", lead["id"], {"score": 13}, ACTOR)  # 100 / 0
+    lead = records.create("lead", {"name": "Ada"}, actor=ACTOR)
+    updated = records.update("lead", lead["id"], {"score": 13}, actor=ACTOR)  # 100 / 0
     assert updated["score"] == 13 and updated["note"] is None
     (entry,) = log_rows(crm, "fragile")
     assert entry["result"] == "failed" and "division by zero" in entry["error"]
@@ -125,12 +125,12 @@ def test_failing_action_rolls_back_the_write_and_is_logged(runtime, records):
     broken = LEAD.replace("create: {object: task, fields: {subject: \"'Call ' + name\"",
                           "create: {object: task, fields: {subject: \"''\"")
     install(runtime, ACCOUNT, broken, TASK)
-    lead = records.create("lead", {"name": "Ada", "score": 90}, ACTOR)
+    lead = records.create("lead", {"name": "Ada", "score": 90}, actor=ACTOR)
     with pytest.raises(ValidationFailed) as info:
-        records.update("lead", lead["id"], {"status": "qualified"}, ACTOR)
+        records.update("lead", lead["id"], {"status": "qualified"}, actor=ACTOR)
     assert "qualified_creates_follow_up" in str(info.value) and "Subject" in str(info.value)
-    assert records.get("lead", lead["id"])["status"] == "working"
-    assert records.count("task") == 0
+    assert records.get("lead", lead["id"], actor=SYSTEM)["status"] == "working"
+    assert records.count("task", actor=SYSTEM) == 0
     assert [r["result"] for r in log_rows(runtime, "qualified_creates_follow_up")] == ["failed"]
 
 
@@ -143,8 +143,8 @@ def test_rule_loop_stops_at_the_depth_limit(runtime, records):
       - notify: {to: owner, message: "again"}
 """
     install(runtime, ACCOUNT, looping, TASK)
-    lead = records.create("lead", {"name": "Ada"}, ACTOR)
-    final = records.update("lead", lead["id"], {"note": "go"}, ACTOR)
+    lead = records.create("lead", {"name": "Ada"}, actor=ACTOR)
+    final = records.update("lead", lead["id"], {"note": "go"}, actor=ACTOR)
     assert final["counter"] == MAX_DEPTH
     stopped = [r for r in log_rows(runtime, "loop") if r["result"] == "failed"]
     assert len(stopped) == 1 and "deeper than" in stopped[0]["error"]
@@ -194,16 +194,16 @@ def test_round_robin_least_loaded_and_rule_table_assignment(runtime, records):
     install(runtime, ACCOUNT, rules, TASK)
     east = sorted(_users(runtime, "E1", "E2", "E3", group="east"))
     west = sorted(_users(runtime, "W1", "W2", group="west"))
-    owners = [records.create("lead", {"name": f"e{i}", "region": "east"}, ACTOR)["owner"] for i in range(6)]
+    owners = [records.create("lead", {"name": f"e{i}", "region": "east"}, actor=ACTOR)["owner"] for i in range(6)]
     assert owners == east + east
-    records.create("lead", {"name": "w-pre", "region": "east", "owner": west[0]}, ACTOR)  # rr reassigns; does not count
-    preload = records.bulk_create("lead", [{"name": "p", "owner": west[0]}, {"name": "q", "owner": west[0]}], ACTOR)
+    records.create("lead", {"name": "w-pre", "region": "east", "owner": west[0]}, actor=ACTOR)  # rr reassigns; does not count
+    preload = records.bulk_create("lead", [{"name": "p", "owner": west[0]}, {"name": "q", "owner": west[0]}], actor=ACTOR)
     assert preload.written == 2
-    assert records.create("lead", {"name": "w1", "region": "west"}, ACTOR)["owner"] == west[1]
-    unassigned = records.create("lead", {"name": "t", "score": 10}, ACTOR)  # no rule matches, fallback is empty
+    assert records.create("lead", {"name": "w1", "region": "west"}, actor=ACTOR)["owner"] == west[1]
+    unassigned = records.create("lead", {"name": "t", "score": 10}, actor=ACTOR)  # no rule matches, fallback is empty
     assert unassigned["owner"] is None
     assert "no one to assign" in log_rows(runtime, "table")[-1]["error"]
-    assert records.create("lead", {"name": "t", "score": 90}, ACTOR)["owner"] in east
+    assert records.create("lead", {"name": "t", "score": 90}, actor=ACTOR)["owner"] in east
 
 
 def test_state_machine_refuses_illegal_transitions_and_runs_actions(runtime, records):
@@ -219,20 +219,20 @@ def test_state_machine_refuses_illegal_transitions_and_runs_actions(runtime, rec
 automations:""").replace("score >= 80", "score >= 800")
     install(runtime, ACCOUNT, machine, TASK)
     with pytest.raises(ValidationFailed) as info:
-        records.create("lead", {"name": "x", "status": "qualified"}, ACTOR)
+        records.create("lead", {"name": "x", "status": "qualified"}, actor=ACTOR)
     assert info.value.errors[0].code == "illegal_transition"
-    lead = records.create("lead", {"name": "Ada", "score": 10}, ACTOR)
+    lead = records.create("lead", {"name": "Ada", "score": 10}, actor=ACTOR)
     with pytest.raises(ValidationFailed) as info:
-        records.update("lead", lead["id"], {"status": "qualified"}, ACTOR)
+        records.update("lead", lead["id"], {"status": "qualified"}, actor=ACTOR)
     assert info.value.errors[0].code == "illegal_transition" and "New" in info.value.errors[0].message
-    records.update("lead", lead["id"], {"status": "working"}, ACTOR)
+    records.update("lead", lead["id"], {"status": "working"}, actor=ACTOR)
     with pytest.raises(ValidationFailed) as info:
-        records.update("lead", lead["id"], {"status": "qualified"}, Actor(language="zh-CN", clock=CLOCK))
+        records.update("lead", lead["id"], {"status": "qualified"}, actor=Actor(language="zh-CN", clock=CLOCK))
     assert info.value.errors[0].message.endswith("分数太低")
     with pytest.raises(ValidationFailed) as info:
-        records.update("lead", lead["id"], {"status": "lost"}, ACTOR)
+        records.update("lead", lead["id"], {"status": "lost"}, actor=ACTOR)
     assert info.value.errors[0].code == "transition_not_allowed"
-    lost = records.update("lead", lead["id"], {"status": "lost"}, Actor(roles=frozenset({"manager"}), clock=CLOCK))
+    lost = records.update("lead", lead["id"], {"status": "lost"}, actor=Actor(roles=frozenset({"manager"}), clock=CLOCK))
     assert lost["note"] == "lost from working"
 
 
@@ -252,12 +252,12 @@ def test_plugin_action(runtime, records):
     trigger: {on: created}
     actions: [{plugin: {action: stamp, params: {tag: vip}}}]
 """, TASK)
-        records.create("lead", {"name": "Ada"}, ACTOR)
+        records.create("lead", {"name": "Ada"}, actor=ACTOR)
         assert seen == [("Ada", "vip")]
     finally:
         runtime.plugins.unregister(plugin)
     with pytest.raises(ValidationFailed) as info:
-        records.create("lead", {"name": "Bob"}, ACTOR)
+        records.create("lead", {"name": "Bob"}, actor=ACTOR)
     assert "no plugin provides the action 'stamp'" in str(info.value)
 
 
@@ -270,18 +270,18 @@ def test_manual_rule_and_dry_run(runtime, records):
       - set: {note: "'escalated'"}
       - email: {to: [boss@example.com], subject: "Escalated {{ record.name }}", body: "Score {{ record.score }}"}
 """, TASK)
-    a = records.create("lead", {"name": "Ada", "score": 70}, ACTOR)
-    b = records.create("lead", {"name": "Bob", "score": 20}, ACTOR)
+    a = records.create("lead", {"name": "Ada", "score": 70}, actor=ACTOR)
+    b = records.create("lead", {"name": "Bob", "score": 20}, actor=ACTOR)
     report = {e["id"]: e for e in manual.dry_run(records, "lead.escalate")}
     assert report[a["id"]]["matches"] and not report[b["id"]]["matches"]
     assert report[a["id"]]["actions"] == [
         {"action": "set", "object": "lead", "values": {"note": "escalated"}},
         {"action": "email", "to": ["boss@example.com"], "subject": "Escalated Ada"}]
-    assert records.get("lead", a["id"])["note"] is None  # a dry run writes nothing
+    assert records.get("lead", a["id"], actor=SYSTEM)["note"] is None  # a dry run writes nothing
     with runtime.db.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one() == 0
     assert [o.matched for o in manual.run_manual(records, "lead.escalate", [a["id"], b["id"]], ACTOR)] == [True, False]
-    assert records.get("lead", a["id"])["note"] == "escalated"
+    assert records.get("lead", a["id"], actor=SYSTEM)["note"] == "escalated"
     with pytest.raises(ValidationFailed):
         manual.run_manual(records, "lead.hot_leads_are_worked", [a["id"]], ACTOR)
 
@@ -296,12 +296,12 @@ def test_deleted_and_saved_triggers(runtime, records):
     condition: "is_blank(note)"
     actions: [{set: {note: "'saved'"}}]
 """, TASK)
-    lead = records.create("lead", {"name": "Ada"}, ACTOR)
+    lead = records.create("lead", {"name": "Ada"}, actor=ACTOR)
     assert lead["note"] == "saved"
-    updated = records.update("lead", lead["id"], {"note": ""}, ACTOR)
+    updated = records.update("lead", lead["id"], {"note": ""}, actor=ACTOR)
     assert updated["note"] == "saved"
-    records.delete("lead", lead["id"], ACTOR)
-    assert [t["subject"] for t in records.list("task").records] == ["deleted Ada"]
+    records.delete("lead", lead["id"], actor=ACTOR)
+    assert [t["subject"] for t in records.list("task", actor=SYSTEM).records] == ["deleted Ada"]
 
 
 def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
@@ -314,7 +314,7 @@ def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
     trigger: {on: created}
     actions: [{plugin: {action: append_text, params: {field: note, text: "created by rule"}}}]
 """, TASK)
-        assert records.create("lead", {"name": "Ada"}, ACTOR)["note"] == "created by rule"
+        assert records.create("lead", {"name": "Ada"}, actor=ACTOR)["note"] == "created by rule"
     finally:
         runtime.plugins.unregister(field_tools)
 
@@ -322,7 +322,7 @@ def test_shipped_plugin_module_registers_through_the_hook(runtime, records):
 def test_log_lines_of_a_rolled_back_write_are_dropped(crm, records):
     with pytest.raises(RuntimeError):
         with crm.db.begin() as conn:
-            records.create("lead", {"name": "Ghost", "score": 99}, ACTOR, conn=conn)
+            records.create("lead", {"name": "Ghost", "score": 99}, actor=ACTOR, conn=conn)
             raise RuntimeError("the caller gives up")
-    records.create("lead", {"name": "Real", "score": 99}, ACTOR)
+    records.create("lead", {"name": "Real", "score": 99}, actor=ACTOR)
     assert [r["result"] for r in log_rows(crm, "hot_leads_are_worked")] == ["matched"]

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 ACCOUNT = """
 name: account
@@ -52,7 +53,7 @@ def _accounts(runtime):
 
 def test_a_write_that_lost_a_deadlock_is_run_again_and_counted_once(runtime, records, db_url, monkeypatch, caplog):
     install(runtime, ACCOUNT, DEAL)
-    first, second = sorted(records.bulk_create("account", [{"name": "a"}, {"name": "b"}]).ids)
+    first, second = sorted(records.bulk_create("account", [{"name": "a"}, {"name": "b"}], actor=SYSTEM).ids)
     if not runtime.db.is_postgresql:
         monkeypatch.setenv("METACRM_LOCK_TIMEOUT", "0.5")  # SQLite: "database is locked" after half a second
     writer_runtime = Runtime.open(db_url)
@@ -65,7 +66,7 @@ def test_a_write_that_lost_a_deadlock_is_run_again_and_counted_once(runtime, rec
     def write():
         try:
             done["result"] = writer.bulk_create("deal", [{"name": "x", "account": first, "amount": "1.50"},
-                                                         {"name": "y", "account": second, "amount": "2.25"}])
+                                                         {"name": "y", "account": second, "amount": "2.25"}], actor=SYSTEM)
         except Exception as exc:  # reported below
             done["error"] = exc
 
@@ -101,7 +102,7 @@ def test_a_write_that_lost_a_deadlock_is_run_again_and_counted_once(runtime, rec
 
 def test_concurrent_bulk_creates_under_the_same_parents_both_succeed(runtime, records):
     install(runtime, ACCOUNT, DEAL)
-    parents = sorted(records.bulk_create("account", [{"name": f"a{i}"} for i in range(20)]).ids)
+    parents = sorted(records.bulk_create("account", [{"name": f"a{i}"} for i in range(20)], actor=SYSTEM).ids)
     barrier = threading.Barrier(2)
     outcomes: dict = {}
 
@@ -111,7 +112,7 @@ def test_concurrent_bulk_creates_under_the_same_parents_both_succeed(runtime, re
             for round_ in range(3):
                 rows = [{"name": f"{name}{round_}-{k}", "account": p, "amount": "1.00"}
                         for k, p in enumerate(order * 5)]
-                assert records.bulk_create("deal", rows).written == len(rows)
+                assert records.bulk_create("deal", rows, actor=SYSTEM).written == len(rows)
             outcomes[name] = "ok"
         except Exception as exc:  # reported below
             outcomes[name] = exc
@@ -130,7 +131,7 @@ def test_count_and_sum_rollups_move_by_delta_without_reading_the_children_again(
     install(runtime, ACCOUNT.replace(
         "  - {name: biggest, type: rollup, rollup: {object: deal, via: account, function: max, field: amount}}\n", ""),
         DEAL.replace("target: account}", "target: account, on_delete: set_null}"))
-    a, b, c = sorted(records.bulk_create("account", [{"name": n} for n in "abc"]).ids)
+    a, b, c = sorted(records.bulk_create("account", [{"name": n} for n in "abc"], actor=SYSTEM).ids)
     seen: list[str] = []
 
     def listener(conn, cursor, statement, *args):
@@ -139,15 +140,15 @@ def test_count_and_sum_rollups_move_by_delta_without_reading_the_children_again(
     sa.event.listen(runtime.db.engine, "before_cursor_execute", listener)
     try:
         ids = records.bulk_create("deal", [{"name": f"d{k}", "account": (a, b)[k % 2], "amount": f"{k}.25"}
-                                           for k in range(10)], all_or_none=True).ids
+                                           for k in range(10)], all_or_none=True, actor=SYSTEM).ids
         assert _accounts(runtime) == {a: (5, Decimal("21.25")), b: (5, Decimal("26.25")), c: (0, Decimal("0.00"))}
         # move two deals to another account, change an amount, clear a lookup
         records.bulk_update("deal", [{"id": ids[0], "account": c}, {"id": ids[1], "amount": "0.01"},
                                      {"id": ids[2], "account": None}, {"id": ids[3], "account": c, "amount": None}],
-                            all_or_none=True)
+                            all_or_none=True, actor=SYSTEM)
         assert _accounts(runtime) == {a: (3, Decimal("18.75")), b: (4, Decimal("21.76")), c: (2, Decimal("0.25"))}
-        records.delete("deal", ids[4])
-        records.delete("account", b)  # its deals lose their account: no other account moves
+        records.delete("deal", ids[4], actor=SYSTEM)
+        records.delete("account", b, actor=SYSTEM)  # its deals lose their account: no other account moves
     finally:
         sa.event.remove(runtime.db.engine, "before_cursor_execute", listener)
     assert _accounts(runtime) == {a: (2, Decimal("14.50")), c: (2, Decimal("0.25"))}

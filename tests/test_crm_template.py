@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import TEMPLATES_DIR, find_template
@@ -31,8 +31,8 @@ def test_sample_data_loads_and_rollups_match_sql(crm, records):
     runtime, template = crm
     counts = load_sample_data(records, template.sample_data, Actor())
     assert counts["opportunity"] >= 10 and counts["ticket"] >= 5
-    for account in records.list("account", Query(limit=100)).records:
-        opportunities = records.list("opportunity", Query(filter=[["account", "eq", account["id"]]], limit=500)).records
+    for account in records.list("account", Query(limit=100), actor=SYSTEM).records:
+        opportunities = records.list("opportunity", Query(filter=[["account", "eq", account["id"]]], limit=500), actor=SYSTEM).records
         open_ = [o for o in opportunities if o["stage"] not in ("closed_won", "closed_lost")]
         won = sum((o["amount"] or 0) for o in opportunities if o["stage"] == "closed_won")
         assert account["open_opportunity_count"] == len(open_)
@@ -40,12 +40,12 @@ def test_sample_data_loads_and_rollups_match_sql(crm, records):
 
 
 def test_standard_rules(crm, records):
-    account = records.create("account", {"name": "Acme"})
+    account = records.create("account", {"name": "Acme"}, actor=SYSTEM)
     opportunity = records.create("opportunity", {"name": "Deal", "account": account["id"], "amount": 1000,
-                                                 "probability": 25})
+                                                 "probability": 25}, actor=SYSTEM)
     assert opportunity["weighted_amount"] == Decimal("250.00")
     with pytest.raises(ValidationFailed) as info:
-        records.update("opportunity", opportunity["id"], {"stage": "closed_lost"}, Actor(language="zh-TW"))
+        records.update("opportunity", opportunity["id"], {"stage": "closed_lost"}, actor=Actor(language="zh-TW"))
     assert [e.field for e in info.value.errors] == ["loss_reason"]
-    ticket = records.create("ticket", {"subject": "Printer on fire", "account": account["id"]})
+    ticket = records.create("ticket", {"subject": "Printer on fire", "account": account["id"]}, actor=SYSTEM)
     assert ticket["ticket_number"].startswith("TKT-") and ticket["ticket_number"].endswith("-00001")

@@ -19,6 +19,7 @@ from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 DEAL = """
 name: deal
@@ -42,8 +43,8 @@ def deals(runtime, records):
     install(runtime, DEAL, LEAD)
     for i in range(7):
         row = {"name": f"deal {i}", "amount": f"{i}00.{i}5", "stage": ("new", "won", "lost")[i % 3]}
-        records.create("deal", row)
-        records.create("lead", row)
+        records.create("deal", row, actor=SYSTEM)
+        records.create("lead", row, actor=SYSTEM)
     return records
 
 
@@ -52,8 +53,8 @@ def encoded(value) -> str:
 
 
 def test_a_cursor_continues_its_own_list_whatever_the_page_size(deals):
-    cursor = deals.list("deal", FIRST).next_cursor
-    rest = deals.list("deal", Query(**{**FIRST.__dict__, "cursor": cursor, "limit": 10})).records
+    cursor = deals.list("deal", FIRST, actor=SYSTEM).next_cursor
+    rest = deals.list("deal", Query(**{**FIRST.__dict__, "cursor": cursor, "limit": 10}), actor=SYSTEM).records
     assert [r["name"] for r in rest] == ["deal 3", "deal 1", "deal 0"]
 
 
@@ -67,17 +68,17 @@ def test_a_cursor_continues_its_own_list_whatever_the_page_size(deals):
     {"search": None},
 ])
 def test_a_cursor_used_with_another_sort_filter_or_search_is_refused(deals, change):
-    cursor = deals.list("deal", FIRST).next_cursor
+    cursor = deals.list("deal", FIRST, actor=SYSTEM).next_cursor
     query = Query(**{**FIRST.__dict__, **change, "cursor": cursor})
     with pytest.raises(QueryError) as caught:
-        deals.list("deal", query)
+        deals.list("deal", query, actor=SYSTEM)
     assert "another list" in str(caught.value.errors[0].message)
 
 
 def test_a_cursor_used_on_another_object_is_refused(deals):
-    cursor = deals.list("deal", FIRST).next_cursor
+    cursor = deals.list("deal", FIRST, actor=SYSTEM).next_cursor
     with pytest.raises(QueryError):
-        deals.list("lead", Query(**{**FIRST.__dict__, "cursor": cursor}))
+        deals.list("lead", Query(**{**FIRST.__dict__, "cursor": cursor}), actor=SYSTEM)
 
 
 def garbled(good: str) -> list[str]:
@@ -97,10 +98,10 @@ def garbled(good: str) -> list[str]:
 
 
 def test_garbled_or_forged_cursors_are_refused(deals):
-    good = deals.list("deal", FIRST).next_cursor
+    good = deals.list("deal", FIRST, actor=SYSTEM).next_cursor
     for cursor in garbled(good):
         with pytest.raises(QueryError):
-            deals.list("deal", Query(**{**FIRST.__dict__, "cursor": cursor}))
+            deals.list("deal", Query(**{**FIRST.__dict__, "cursor": cursor}), actor=SYSTEM)
 
 
 def test_over_http_a_foreign_or_garbled_cursor_is_a_422(deals, runtime):

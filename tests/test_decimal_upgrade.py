@@ -27,6 +27,7 @@ from metacrm.engine.storage.tables import build_tables
 from metacrm.metamodel.compiler import compile_model
 from tests.conftest import documents
 from tests.test_cli import cli
+from metacrm.engine.records.context import SYSTEM
 
 ACCOUNT = """
 name: account
@@ -123,9 +124,9 @@ def test_opening_an_earlier_release_database_upgrades_its_decimals(db_url):
     try:
         records = RecordService(runtime)
         for name, amount, rate, _ in GIVEN:
-            got = records.get("deal", ids[name])
+            got = records.get("deal", ids[name], actor=SYSTEM)
             assert (got["amount"], got["rate"]) == (shown(amount, 2, sqlite), shown(rate, 4, sqlite)), name
-        assert str(records.get("deal", ids["big"])["amount"]) == ("1234567890123456.80" if sqlite
+        assert str(records.get("deal", ids["big"], actor=SYSTEM)["amount"]) == ("1234567890123456.80" if sqlite
                                                                  else "1234567890123456.78")
         if sqlite:
             assert {declared_types(db_url, "deal")[c] for c in ("amount", "rate", ARCHIVED)} == {"BIGINT"}
@@ -139,14 +140,14 @@ def test_opening_an_earlier_release_database_upgrades_its_decimals(db_url):
             assert upgrade_decimal_storage(conn, runtime.model) == []
         # the archived column was converted too: restoring it brings back its values
         runtime.restore_field("deal", "old_price")
-        restored = {name: records.get("deal", ids[name])["old_price"] for name, *_ in GIVEN}
+        restored = {name: records.get("deal", ids[name], actor=SYSTEM)["old_price"] for name, *_ in GIVEN}
         assert restored == {name: shown(old, 3, sqlite) for name, _, _, old in GIVEN}
         # new writes are exact and rollups add up exactly
-        account = records.get("deal", ids["big"])["account"]
-        made = records.create("deal", {"name": "new", "account": account, "amount": "1234567890123456.78"})
-        assert str(records.get("deal", made["id"])["amount"]) == "1234567890123456.78"
+        account = records.get("deal", ids["big"], actor=SYSTEM)["account"]
+        made = records.create("deal", {"name": "new", "account": account, "amount": "1234567890123456.78"}, actor=SYSTEM)
+        assert str(records.get("deal", made["id"], actor=SYSTEM)["amount"]) == "1234567890123456.78"
         expected = sum(shown(a, 2, sqlite) for _, a, _, _ in GIVEN if a) + Decimal("1234567890123456.78")
-        assert records.get("account", account)["total"] == expected
+        assert records.get("account", account, actor=SYSTEM)["total"] == expected
     finally:
         runtime.close()
     reopened = Runtime.open(db_url)

@@ -66,17 +66,17 @@ def crm(runtime, records):
 
 
 def deal_amounts(records, **query) -> list[str]:
-    return [str(r["amount"]) for r in records.list("deal", Query(limit=100, **query)).records]
+    return [str(r["amount"]) for r in records.list("deal", Query(limit=100, **query), actor=SYSTEM).records]
 
 
 # -- exact storage ---------------------------------------------------------------------------
 
 
 def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_and_export(crm, runtime):
-    account = crm.create("account", {"name": "Acme"})
-    made = [crm.create("deal", {"name": v, "amount": v, "account": account["id"]}) for v in EXACT]
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
+    made = [crm.create("deal", {"name": v, "amount": v, "account": account["id"]}, actor=SYSTEM) for v in EXACT]
     assert [str(r["amount"]) for r in made] == EXACT
-    assert [str(crm.get("deal", r["id"])["amount"]) for r in made] == EXACT
+    assert [str(crm.get("deal", r["id"], actor=SYSTEM)["amount"]) for r in made] == EXACT
     assert deal_amounts(crm, sort=("amount",)) == sorted(EXACT, key=Decimal)
     assert deal_amounts(crm, sort=("-amount",)) == sorted(EXACT, key=Decimal, reverse=True)
     assert deal_amounts(crm, filter=[["amount", "eq", "1234567890123456.78"]]) == ["1234567890123456.78"]
@@ -84,7 +84,7 @@ def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_an
     assert deal_amounts(crm, filter=[["amount", "between", ["4503599627370497.01", "4503599627370497.01"]]]) \
         == ["4503599627370497.01"]
     assert deal_amounts(crm, filter=[["amount", "in", ["100.1", "-0.01"]]], sort=("amount",)) == ["-0.01", "100.10"]
-    parent = crm.get("account", account["id"])
+    parent = crm.get("account", account["id"], actor=SYSTEM)
     assert parent["total"] == sum(Decimal(v) for v in EXACT) and str(parent["total"]) == "5738167517494053.89"
     assert str(parent["highest"]) == "9999999999999999.99"
     exported = "".join(chunk for chunk, _ in export_rows(crm, "deal", Query(sort=("amount",)), SYSTEM,
@@ -100,10 +100,10 @@ def test_decimals_keep_every_digit_through_create_get_list_sort_filter_rollup_an
 def test_keyset_pages_over_decimals_that_only_differ_past_float_precision(crm):
     values = [f"4503599627370496.{i:02d}" for i in range(7)]
     for v in reversed(values):
-        crm.create("deal", {"name": v, "amount": v})
+        crm.create("deal", {"name": v, "amount": v}, actor=SYSTEM)
     seen, cursor = [], None
     while True:
-        page = crm.list("deal", Query(sort=("-amount",), limit=2, cursor=cursor))
+        page = crm.list("deal", Query(sort=("-amount",), limit=2, cursor=cursor), actor=SYSTEM)
         seen += [str(r["amount"]) for r in page.records]
         cursor = page.next_cursor
         if cursor is None:
@@ -133,16 +133,16 @@ def test_the_create_and_update_responses_are_the_stored_record(runtime, records)
     made = records.create("sample", {
         "label": "  trailing spaces  ", "amount": "1234567890123456.78", "rate": "12.5",
         "at": "2024-03-01T10:20:30.123456+05:30", "day": "2024-02-29", "data": {"b": [1, 2.5], "a": None},
-        "tags": "c;a", "flag": "yes", "count": "42"})
-    assert made == records.get("sample", made["id"])
+        "tags": "c;a", "flag": "yes", "count": "42"}, actor=SYSTEM)
+    assert made == records.get("sample", made["id"], actor=SYSTEM)
     assert str(made["amount"]) == "1234567890123456.78" and str(made["rate"]) == "12.500"
     assert made["at"] == datetime(2024, 3, 1, 4, 50, 30, 123456, tzinfo=timezone.utc)
     changed = records.update("sample", made["id"], {"amount": "-9999999999999999.99", "label": "x ",
-                                                    "at": "2030-01-01T00:00:00.000001Z"})
-    assert changed == records.get("sample", made["id"])
+                                                    "at": "2030-01-01T00:00:00.000001Z"}, actor=SYSTEM)
+    assert changed == records.get("sample", made["id"], actor=SYSTEM)
     assert str(changed["amount"]) == "-9999999999999999.99" and changed["version"] == 2
-    bulk = records.bulk_create("sample", [{"amount": "4503599627370497.01"}, {"amount": "0.1"}])
-    assert bulk.records == [records.get("sample", i) for i in bulk.ids]
+    bulk = records.bulk_create("sample", [{"amount": "4503599627370497.01"}, {"amount": "0.1"}], actor=SYSTEM)
+    assert bulk.records == [records.get("sample", i, actor=SYSTEM) for i in bulk.ids]
 
 
 # -- input that has no exact value is refused ------------------------------------------------------
@@ -167,26 +167,26 @@ REFUSED = [
 @pytest.mark.parametrize("value, code", REFUSED)
 def test_decimal_input_without_an_exact_value_is_a_field_error(crm, runtime, value, code):
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"name": "x", "amount": value})
+        crm.create("deal", {"name": "x", "amount": value}, actor=SYSTEM)
     assert [(e.field, e.code) for e in caught.value.errors] == [("amount", code)]
-    assert crm.count("deal") == 0
+    assert crm.count("deal", actor=SYSTEM) == 0
 
 
 @pytest.mark.parametrize("value", ["1e-999999999999999999", "NaN", "Infinity", "1E+400", "0.001", "12..5", "1e5e5"])
 def test_decimal_filter_values_without_an_exact_value_are_query_errors(crm, value):
-    crm.create("deal", {"name": "x", "amount": "0"})
+    crm.create("deal", {"name": "x", "amount": "0"}, actor=SYSTEM)
     for condition in (["amount", "eq", value], ["amount", "lt", value], ["amount", "between", ["0", value]],
                       ["amount", "in", [value]], {"not": ["amount", "ge", value]}):
         with pytest.raises(QueryError):
-            crm.list("deal", Query(filter=[condition]))
+            crm.list("deal", Query(filter=[condition]), actor=SYSTEM)
 
 
 def test_tiny_decimals_at_precision_equal_to_scale(crm):
-    assert str(crm.create("deal", {"tiny": "0.999"})["tiny"]) == "0.999"
-    assert str(crm.create("deal", {"tiny": "-0.5"})["tiny"]) == "-0.500"
+    assert str(crm.create("deal", {"tiny": "0.999"}, actor=SYSTEM)["tiny"]) == "0.999"
+    assert str(crm.create("deal", {"tiny": "-0.5"}, actor=SYSTEM)["tiny"]) == "-0.500"
     with pytest.raises(ValidationFailed):
-        crm.create("deal", {"tiny": "1"})
-    assert str(crm.create("deal", {"tiny": "-0.000"})["tiny"]) == "0.000"  # no negative zero
+        crm.create("deal", {"tiny": "1"}, actor=SYSTEM)
+    assert str(crm.create("deal", {"tiny": "-0.000"}, actor=SYSTEM)["tiny"]) == "0.000"  # no negative zero
 
 
 @pytest.fixture
@@ -225,7 +225,7 @@ def test_the_api_keeps_json_numbers_exact_and_refuses_those_without_an_exact_val
     assert huge.status_code == 400 and huge.headers["content-type"] == "application/problem+json"
     huge = client.get("/api/v1/records/deal", params={"filter": '[["amount", "gt", %s]]' % ("9" * 5000)}, headers=headers)
     assert huge.status_code == 400 and huge.headers["content-type"] == "application/problem+json"
-    assert crm.count("deal") == 1
+    assert crm.count("deal", actor=SYSTEM) == 1
 
 
 def test_csv_cells_without_an_exact_value_are_row_errors(crm):
@@ -241,45 +241,45 @@ def test_csv_cells_without_an_exact_value_are_row_errors(crm):
 
 
 def test_decimal_rollups_are_exact_and_round_half_away_from_zero(crm):
-    account = crm.create("account", {"name": "Acme"})
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
     for small, qty in [("0.05", 1), ("0.10", 2), ("-0.01", 2)]:
-        crm.create("deal", {"account": account["id"], "small": small, "qty": qty})
-    got = crm.get("account", account["id"])
+        crm.create("deal", {"account": account["id"], "small": small, "qty": qty}, actor=SYSTEM)
+    got = crm.get("account", account["id"], actor=SYSTEM)
     assert str(got["total_4"]) == "0.1400" and str(got["total_0"]) == "0"
     assert str(got["average"]) == "0.05"  # 0.14 / 3 = 0.04666...
     assert str(got["average_5"]) == "0.04667"
     assert str(got["average_qty"]) == "1.667"
     assert str(got["lowest"]) == "0.0"  # -0.01 at scale 1
-    crm.create("deal", {"account": account["id"], "small": "-0.30"})
-    got = crm.get("account", account["id"])
+    crm.create("deal", {"account": account["id"], "small": "-0.30"}, actor=SYSTEM)
+    got = crm.get("account", account["id"], actor=SYSTEM)
     assert str(got["lowest"]) == "-0.3" and str(got["total_0"]) == "0"
     assert str(got["average"]) == "-0.04"  # -0.16 / 4 = -0.04
-    other = crm.create("account", {"name": "Ties"})
+    other = crm.create("account", {"name": "Ties"}, actor=SYSTEM)
     for small in ("-0.05", "0.00"):
-        crm.create("deal", {"account": other["id"], "small": small})
-    tie = crm.get("account", other["id"])
+        crm.create("deal", {"account": other["id"], "small": small}, actor=SYSTEM)
+    tie = crm.get("account", other["id"], actor=SYSTEM)
     assert str(tie["average"]) == "-0.03" and str(tie["total_0"]) == "0"  # -0.025 rounds away from zero
-    crm.create("deal", {"account": other["id"], "small": "-0.45"})
-    assert str(crm.get("account", other["id"])["total_0"]) == "-1"  # -0.50 rounds away from zero
-    empty = crm.create("account", {"name": "Empty"})
+    crm.create("deal", {"account": other["id"], "small": "-0.45"}, actor=SYSTEM)
+    assert str(crm.get("account", other["id"], actor=SYSTEM)["total_0"]) == "-1"  # -0.50 rounds away from zero
+    empty = crm.create("account", {"name": "Empty"}, actor=SYSTEM)
     assert empty["average"] is None and str(empty["total"]) == "0.00" and empty["lowest"] is None
 
 
 def test_a_rollup_that_outgrows_its_precision_is_a_clean_error_and_writes_nothing(crm, runtime):
-    account = crm.create("account", {"name": "Acme"})
-    crm.create("deal", {"account": account["id"], "amount": "9999999999999999.99"})
+    account = crm.create("account", {"name": "Acme"}, actor=SYSTEM)
+    crm.create("deal", {"account": account["id"], "amount": "9999999999999999.99"}, actor=SYSTEM)
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"account": account["id"], "amount": "0.01"})
+        crm.create("deal", {"account": account["id"], "amount": "0.01"}, actor=SYSTEM)
     assert caught.value.errors[0].code == "out_of_range"
-    assert crm.count("deal") == 1 and str(crm.get("account", account["id"])["total"]) == "9999999999999999.99"
+    assert crm.count("deal", actor=SYSTEM) == 1 and str(crm.get("account", account["id"], actor=SYSTEM)["total"]) == "9999999999999999.99"
 
 
 def test_a_decimal_formula_past_its_precision_is_a_field_error(crm):
-    assert str(crm.create("deal", {"amount": "1234567890123456.78"})["share"]) == "1234567890123.46"
+    assert str(crm.create("deal", {"amount": "1234567890123456.78"}, actor=SYSTEM)["share"]) == "1234567890123.46"
     with pytest.raises(ValidationFailed) as caught:
-        crm.create("deal", {"small": "99999999.99"})  # blown_up would need 17 digits before the point
+        crm.create("deal", {"small": "99999999.99"}, actor=SYSTEM)  # blown_up would need 17 digits before the point
     assert [(e.field, e.code) for e in caught.value.errors] == [("blown_up", "formula_error")]
-    assert crm.count("deal") == 1
+    assert crm.count("deal", actor=SYSTEM) == 1
 
 
 # -- type changes --------------------------------------------------------------------------------
@@ -298,24 +298,24 @@ fields:
 def test_type_and_scale_changes_convert_exactly_and_refuse_values_that_would_change(runtime, records):
     install(runtime, item())
     made = records.create("item", {"price": "1234567890123456.78", "code": "9999999999999999.99",
-                                   "qty": 9007199254740993})  # 2**53 + 1: no float holds it
+                                   "qty": 9007199254740993}, actor=SYSTEM)  # 2**53 + 1: no float holds it
     for refused in (item(price="decimal, precision: 18, scale: 4"),  # 16 digits before the point do not fit 14
                     item(price="decimal, precision: 18, scale: 1"),  # .78 does not fit one place
                     item(price="integer")):
         with pytest.raises(ApplyError):
             install(runtime, refused)
-        assert records.get("item", made["id"]) == made  # nothing changed
+        assert records.get("item", made["id"], actor=SYSTEM) == made  # nothing changed
     install(runtime, item(code="currency", qty="decimal, precision: 18, scale: 0"))
-    got = records.get("item", made["id"])
+    got = records.get("item", made["id"], actor=SYSTEM)
     assert str(got["code"]) == "9999999999999999.99" and str(got["qty"]) == "9007199254740993"
-    records.update("item", made["id"], {"price": "1234567890123456.70"})
+    records.update("item", made["id"], {"price": "1234567890123456.70"}, actor=SYSTEM)
     install(runtime, item(price="decimal, precision: 17, scale: 1", code="text",
                           qty="decimal, precision: 18, scale: 2"))
-    got = records.get("item", made["id"])
+    got = records.get("item", made["id"], actor=SYSTEM)
     assert str(got["price"]) == "1234567890123456.7" and got["code"] == "9999999999999999.99"
     assert str(got["qty"]) == "9007199254740993.00"
     install(runtime, item(price="text", code="text", qty="integer"))
-    got = records.get("item", made["id"])
+    got = records.get("item", made["id"], actor=SYSTEM)
     assert got["price"] == "1234567890123456.7" and got["qty"] == 9007199254740993
 
 
@@ -330,14 +330,14 @@ def test_sqlite_refuses_precision_it_cannot_store_exactly(runtime):
 
     records = RecordService(runtime)
     value = "12345678901234567890123456.7891"
-    assert str(records.create("item", {"price": value})["price"]) == value
-    assert [str(r["price"]) for r in records.list("item", Query(filter=[["price", "eq", value]])).records] == [value]
+    assert str(records.create("item", {"price": value}, actor=SYSTEM)["price"]) == value
+    assert [str(r["price"]) for r in records.list("item", Query(filter=[["price", "eq", value]]), actor=SYSTEM).records] == [value]
 
 
 def test_json_fields_refuse_numbers_that_json_cannot_hold(runtime, records):
     install(runtime, EVERYTHING)
     for data in ({"x": float("inf")}, [float("nan")], {"y": Decimal("1E+400")}):
         with pytest.raises(ValidationFailed):
-            records.create("sample", {"data": data})
-    made = records.create("sample", {"data": {"exact": Decimal("0.1"), "whole": Decimal("3")}})
-    assert made["data"] == {"exact": 0.1, "whole": 3} and records.count("sample") == 1
+            records.create("sample", {"data": data}, actor=SYSTEM)
+    made = records.create("sample", {"data": {"exact": Decimal("0.1"), "whole": Decimal("3")}}, actor=SYSTEM)
+    assert made["data"] == {"exact": 0.1, "whole": 3} and records.count("sample", actor=SYSTEM) == 1

@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 from metacrm.engine.api import create_app
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.approvals import Approvals
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
 from metacrm.engine import identity
 from metacrm.engine.security import auth, sharing
@@ -102,10 +102,10 @@ def world(runtime, records):
         tokens = {name: auth.create_token(conn, user_id, "t", auth.utcnow()) for name, user_id in users.items()}
         roles = {name: identity.roles_of(conn, user_id) for name, user_id in users.items()}
     actors = {name: Actor(user_id=users[name], roles=roles[name]) for name in users}
-    accounts = {name: records.create("account", {"name": f"{name} account", "tier": "gold", "owner": users[name]})["id"]
+    accounts = {name: records.create("account", {"name": f"{name} account", "tier": "gold", "owner": users[name]}, actor=SYSTEM)["id"]
                 for name in ("Boss", "R1", "R2")}
     deals = {name: records.create("deal", {"name": f"{name} deal", "amount": 500, "quantity": 5, "margin": 5,
-                                           "owner": users[name], "account": accounts[name]})["id"]
+                                           "owner": users[name], "account": accounts[name]}, actor=SYSTEM)["id"]
              for name in ("Boss", "R1", "R2")}
     return users, actors, tokens, accounts, deals
 
@@ -126,7 +126,7 @@ def test_a_reader_cannot_change_records_through_a_manual_rule(world, http, recor
     users, actors, tokens, accounts, deals = world
     ran = http.post("/api/v1/records/deal/rules/mark_hot", json={"ids": [deals["R1"]]}, headers=h(tokens["Viewer"]))
     assert ran.status_code == 403 and ran.headers["content-type"] == "application/problem+json"
-    assert records.get("deal", deals["R1"])["status"] == "open"
+    assert records.get("deal", deals["R1"], actor=SYSTEM)["status"] == "open"
     # a rule that only sends a message needs no more than reading the record
     reminded = http.post("/api/v1/records/deal/rules/remind", json={"ids": [deals["R1"]]}, headers=h(tokens["Viewer"]))
     assert reminded.status_code == 200 and reminded.json()["matched"] == 1
@@ -135,7 +135,7 @@ def test_a_reader_cannot_change_records_through_a_manual_rule(world, http, recor
 def test_a_manual_rule_run_reports_each_record_like_a_write(world, http, records):
     users, actors, tokens, accounts, deals = world
     Approvals(records).submit("deal", deals["R1"], "big", actors["R1"])  # locks R1's deal
-    mine = records.create("deal", {"name": "R1 second", "amount": 50}, actors["R1"])
+    mine = records.create("deal", {"name": "R1 second", "amount": 50}, actor=actors["R1"])
     missing = str(uuid.uuid4())
     ran = http.post("/api/v1/records/deal/rules/mark_hot", headers=h(tokens["R1"]),
                     json={"ids": [mine["id"], deals["R2"], missing, deals["R1"]]})
@@ -145,7 +145,7 @@ def test_a_manual_rule_run_reports_each_record_like_a_write(world, http, records
     assert [(r["id"], r["status"]) for r in results[1:]] == [(deals["R2"], 404), (missing, 404), (deals["R1"], 422)]
     assert results[1]["errors"][0]["message"] == f"Deal {deals['R2']} does not exist"  # the same as a missing one
     assert results[3]["errors"][0]["code"] == "locked"
-    assert [records.get("deal", i)["status"] for i in (mine["id"], deals["R2"], deals["R1"])] == ["hot", "open", "open"]
+    assert [records.get("deal", i, actor=SYSTEM)["status"] for i in (mine["id"], deals["R2"], deals["R1"])] == ["hot", "open", "open"]
     # one id: the refusal is the answer
     alone = http.post("/api/v1/records/deal/rules/mark_hot", json={"ids": [deals["R2"]]}, headers=h(tokens["R1"]))
     assert alone.status_code == 404 and alone.json()["errors"][0]["code"] == "not_found"
@@ -155,28 +155,28 @@ def test_who_may_run_a_manual_rule_is_metadata(world, records):
     users, actors, tokens, accounts, deals = world
     with pytest.raises(PermissionDenied):
         manual.run_manual(records, "deal.close", [deals["R1"]], actors["R1"])
-    assert records.get("deal", deals["R1"])["status"] == "open"
+    assert records.get("deal", deals["R1"], actor=SYSTEM)["status"] == "open"
     assert [o.matched for o in manual.run_manual(records, "deal.close", [deals["R1"]], actors["Boss"])] == [True]
     assert [o.matched for o in manual.run_manual(records, "deal.close", [deals["R2"]], actors["Adm"])] == [True]
-    assert records.get("deal", deals["R1"])["status"] == records.get("deal", deals["R2"])["status"] == "done"
+    assert records.get("deal", deals["R1"], actor=SYSTEM)["status"] == records.get("deal", deals["R2"], actor=SYSTEM)["status"] == "done"
 
 
 def test_a_manual_rule_changes_related_records_only_with_the_runners_rights(world, records):
     users, actors, tokens, accounts, deals = world
     # R1's deal points at the boss's account (set by the engine): R1 may not change that account
-    records.update("deal", deals["R1"], {"account": accounts["Boss"]})
+    records.update("deal", deals["R1"], {"account": accounts["Boss"]}, actor=SYSTEM)
     [outcome] = manual.run_manual(records, "deal.touch_account", [deals["R1"]], actors["R1"])
     assert isinstance(outcome.error, PermissionDenied) and accounts["Boss"] not in str(outcome.error)
-    assert records.get("account", accounts["Boss"])["touched"] is None
+    assert records.get("account", accounts["Boss"], actor=SYSTEM)["touched"] is None
     [outcome] = manual.run_manual(records, "deal.touch_account", [deals["R1"]], actors["Boss"])
-    assert outcome.error is None and records.get("account", accounts["Boss"])["touched"] == 1
+    assert outcome.error is None and records.get("account", accounts["Boss"], actor=SYSTEM)["touched"] == 1
 
 
 def test_a_manual_rule_sees_the_whole_record(world, records):
     users, actors, tokens, accounts, deals = world
     # the condition reads margin, which R1 may not see: it is evaluated on the whole record
     [outcome] = manual.run_manual(records, "deal.low_margin", [deals["R1"]], actors["R1"])
-    assert outcome.matched and records.get("deal", deals["R1"])["status"] == "hot"
+    assert outcome.matched and records.get("deal", deals["R1"], actor=SYSTEM)["status"] == "hot"
 
 
 # -- lookups ------------------------------------------------------------------------------------
@@ -188,7 +188,7 @@ def test_a_lookup_to_an_invisible_record_fails_like_a_missing_one(world, records
 
     def refusal(account_id, **data):
         with pytest.raises(ValidationFailed) as info:
-            records.create("deal", {"name": "Probe", "amount": 9000, "account": account_id, **data}, r1)
+            records.create("deal", {"name": "Probe", "amount": 9000, "account": account_id, **data}, actor=r1)
         return [(e.field, e.code, e.message) for e in info.value.errors]
 
     missing = str(uuid.uuid4())
@@ -196,15 +196,15 @@ def test_a_lookup_to_an_invisible_record_fails_like_a_missing_one(world, records
     assert refusal(missing) == expected
     assert refusal(accounts["Boss"]) == expected  # no gold_cap error: nothing is read from the boss's account
     result = records.bulk_update("deal", [{"id": deals["R1"], "account": accounts["R2"]},
-                                          {"id": deals["R1"], "account": missing}], r1)
+                                          {"id": deals["R1"], "account": missing}], actor=r1)
     assert [[e.message for e in result.errors[i]] for i in (0, 1)] == [[expected[0][2]]] * 2
-    assert records.get("account", accounts["Boss"])["deal_total"] == 500  # no rollup moved
-    assert records.count("deal") == 3
+    assert records.get("account", accounts["Boss"], actor=SYSTEM)["deal_total"] == 500  # no rollup moved
+    assert records.count("deal", actor=SYSTEM) == 3
     # an unchanged lookup stays as it is, and the engine itself sees everything
-    records.update("deal", deals["R1"], {"account": accounts["Boss"]})
-    kept = records.update("deal", deals["R1"], {"amount": 400, "account": accounts["Boss"]}, r1)
+    records.update("deal", deals["R1"], {"account": accounts["Boss"]}, actor=SYSTEM)
+    kept = records.update("deal", deals["R1"], {"amount": 400, "account": accounts["Boss"]}, actor=r1)
     assert kept["account_tier"] == "gold"
-    assert records.get("account", accounts["Boss"])["deal_total"] == 900
+    assert records.get("account", accounts["Boss"], actor=SYSTEM)["deal_total"] == 900
 
 
 # -- approvals ----------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_approval_conditions_see_fields_hidden_from_the_submitter(world, records
 
 def test_a_step_condition_that_cannot_be_evaluated_is_not_skipped(world, records):
     users, actors, tokens, accounts, deals = world
-    records.update("deal", deals["R1"], {"quantity": 0, "notes": "n"})
+    records.update("deal", deals["R1"], {"quantity": 0, "notes": "n"}, actor=SYSTEM)
     approvals = Approvals(records)
     request = approvals.submit("deal", deals["R1"], "broken", actors["R1"])
     assert approvals.approve(request, actors["Boss"]) == "pending"  # amount / 0: the finance step applies
@@ -255,11 +255,11 @@ def test_approvals_of_records_you_cannot_see_do_not_exist_for_you(world, http, r
 def test_conditional_rules_that_cannot_be_evaluated_fail_closed(world, records):
     users, actors, tokens, accounts, deals = world
     with pytest.raises(ValidationFailed) as info:  # amount / 0: required
-        records.create("deal", {"name": "Zero", "amount": 100, "quantity": 0}, actors["R1"])
+        records.create("deal", {"name": "Zero", "amount": 100, "quantity": 0}, actor=actors["R1"])
     assert [(e.field, e.code) for e in info.value.errors] == [("notes", "required")]
-    made = records.create("deal", {"name": "Zero", "amount": 100, "quantity": 0, "notes": "n"}, actors["R1"])
+    made = records.create("deal", {"name": "Zero", "amount": 100, "quantity": 0, "notes": "n"}, actor=actors["R1"])
     with pytest.raises(ValidationFailed) as info:  # amount / 0: read-only
-        records.update("deal", made["id"], {"terms": "net 30"}, actors["R1"])
+        records.update("deal", made["id"], {"terms": "net 30"}, actor=actors["R1"])
     assert [(e.field, e.code) for e in info.value.errors] == [("terms", "read_only")]
 
 
@@ -304,7 +304,7 @@ def test_sharing_over_http(world, http, records):
     share = made.json()["share"]
     assert (share["user_id"], share["group"], share["access"], share["granted_by"]) == \
         (users["Out"], None, "edit", users["R1"])
-    assert records.update("deal", deals["R1"], {"amount": 7}, actors["Out"])["amount"] == 7
+    assert records.update("deal", deals["R1"], {"amount": 7}, actor=actors["Out"])["amount"] == 7
     listed = http.get(url, headers=h(tokens["Out"]))
     assert listed.status_code == 200 and [s["id"] for s in listed.json()["shares"]] == [share["id"]]
     refusals = [
@@ -340,28 +340,28 @@ def test_users_may_give_records_only_to_owners_whose_records_they_may_edit(world
         return info.value.errors[0].code
 
     r1 = actors["R1"]
-    assert refused(lambda: records.create("deal", {"name": "x", "owner": users["R2"]}, r1)) == "owner_not_allowed"
-    assert refused(lambda: records.update("deal", deals["R1"], {"owner": users["Boss"]}, r1)) == "owner_not_allowed"
-    bulk = records.bulk_create("deal", [{"name": "a", "owner": users["R1"]}, {"name": "b", "owner": users["Out"]}], r1)
+    assert refused(lambda: records.create("deal", {"name": "x", "owner": users["R2"]}, actor=r1)) == "owner_not_allowed"
+    assert refused(lambda: records.update("deal", deals["R1"], {"owner": users["Boss"]}, actor=r1)) == "owner_not_allowed"
+    bulk = records.bulk_create("deal", [{"name": "a", "owner": users["R1"]}, {"name": "b", "owner": users["Out"]}], actor=r1)
     assert bulk.written == 1 and bulk.errors[1][0].code == "owner_not_allowed"
-    bulk = records.bulk_update("deal", [{"id": deals["R1"], "owner": users["Out"]}], r1)
+    bulk = records.bulk_update("deal", [{"id": deals["R1"], "owner": users["Out"]}], actor=r1)
     assert bulk.errors[0][0].code == "owner_not_allowed"
     csv = f"name,owner\nImported,{users['Out']}\n".encode()
     imported = http.post("/api/v1/records/deal/import", content=csv,
                          headers={**h(tokens["R1"]), "Content-Type": "text/csv"})
     assert imported.json()["created"] == 0 and imported.json()["errors"][0]["errors"][0]["code"] == "owner_not_allowed"
     # a manager gives within the team below them, not outside it
-    assert records.update("deal", deals["R1"], {"owner": users["R2"]}, actors["Boss"])["owner"] == users["R2"]
-    assert refused(lambda: records.update("deal", deals["R2"], {"owner": users["Out"]}, actors["Boss"])) == \
+    assert records.update("deal", deals["R1"], {"owner": users["R2"]}, actor=actors["Boss"])["owner"] == users["R2"]
+    assert refused(lambda: records.update("deal", deals["R2"], {"owner": users["Out"]}, actor=actors["Boss"])) == \
         "owner_not_allowed"
     # an edit share lets R1 change the record, not take it
     sharing.share(records, "deal", deals["Boss"], actors["Boss"], user_id=users["R1"], access="edit")
-    assert refused(lambda: records.update("deal", deals["Boss"], {"owner": users["R1"]}, r1)) == "owner_not_yours"
+    assert refused(lambda: records.update("deal", deals["Boss"], {"owner": users["R1"]}, actor=r1)) == "owner_not_yours"
     # the transfer permission gives to anyone; the engine itself is not limited
-    made = records.create("deal", {"name": "moved", "owner": users["Mover"]}, actors["Mover"])
-    assert records.update("deal", made["id"], {"owner": users["Out"]}, actors["Mover"])["owner"] == users["Out"]
-    assert records.update("deal", deals["Boss"], {"owner": users["Out"]})["owner"] == users["Out"]
-    assert records.get("deal", deals["R1"])["owner"] == users["R2"]
+    made = records.create("deal", {"name": "moved", "owner": users["Mover"]}, actor=actors["Mover"])
+    assert records.update("deal", made["id"], {"owner": users["Out"]}, actor=actors["Mover"])["owner"] == users["Out"]
+    assert records.update("deal", deals["Boss"], {"owner": users["Out"]}, actor=SYSTEM)["owner"] == users["Out"]
+    assert records.get("deal", deals["R1"], actor=SYSTEM)["owner"] == users["R2"]
 
 
 def test_roles_say_who_may_run_manual_rules_only():

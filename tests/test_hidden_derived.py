@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine import identity
@@ -97,10 +97,10 @@ def world(runtime, records):
         adm = identity.create_user(conn, "Adm", "adm@x.com", roles=["admin"])
         tokens = {"rep": auth.create_token(conn, rep.id, "t", auth.utcnow()),
                   "admin": auth.create_token(conn, adm.id, "t", auth.utcnow())}
-    account = records.create("account", {"name": "Acme", "tier": "gold", "secret": 5})
-    records.update("account", account["id"], {"secret": 987654321, "phone": "555"})  # a history row
-    deal = records.create("deal", {"name": "Anvil", "account": account["id"], "amount": 1000, "margin": "73.19"})
-    memo = records.create("memo", {"body": "hello", "deal": deal["id"]})
+    account = records.create("account", {"name": "Acme", "tier": "gold", "secret": 5}, actor=SYSTEM)
+    records.update("account", account["id"], {"secret": 987654321, "phone": "555"}, actor=SYSTEM)  # a history row
+    deal = records.create("deal", {"name": "Anvil", "account": account["id"], "amount": 1000, "margin": "73.19"}, actor=SYSTEM)
+    memo = records.create("memo", {"body": "hello", "deal": deal["id"]}, actor=SYSTEM)
     ids = {"account": account["id"], "deal": deal["id"], "memo": memo["id"]}
     actors = {"rep": Actor(user_id=rep.id, roles=frozenset({"rep"})),
               "admin": Actor(user_id=adm.id, roles=frozenset({"admin"}))}
@@ -124,7 +124,7 @@ def bodies_of_every_channel(http, token: str, ids, records, actor) -> list[str]:
             assert response.status_code == 200, (path, response.text)
             assert record_id in response.text or "meta" in path, (path, response.text)  # the record is there
             texts.append(response.text)
-        texts.append(json.dumps(to_jsonable(records.history(name, record_id, actor))))
+        texts.append(json.dumps(to_jsonable(records.history(name, record_id, actor=actor))))
     return texts
 
 
@@ -241,7 +241,7 @@ def test_errors_about_hidden_values_name_no_field_and_quote_no_expression(runtim
         described = http.get(path, headers=bearer(token))
         assert described.status_code == 200 and "cost" not in described.text and "markup" not in described.text
     with pytest.raises(ValidationFailed) as system_view:  # the engine's own view keeps every detail
-        records.create("quote", {"title": "q", "amount": 5})
+        records.create("quote", {"title": "q", "amount": 5}, actor=SYSTEM)
     assert "markup" in str(system_view.value) and "amount / cost > 1000" in str(system_view.value)
 
 
@@ -274,16 +274,16 @@ def test_history_follows_field_ids_across_renames_and_hides_what_is_hidden_now(r
         rep = identity.create_user(conn, "Rep", "rep@x.com", roles=["rep"])
         adm = identity.create_user(conn, "Adm", "adm@x.com", roles=["admin"])
     rep, adm = Actor(user_id=rep.id, roles=frozenset({"rep"})), Actor(user_id=adm.id, roles=frozenset({"admin"}))
-    offer = records.create("offer", {"name": "o", "margin": "66.10", "notes": "a", "extra": "e"})
+    offer = records.create("offer", {"name": "o", "margin": "66.10", "notes": "a", "extra": "e"}, actor=SYSTEM)
     records.update("offer", offer["id"], {"margin": "77.31", "margin_copy": "88.42", "notes": "b", "extra": "f",
-                                          "name": "p"})
-    assert {h["field"] for h in records.history("offer", offer["id"], rep)} == {
+                                          "name": "p"}, actor=SYSTEM)
+    assert {h["field"] for h in records.history("offer", offer["id"], actor=rep)} == {
         "name", "margin", "margin_copy", "notes", "extra"}
     install(runtime, OFFER_RENAMED_AND_HIDDEN)
-    seen = records.history("offer", offer["id"], rep)
+    seen = records.history("offer", offer["id"], actor=rep)
     assert {h["field"] for h in seen} == {"name", "remarks"}  # margin_copy is computed from a hidden field
     assert not any(value in json.dumps(to_jsonable(seen)) for value in ("66.1", "77.31", "88.42"))
-    assert {h["field"] for h in records.history("offer", offer["id"], adm)} == {
+    assert {h["field"] for h in records.history("offer", offer["id"], actor=adm)} == {
         "name", "gross_margin", "margin_copy", "remarks", "extra"}  # removed fields: admins only
 
 
@@ -351,11 +351,11 @@ def test_a_refused_delete_does_not_name_a_lookup_hidden_from_the_actor(runtime, 
     install(runtime, VENDOR, INVOICE)
     with runtime.db.begin() as conn:
         rep = identity.create_user(conn, "Rep", "rep@x.com", roles=["rep"])
-    vendor = records.create("vendor", {"name": "V"})
-    records.create("invoice", {"name": "I", "paid_to": vendor["id"]})
+    vendor = records.create("vendor", {"name": "V"}, actor=SYSTEM)
+    records.create("invoice", {"name": "I", "paid_to": vendor["id"]}, actor=SYSTEM)
     with pytest.raises(ValidationFailed) as refused:
-        records.delete("vendor", vendor["id"], Actor(user_id=rep.id, roles=frozenset({"rep"})))
+        records.delete("vendor", vendor["id"], actor=Actor(user_id=rep.id, roles=frozenset({"rep"})))
     assert refused.value.errors[0].code == "restricted" and "paid" not in str(refused.value).lower()
     with pytest.raises(ValidationFailed) as system_view:
-        records.delete("vendor", vendor["id"])
+        records.delete("vendor", vendor["id"], actor=SYSTEM)
     assert "Paid to" in str(system_view.value)

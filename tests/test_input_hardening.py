@@ -25,7 +25,7 @@ from metacrm.engine.automation.runner import AutomationError
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.templates import TemplateLimitError, render
 from metacrm.engine.plugins import hookimpl
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity
@@ -221,12 +221,12 @@ def bad_requests(client, tokens, record_id: str):
 
 def test_bad_request_values_get_4xx_problems_and_change_nothing(api, runtime, records):
     client, tokens = api
-    record = records.create("person", {"name": "Ada"}, Actor(system=True))
+    record = records.create("person", {"name": "Ada"}, actor=Actor(system=True))
     answers = bad_requests(client, tokens, record["id"])
     wrong = {name: (r.status_code, r.headers.get("content-type"), r.text[:200]) for name, r in answers.items()
              if not (400 <= r.status_code < 500 and r.headers.get("content-type") == "application/problem+json")}
     assert not wrong, wrong
-    assert records.get("person", record["id"])["name"] == "Ada" and count(runtime) == 1
+    assert records.get("person", record["id"], actor=SYSTEM)["name"] == "Ada" and count(runtime) == 1
 
 
 def test_a_session_request_with_a_latin1_csrf_header_is_refused(api):
@@ -239,12 +239,12 @@ def test_a_session_request_with_a_latin1_csrf_header_is_refused(api):
 
 def test_a_csv_version_cell_of_5000_digits_is_a_row_error(api, records):
     client, tokens = api
-    record = records.create("person", {"name": "Ada"}, Actor(system=True))
+    record = records.create("person", {"name": "Ada"}, actor=Actor(system=True))
     response = client.post("/api/v1/records/person/import?match=id", content=f"id,name,version\n{record['id']},Bo,"
                            f"{DIGITS}\n".encode(), headers=h(tokens["admin"], **{"Content-Type": "text/csv"}))
     assert response.status_code == 207, response.text
     assert response.json()["errors"][0]["errors"][0]["field"] == "version"
-    assert records.get("person", record["id"])["name"] == "Ada"
+    assert records.get("person", record["id"], actor=SYSTEM)["name"] == "Ada"
 
 
 # -- templates -------------------------------------------------------------------------------
@@ -284,8 +284,8 @@ def test_template_mistakes_are_metadata_errors_with_file_line_and_rule(subject, 
 
 def test_previous_is_blank_on_create_in_a_rule_that_also_fires_on_update(runtime, records):
     install(runtime, DEAL.replace("SUBJECT", "{{ record.name }} was {{ previous.name or 'new' }}"))
-    deal = records.create("deal", {"name": "Ada", "stage": "new"}, Actor(system=True))
-    records.update("deal", deal["id"], {"name": "Bob", "stage": "won"}, Actor(system=True))
+    deal = records.create("deal", {"name": "Ada", "stage": "new"}, actor=Actor(system=True))
+    records.update("deal", deal["id"], {"name": "Bob", "stage": "won"}, actor=Actor(system=True))
     with runtime.db.engine.connect() as conn:
         payloads = [json.loads(p) if isinstance(p, str) else p
                     for p in conn.execute(sa.select(outbox.c.payload).order_by(outbox.c.id)).scalars()]
@@ -297,10 +297,10 @@ def test_a_runaway_template_fails_its_write_instead_of_stalling(runtime, records
             "{% endfor %}{% endfor %}{% endfor %}"
     install(runtime, DEAL.replace("SUBJECT", "hi").replace("{{ previous.stage }} -> {{ record.stage }}", loops))
     with pytest.raises((RecordError, AutomationError)) as info:
-        records.create("deal", {"name": "n" * 300}, Actor(system=True))  # 27 million iterations
+        records.create("deal", {"name": "n" * 300}, actor=Actor(system=True))  # 27 million iterations
     assert "more than 100,000 steps" in str(info.value)
     assert count(runtime, "deal") == 0
-    assert records.create("deal", {"name": "ab"}, Actor(system=True))  # 8 iterations are fine
+    assert records.create("deal", {"name": "ab"}, actor=Actor(system=True))  # 8 iterations are fine
 
 
 @pytest.mark.parametrize("source", [
@@ -363,5 +363,5 @@ def test_a_plugin_removed_after_apply_does_not_stop_the_server_from_starting(run
     finally:
         reopened.close()
     with pytest.raises(RecordError) as info:
-        records.create("deal", {"name": "Ada"}, Actor(system=True))
+        records.create("deal", {"name": "Ada"}, actor=Actor(system=True))
     assert "no plugin provides the action 'stamp_it'" in str(info.value)

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 
 from metacrm.engine.records.query import Query
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 DEAL = """
 name: deal
@@ -62,7 +63,7 @@ def plan_of(runtime, statement: str, parameters) -> str:
 
 def first_page_plan(runtime, records, query: Query) -> str:
     with captured_selects(runtime) as seen:
-        page = records.list("deal", query)
+        page = records.list("deal", query, actor=SYSTEM)
     assert page.records, "the list should return rows"
     statement, parameters = next((s, p) for s, p in seen if "ORDER BY" in s)
     return plan_of(runtime, statement, parameters)
@@ -81,7 +82,7 @@ def assert_index_scan_without_sort(runtime, plan: str) -> None:
 def seed(records, n: int = 120) -> None:
     records.bulk_create("deal", [
         {"name": f"deal {i:03}", "amount": str(Decimal(i * 37 % 1000)) if i % 7 else None,
-         "region": "north" if i % 2 else "south"} for i in range(n)])
+         "region": "north" if i % 2 else "south"} for i in range(n)], actor=SYSTEM)
 
 
 def test_default_list_order_reads_an_index(runtime, records):
@@ -95,9 +96,9 @@ def test_default_list_order_reads_an_index(runtime, records):
 
 def test_default_order_pages_newest_first(runtime, records):
     install(runtime, DEAL)
-    first = records.create("deal", {"name": "old"})
-    second = records.create("deal", {"name": "new"})
-    names = [r["name"] for r in records.list("deal", Query(limit=10)).records]
+    first = records.create("deal", {"name": "old"}, actor=SYSTEM)
+    second = records.create("deal", {"name": "new"}, actor=SYSTEM)
+    names = [r["name"] for r in records.list("deal", Query(limit=10), actor=SYSTEM).records]
     assert names.index(second["name"]) < names.index(first["name"])
 
 
@@ -115,7 +116,7 @@ def test_view_index_is_deep_paged_in_order(runtime, records):
     seed(records, 75)
     seen, cursor = [], None
     while True:
-        page = records.list("deal", Query(sort=("-amount",), limit=10, cursor=cursor))
+        page = records.list("deal", Query(sort=("-amount",), limit=10, cursor=cursor), actor=SYSTEM)
         seen += page.records
         cursor = page.next_cursor
         if not cursor:
@@ -146,7 +147,7 @@ def test_plan_adds_indexes_an_older_schema_lacks(runtime, records):
     assert set(names) <= have
     assert runtime.plan([]).is_empty
     assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(limit=20)))
-    assert len(records.list("deal", Query(limit=500)).records) == 120
+    assert len(records.list("deal", Query(limit=500), actor=SYSTEM).records) == 120
 
 
 def test_plan_drops_the_undirected_index_an_older_engine_made(runtime, records):
@@ -166,7 +167,7 @@ def test_plan_drops_the_undirected_index_an_older_engine_made(runtime, records):
     have = {i["name"] for i in sa.inspect(runtime.db.engine).get_indexes("deal")}
     assert directed.name in have and "ix_deal_0123abcd" not in have
     assert runtime.plan([]).is_empty
-    assert len(records.list("deal", Query(sort=("-amount",), limit=100)).records) == 30
+    assert len(records.list("deal", Query(sort=("-amount",), limit=100), actor=SYSTEM).records) == 30
 
 
 def test_indexes_of_fields_and_other_names_are_left_alone(runtime, records):

@@ -12,7 +12,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine import identity
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
@@ -95,8 +95,8 @@ def outbox_rows(runtime):
 def test_email_and_notifications_are_delivered_after_commit(deals, records, clock):
     runtime, owner, director = deals
     actor = Actor(user_id=owner.id, clock=clock)
-    deal = records.create("deal", {"name": "Acme", "amount": 500, "contact_email": "buyer@acme.test"}, actor)
-    records.update("deal", deal["id"], {"stage": "won"}, actor)
+    deal = records.create("deal", {"name": "Acme", "amount": 500, "contact_email": "buyer@acme.test"}, actor=actor)
+    records.update("deal", deal["id"], {"stage": "won"}, actor=actor)
     assert [r["kind"] for r in outbox_rows(runtime)] == ["email", "notify"]
     with SMTPServer() as smtp:
         w = worker(runtime, clock, smtp)
@@ -115,10 +115,10 @@ def test_email_and_notifications_are_delivered_after_commit(deals, records, cloc
 
 def test_rolled_back_write_sends_nothing(deals, records, clock):
     runtime, owner, _ = deals
-    deal = records.create("deal", {"name": "Acme", "amount": 5}, Actor(clock=clock))
+    deal = records.create("deal", {"name": "Acme", "amount": 5}, actor=Actor(clock=clock))
     with pytest.raises(Exception):
         with runtime.db.begin() as conn:
-            records.update("deal", deal["id"], {"stage": "won"}, Actor(clock=clock), conn=conn)
+            records.update("deal", deal["id"], {"stage": "won"}, actor=Actor(clock=clock), conn=conn)
             raise RuntimeError("the caller's transaction fails later")
     assert outbox_rows(runtime) == []
 
@@ -126,7 +126,7 @@ def test_rolled_back_write_sends_nothing(deals, records, clock):
 def test_signed_webhook_retries_while_receiver_is_down_then_delivers_once(deals, records, clock, hook):
     runtime, _, _ = deals
     hook.stop()
-    deal = records.create("deal", {"name": "Big", "amount": 5000}, Actor(clock=clock))
+    deal = records.create("deal", {"name": "Big", "amount": 5000}, actor=Actor(clock=clock))
     w = worker(runtime, clock)
     w.run_once()
     (row,) = outbox_rows(runtime)
@@ -149,7 +149,7 @@ def test_signed_webhook_retries_while_receiver_is_down_then_delivers_once(deals,
 def test_receiver_down_for_good_becomes_a_dead_letter_and_can_be_retried(deals, records, clock, hook):
     runtime, _, _ = deals
     hook.stop()
-    records.create("deal", {"name": "Big", "amount": 5000}, Actor(clock=clock))
+    records.create("deal", {"name": "Big", "amount": 5000}, actor=Actor(clock=clock))
     w = worker(runtime, clock)
     for _ in range(3):
         w.run_once()
@@ -166,49 +166,49 @@ def test_receiver_down_for_good_becomes_a_dead_letter_and_can_be_retried(deals, 
 def test_time_relative_rules_fire_on_the_injected_clock(deals, records, clock):
     runtime, _, _ = deals
     actor = Actor(clock=clock)
-    soon = records.create("deal", {"name": "Soon", "close_date": str((START + timedelta(days=5)).date())}, actor)
-    later = records.create("deal", {"name": "Later", "close_date": str((START + timedelta(days=30)).date())}, actor)
+    soon = records.create("deal", {"name": "Soon", "close_date": str((START + timedelta(days=5)).date())}, actor=actor)
+    later = records.create("deal", {"name": "Later", "close_date": str((START + timedelta(days=30)).date())}, actor=actor)
     w = worker(runtime, clock)
     w.run_once()
-    assert not records.get("deal", soon["id"])["reminded"]
+    assert not records.get("deal", soon["id"], actor=SYSTEM)["reminded"]
     clock.advance(days=2)  # now 3 days before Soon closes
     w.run_once()
-    assert records.get("deal", soon["id"])["reminded"] and not records.get("deal", later["id"])["reminded"]
+    assert records.get("deal", soon["id"], actor=SYSTEM)["reminded"] and not records.get("deal", later["id"], actor=SYSTEM)["reminded"]
     # moving the date re-arms the timer
-    records.update("deal", later["id"], {"close_date": str((clock.now() + timedelta(days=1)).date())}, actor)
+    records.update("deal", later["id"], {"close_date": str((clock.now() + timedelta(days=1)).date())}, actor=actor)
     w.run_once()
-    assert records.get("deal", later["id"])["reminded"]
+    assert records.get("deal", later["id"], actor=SYSTEM)["reminded"]
 
 
 def test_since_change_rule_restarts_when_the_field_changes(deals, records, clock):
     runtime, _, _ = deals
     actor = Actor(clock=clock)
-    quiet = records.create("deal", {"name": "Quiet"}, actor)
-    moving = records.create("deal", {"name": "Moving"}, actor)
+    quiet = records.create("deal", {"name": "Quiet"}, actor=actor)
+    moving = records.create("deal", {"name": "Moving"}, actor=actor)
     w = worker(runtime, clock)
     clock.advance(days=4)
-    records.update("deal", moving["id"], {"stage": "lost"}, Actor(clock=clock))
-    records.update("deal", moving["id"], {"stage": "open"}, Actor(clock=clock))
+    records.update("deal", moving["id"], {"stage": "lost"}, actor=Actor(clock=clock))
+    records.update("deal", moving["id"], {"stage": "open"}, actor=Actor(clock=clock))
     clock.advance(days=3, minutes=1)
     w.run_once()
-    assert records.get("deal", quiet["id"])["stale"] and not records.get("deal", moving["id"])["stale"]
+    assert records.get("deal", quiet["id"], actor=SYSTEM)["stale"] and not records.get("deal", moving["id"], actor=SYSTEM)["stale"]
     clock.advance(days=4)
     w.run_once()
-    assert records.get("deal", moving["id"])["stale"]
+    assert records.get("deal", moving["id"], actor=SYSTEM)["stale"]
 
 
 def test_cron_schedule_runs_once_per_slot(deals, records, clock):
     runtime, _, _ = deals
     actor = Actor(clock=clock)
-    records.create("deal", {"name": "Open"}, actor)
-    records.create("deal", {"name": "Won", "stage": "won"}, actor)
+    records.create("deal", {"name": "Open"}, actor=actor)
+    records.create("deal", {"name": "Won", "stage": "won"}, actor=actor)
     w1, w2 = worker(runtime, clock), worker(runtime, clock)
     w1.run_once()  # registers the schedule: next run tomorrow 02:00
     clock.advance(hours=17, minutes=1)  # 02:01 next day
     w1.run_once()
     w2.run_once()
-    pinged = {r["name"]: r["pinged"] for r in records.list("deal").records}
+    pinged = {r["name"]: r["pinged"] for r in records.list("deal", actor=SYSTEM).records}
     assert pinged == {"Open": 1, "Won": 0}
     clock.advance(days=1)
     w2.run_once()
-    assert {r["name"]: r["pinged"] for r in records.list("deal").records}["Open"] == 2
+    assert {r["name"]: r["pinged"] for r in records.list("deal", actor=SYSTEM).records}["Open"] == 2

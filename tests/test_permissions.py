@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
 from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
@@ -57,9 +57,9 @@ def world(runtime, records):
     deals = {}
     for owner in ("Boss", "Mid", "R1", "R2", "W"):
         made = records.create("deal", {"name": f"{owner} deal", "amount": 1000, "margin": 30, "discount": 5,
-                                       "notes": f"secret note {owner}", "owner": users[owner]})
+                                       "notes": f"secret note {owner}", "owner": users[owner]}, actor=SYSTEM)
         deals[owner] = made["id"]
-    pooled = records.create("deal", {"name": "Pool deal", "amount": 10})
+    pooled = records.create("deal", {"name": "Pool deal", "amount": 10}, actor=SYSTEM)
     with runtime.db.begin() as conn:
         pools.put(records, conn, "deal", pooled["id"], "shared_pool", Actor(system=True))
     deals["pool"] = pooled["id"]
@@ -67,7 +67,7 @@ def world(runtime, records):
 
 
 def names(records, actor, **query):
-    return sorted(r["name"] for r in records.list("deal", Query(limit=100, **query), actor).records)
+    return sorted(r["name"] for r in records.list("deal", Query(limit=100, **query), actor=actor).records)
 
 
 EXPECTED_READ = {
@@ -88,15 +88,15 @@ def test_read_scope_list_count_search_get(world, records, who):
     users, actors, deals = world
     actor = actors[who]
     assert names(records, actor) == EXPECTED_READ[who]
-    assert records.count("deal", None, actor) == len(EXPECTED_READ[who])
+    assert records.count("deal", None, actor=actor) == len(EXPECTED_READ[who])
     assert names(records, actor, search="deal") == EXPECTED_READ[who]
     for owner, record_id in deals.items():
         visible = any(n.startswith(owner if owner != "pool" else "Pool") for n in EXPECTED_READ[who])
         if visible:
-            assert records.get("deal", record_id, actor)["id"] == record_id
+            assert records.get("deal", record_id, actor=actor)["id"] == record_id
         else:
             with pytest.raises(NotFound):  # a record you may not see does not exist for you
-                records.get("deal", record_id, actor)
+                records.get("deal", record_id, actor=actor)
 
 
 @pytest.mark.parametrize("who, hidden", [("R1", {"margin", "margin_amount"}), ("Aud", {"margin", "margin_amount", "notes"}),
@@ -104,51 +104,51 @@ def test_read_scope_list_count_search_get(world, records, who):
 def test_hidden_fields_never_leave_the_engine(world, records, who, hidden):
     users, actors, deals = world
     actor = actors[who]
-    for record in records.list("deal", Query(limit=100), actor).records:
+    for record in records.list("deal", Query(limit=100), actor=actor).records:
         assert hidden.isdisjoint(record)
         assert "30" not in str({k: v for k, v in record.items() if k in hidden})
     if hidden:
         for attempt in (dict(filter=[["margin", "gt", 10]]), dict(sort=("margin",)), dict(fields=("margin",))):
             with pytest.raises(QueryError):
-                records.list("deal", Query(**attempt), actor)
+                records.list("deal", Query(**attempt), actor=actor)
     if "notes" in hidden:
         assert names(records, actor, search="secret") == []  # hidden fields are not searched
 
 
 def test_hidden_fields_are_not_in_history(world, records):
     users, actors, deals = world
-    records.update("deal", deals["R1"], {"margin": 35, "amount": 1100})
-    fields = {h["field"] for h in records.history("deal", deals["R1"], actors["R1"])}
+    records.update("deal", deals["R1"], {"margin": 35, "amount": 1100}, actor=SYSTEM)
+    fields = {h["field"] for h in records.history("deal", deals["R1"], actor=actors["R1"])}
     assert fields == {"amount"}
-    assert {"margin", "amount"} <= {h["field"] for h in records.history("deal", deals["R1"], actors["Boss"])}
+    assert {"margin", "amount"} <= {h["field"] for h in records.history("deal", deals["R1"], actor=actors["Boss"])}
 
 
 def test_write_rules_follow_edit_and_delete_scopes(world, records):
     users, actors, deals = world
     r1 = actors["R1"]
-    assert records.update("deal", deals["R1"], {"amount": 1}, r1)["amount"] == 1
+    assert records.update("deal", deals["R1"], {"amount": 1}, actor=r1)["amount"] == 1
     with pytest.raises(NotFound):
-        records.update("deal", deals["R2"], {"amount": 1}, r1)
+        records.update("deal", deals["R2"], {"amount": 1}, actor=r1)
     with pytest.raises(PermissionDenied):  # sees the pool record, but only claiming makes it theirs
-        records.update("deal", deals["pool"], {"amount": 1}, r1)
+        records.update("deal", deals["pool"], {"amount": 1}, actor=r1)
     with pytest.raises(PermissionDenied):
-        records.delete("deal", deals["R1"], r1)
+        records.delete("deal", deals["R1"], actor=r1)
     with pytest.raises(ValidationFailed) as info:
-        records.update("deal", deals["R1"], {"discount": 50}, r1)
+        records.update("deal", deals["R1"], {"discount": 50}, actor=r1)
     assert info.value.errors[0].code == "read_only"
     with pytest.raises(ValidationFailed) as info:
-        records.update("deal", deals["R1"], {"margin": 50}, r1)
+        records.update("deal", deals["R1"], {"margin": 50}, actor=r1)
     assert info.value.errors[0].code == "unknown_field" and "50" not in str(info.value)
     with pytest.raises(PermissionDenied):
-        records.update("deal", deals["R1"], {"amount": 2}, actors["Lead"])  # lead reads the team, edits own
-    records.delete("deal", deals["R1"], actors["Mid"])  # managers delete what their reports own
+        records.update("deal", deals["R1"], {"amount": 2}, actor=actors["Lead"])  # lead reads the team, edits own
+    records.delete("deal", deals["R1"], actor=actors["Mid"])  # managers delete what their reports own
     with pytest.raises(NotFound):
-        records.delete("deal", deals["W"], actors["Boss"])
+        records.delete("deal", deals["W"], actor=actors["Boss"])
     with pytest.raises(PermissionDenied):
-        records.create("deal", {"name": "x"}, actors["Aud"])
+        records.create("deal", {"name": "x"}, actor=actors["Aud"])
     with pytest.raises(PermissionDenied):
-        records.create("deal", {"name": "x"}, actors["Nob"])
-    made = records.create("deal", {"name": "R2 new", "margin": 10}, actors["Boss"])
+        records.create("deal", {"name": "x"}, actor=actors["Nob"])
+    made = records.create("deal", {"name": "R2 new", "margin": 10}, actor=actors["Boss"])
     assert made["margin"] == 10
 
 
@@ -156,24 +156,24 @@ def test_sharing_grants_read_or_edit(world, records):
     users, actors, deals = world
     r2 = actors["R2"]
     with pytest.raises(NotFound):
-        records.get("deal", deals["W"], r2)
+        records.get("deal", deals["W"], actor=r2)
     sharing.share(records, "deal", deals["W"], actors["W"], user_id=users["R2"], access="read")
-    assert records.get("deal", deals["W"], r2)["name"] == "W deal"
+    assert records.get("deal", deals["W"], actor=r2)["name"] == "W deal"
     with pytest.raises(PermissionDenied):
-        records.update("deal", deals["W"], {"amount": 5}, r2)
+        records.update("deal", deals["W"], {"amount": 5}, actor=r2)
     sharing.share(records, "deal", deals["W"], actors["W"], group="east", access="edit")
-    assert records.update("deal", deals["W"], {"amount": 5}, actors["R1"])["amount"] == 5
+    assert records.update("deal", deals["W"], {"amount": 5}, actor=actors["R1"])["amount"] == 5
     with pytest.raises(NotFound):
         sharing.share(records, "deal", deals["Boss"], r2, user_id=users["R1"])  # cannot share what you cannot see
     sharing.unshare(records, "deal", deals["W"], actors["W"], group="east")
     sharing.unshare(records, "deal", deals["W"], actors["W"], user_id=users["R2"])
     with pytest.raises(NotFound):
-        records.get("deal", deals["W"], r2)
+        records.get("deal", deals["W"], actor=r2)
 
 
 def test_owner_change_moves_visibility(world, records):
     users, actors, deals = world
-    records.update("deal", deals["R1"], {"owner": users["R2"]}, actors["Boss"])  # both report to Boss
+    records.update("deal", deals["R1"], {"owner": users["R2"]}, actor=actors["Boss"])  # both report to Boss
     assert "R1 deal" not in names(records, actors["R1"])
     assert "R1 deal" in names(records, actors["R2"])
 
@@ -187,9 +187,9 @@ def test_permission_change_takes_effect_immediately(world, runtime, records):
 
 def test_objects_without_permissions_are_open_and_system_is_unrestricted(world, records):
     users, actors, deals = world
-    records.create("memo", {"body": "hello"}, actors["Nob"])
-    assert records.count("memo", None, actors["R1"]) == 1
-    assert len(records.list("deal", Query(limit=100)).records) == 6  # the engine's own (system) view
+    records.create("memo", {"body": "hello"}, actor=actors["Nob"])
+    assert records.count("memo", None, actor=actors["R1"]) == 1
+    assert len(records.list("deal", Query(limit=100), actor=SYSTEM).records) == 6  # the engine's own (system) view
 
 
 def test_pool_members_see_but_must_claim(world, records):

@@ -43,7 +43,7 @@ def test_a_plugin_registered_on_one_runtime_is_unknown_to_another(runtime, recor
     finally:
         other.close()
     install(runtime, NOTE)
-    records.create("note", {"title": "first"}, Actor())
+    records.create("note", {"title": "first"}, actor=Actor())
     assert stamp.seen == ["first"]
 
 

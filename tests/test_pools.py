@@ -9,7 +9,7 @@ import pytest
 
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine import identity
 from metacrm.engine.security import pools
@@ -65,14 +65,14 @@ def setup(runtime):
 
 
 def inbound(records, name, clock):
-    return records.create("customer", {"name": name, "source": "web"}, Actor(channel="inbound", clock=clock))
+    return records.create("customer", {"name": name, "source": "web"}, actor=Actor(channel="inbound", clock=clock))
 
 
 def test_inbound_records_land_in_the_pool_and_members_claim_them(setup, records):
     runtime, users = setup
     clock = Clock(START)
     web = [inbound(records, f"web {i}", clock) for i in range(3)]
-    assert all(records.get("customer", c["id"])["owner"] is None for c in web)
+    assert all(records.get("customer", c["id"], actor=SYSTEM)["owner"] is None for c in web)
     with runtime.db.engine.connect() as conn:
         assert pools.entry(conn, "customer", web[0]["id"]).pool == "public"
     claimed = pools.claim(records, "customer", web[0]["id"], Actor(user_id=users["ann"], clock=clock))
@@ -98,7 +98,7 @@ def test_return_cooldown_and_admin_assignment(setup, records):
     with pytest.raises(ValidationFailed):
         pools.return_(records, "customer", customer["id"], "public", Actor(user_id=users["bob"], clock=clock))
     pools.return_(records, "customer", customer["id"], "public", ann)
-    assert records.get("customer", customer["id"])["owner"] is None
+    assert records.get("customer", customer["id"], actor=SYSTEM)["owner"] is None
     clock.advance(days=3)
     with pytest.raises(ValidationFailed) as info:
         pools.claim(records, "customer", customer["id"], ann)
@@ -113,7 +113,7 @@ def test_return_cooldown_and_admin_assignment(setup, records):
     assert info.value.errors[0].code == "not_a_pool_admin"
     given = pools.assign(records, "customer", customer["id"], users["bob"], Actor(user_id=users["boss"], clock=clock))
     assert given["owner"] == users["bob"]
-    history = [(h["field"], h["new_value"]) for h in records.history("customer", customer["id"])]
+    history = [(h["field"], h["new_value"]) for h in records.history("customer", customer["id"], actor=SYSTEM)]
     assert ("owner", users["bob"]) == history[-1]
 
 
@@ -121,21 +121,21 @@ def test_customers_without_follow_up_go_back_to_the_pool(setup, records):
     runtime, users = setup
     clock = Clock(START)
     ann = Actor(user_id=users["ann"], clock=clock)
-    quiet = records.create("customer", {"name": "Quiet"}, ann)
-    busy = records.create("customer", {"name": "Busy"}, ann)
+    quiet = records.create("customer", {"name": "Quiet"}, actor=ann)
+    busy = records.create("customer", {"name": "Busy"}, actor=ann)
     worker = Worker(runtime, clock=clock)
     clock.advance(days=20)
-    records.create("visit", {"note": "coffee", "customer": busy["id"]}, Actor(user_id=users["ann"], clock=clock))
+    records.create("visit", {"note": "coffee", "customer": busy["id"]}, actor=Actor(user_id=users["ann"], clock=clock))
     clock.advance(days=11)
     worker.run_once()
-    assert records.get("customer", quiet["id"])["owner"] is None
-    assert records.get("customer", busy["id"])["owner"] == users["ann"]
+    assert records.get("customer", quiet["id"], actor=SYSTEM)["owner"] is None
+    assert records.get("customer", busy["id"], actor=SYSTEM)["owner"] == users["ann"]
     with runtime.db.engine.connect() as conn:
         assert pools.entry(conn, "customer", quiet["id"]).pool == "public"
         assert pools.entry(conn, "customer", busy["id"]) is None
     clock.advance(days=20)
     worker.run_once()
-    assert records.get("customer", busy["id"])["owner"] is None
+    assert records.get("customer", busy["id"], actor=SYSTEM)["owner"] is None
 
 
 def test_pool_action_must_name_a_pool(setup):
@@ -155,7 +155,7 @@ def test_a_claimed_record_without_follow_up_goes_back_to_the_pool(setup, records
     worker = Worker(runtime, clock=clock)
     clock.advance(days=29)
     worker.run_once()
-    assert records.get("customer", customer["id"])["owner"] == users["ann"]
+    assert records.get("customer", customer["id"], actor=SYSTEM)["owner"] == users["ann"]
     clock.advance(days=2)
     worker.run_once()
-    assert records.get("customer", customer["id"])["owner"] is None
+    assert records.get("customer", customer["id"], actor=SYSTEM)["owner"] is None

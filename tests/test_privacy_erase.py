@@ -87,11 +87,11 @@ def test_erase_leaves_no_copy_of_the_person_anywhere_and_sends_nothing(world, re
     client = TestClient(create_app(runtime))
     person = records.create("contact", {"first_name": "Zaphod", "last_name": "Beeblebrox", "rating": 5,
                                         "email": "zaphod@heartofgold.example", "phone": "+44 20 7946 0999",
-                                        "nickname": "Zippy"}, olivia)
+                                        "nickname": "Zippy"}, actor=olivia)
     worker.run_once()  # the welcome notification is stored, the webhook delivered (done, still quoting)
     assert len(hook.received) == 1 and "Zaphod" in json.dumps(hook.received[0]["body"])
     records.update("contact", person["id"], {"email": "z.beeblebrox@heartofgold.example",
-                                             "phone": "+44 20 7946 0000", "nickname": "Zaphy"}, olivia)
+                                             "phone": "+44 20 7946 0000", "nickname": "Zaphy"}, actor=olivia)
     install(runtime, CONTACT.replace("URL", hook.url).replace("  - {name: nickname, type: text}\n", ""))
     [outcome] = manual.run_manual(records, "contact.duplicate", [person["id"]], olivia)
     assert isinstance(outcome.error, ValidationFailed) and "already used" in str(outcome.error)  # a failing
@@ -102,7 +102,7 @@ def test_erase_leaves_no_copy_of_the_person_anywhere_and_sends_nothing(world, re
     assert client.post("/api/v1/auth/login", json={"email": "Z.Beeblebrox@heartofgold.example",
                                                    "password": "guess"}).status_code == 401
     other = records.create("contact", {"first_name": "Trillian", "last_name": "Astra", "email": "tricia@example.com"},
-                           olivia)
+                           actor=olivia)
     before = dump(runtime)
     assert set(leaks(before)) == set(SECRETS)  # every kind of copy is really there
     with runtime.db.engine.connect() as conn:
@@ -147,9 +147,9 @@ def test_erasure_of_a_short_or_common_value_leaves_other_words_alone(world, reco
     """Whole words only: erasing the name "Ann" must not turn "Annual" into "[erased]ual"."""
     runtime, olivia, token, hook, smtp, worker = world
     client = TestClient(create_app(runtime))
-    ann = records.create("contact", {"first_name": "Ann", "last_name": "Li", "email": "ann.li@example.com"}, olivia)
+    ann = records.create("contact", {"first_name": "Ann", "last_name": "Li", "email": "ann.li@example.com"}, actor=olivia)
     annual = records.create("contact", {"first_name": "Annual", "last_name": "Report", "email": "annual@example.com"},
-                            olivia)
+                            actor=olivia)
     response = client.post(f"/api/v1/privacy/contact/{ann['id']}/erase", json={"reason": "asked"},
                            headers={"Authorization": f"Bearer {token}"})
     assert response.status_code == 200, response.text

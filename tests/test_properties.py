@@ -47,6 +47,7 @@ from metacrm.engine.storage.columns import ID_TYPE, column_type
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.model import FieldDef
 from tests.conftest import documents, install
+from metacrm.engine.records.context import SYSTEM
 
 OPTIONS = ("a", "b", "c")
 PRECISION = 12
@@ -444,7 +445,7 @@ def archive_column(runtime, obj: str, field_id: str) -> str:
 def check_state(runtime, records, model: Model) -> None:
     obj = runtime.model.object(model.obj)
     assert [(f.id, f.name, f.type) for f in obj.fields] == [(s.id, s.name, s.type) for s in model.live]
-    rows = {r["id"]: r for r in records.list(model.obj, Query(limit=1000)).records}
+    rows = {r["id"]: r for r in records.list(model.obj, Query(limit=1000), actor=SYSTEM).records}
     assert set(rows) == set(model.records)
     for spec in model.live:
         for rid in model.records:
@@ -501,10 +502,10 @@ def write_record(records, model: Model, data, record_id: str | None) -> None:
     note(f"{'create' if record_id is None else f'update {record_id}'}: {payload} (expect refusal: {broken})")
     try:
         if record_id is None:
-            record_id = records.create(model.obj, payload)["id"]
+            record_id = records.create(model.obj, payload, actor=SYSTEM)["id"]
             model.records.append(record_id)
         else:
-            records.update(model.obj, record_id, payload)
+            records.update(model.obj, record_id, payload, actor=SYSTEM)
     except ValidationFailed as exc:
         assert broken, f"write refused although it breaks no rule: {exc}"
         event("write refused (required/unique)")
@@ -563,7 +564,7 @@ def test_type_change_of_a_unique_field_is_checked_on_the_converted_values(runtim
                   (Spec("code", "code", "text", unique=True), Spec("note", "note", "text")))
     runtime.apply(runtime.plan(documents(model.document(model.live))))
     for code in data.draw(st.lists(st.sampled_from(COLLIDING), min_size=1, max_size=4, unique=True), label="codes"):
-        record_id = records.create(model.obj, {"code": code})["id"]
+        record_id = records.create(model.obj, {"code": code}, actor=SYSTEM)["id"]
         model.records.append(record_id)
         model.values["code"][record_id] = code
     target = draw_retype(data, model.live[0])
@@ -584,7 +585,7 @@ fields:
 
 
 def _gadgets(records) -> list[dict]:
-    return sorted(({k: r.get(k) for k in ("label", "code", "sku")} for r in records.list("gadget").records),
+    return sorted(({k: r.get(k) for k in ("label", "code", "sku")} for r in records.list("gadget", actor=SYSTEM).records),
                   key=lambda r: r["label"])
 
 
@@ -599,7 +600,7 @@ def _gadgets(records) -> list[dict]:
 def test_a_unique_field_can_be_changed(runtime, records, change):
     """Every change that touches a unique field's column applies (PostgreSQL refused them all)."""
     install(runtime, UNIQUE_V1)
-    records.create("gadget", {"label": "g1", "code": "A1"})
+    records.create("gadget", {"label": "g1", "code": "A1"}, actor=SYSTEM)
     install(runtime, UNIQUE_V1.replace(*change))
     row = _gadgets(records)[0]
     assert row["label"] == "g1" and (row["code"] or row["sku"]) == ("A1" if change[1] else None)
@@ -609,7 +610,7 @@ def test_a_unique_field_can_be_changed(runtime, records, change):
 def test_readding_an_archived_unique_field_restores_it(runtime, records, how):
     """An archived unique field comes back unique, with its data (the duplicate check crashed)."""
     install(runtime, UNIQUE_V1)
-    records.create("gadget", {"label": "g1", "code": "A1"})
+    records.create("gadget", {"label": "g1", "code": "A1"}, actor=SYSTEM)
     install(runtime, UNIQUE_V1.replace("  - {name: code, type: text, unique: true}\n", ""))
     if how == "document":
         install(runtime, UNIQUE_V1)
@@ -621,7 +622,7 @@ def test_readding_an_archived_unique_field_restores_it(runtime, records, how):
 
 def test_readding_an_archived_field_as_unique_refuses_duplicates(runtime, records):
     install(runtime, UNIQUE_V1.replace(", unique: true", ""))
-    records.bulk_create("gadget", [{"label": "g1", "code": "A1"}, {"label": "g2", "code": "A1"}])
+    records.bulk_create("gadget", [{"label": "g1", "code": "A1"}, {"label": "g2", "code": "A1"}], actor=SYSTEM)
     install(runtime, UNIQUE_V1.replace("  - {name: code, type: text, unique: true}\n", ""))
     revision = runtime.model.revision
     with pytest.raises(ApplyError):
@@ -633,7 +634,7 @@ def test_readding_an_archived_field_as_unique_refuses_duplicates(runtime, record
 def test_type_change_whose_values_collide_in_a_unique_field_is_refused(runtime, records, start):
     """'01' and '1' are distinct text but the same integer: ApplyError, not a raw IntegrityError."""
     install(runtime, UNIQUE_V1 if start == "unique" else UNIQUE_V1.replace(", unique: true", ""))
-    records.bulk_create("gadget", [{"label": "g1", "code": "01"}, {"label": "g2", "code": "1"}])
+    records.bulk_create("gadget", [{"label": "g1", "code": "01"}, {"label": "g2", "code": "1"}], actor=SYSTEM)
     revision = runtime.model.revision
     with pytest.raises(ApplyError):
         install(runtime, UNIQUE_V1.replace("{name: code, type: text", "{name: code, type: integer"))

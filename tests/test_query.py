@@ -10,6 +10,7 @@ from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.query import Query, QueryError
 from tests.conftest import install
+from metacrm.engine.records.context import SYSTEM
 
 CONTACT = """
 name: contact
@@ -43,7 +44,7 @@ def people(runtime, records):
         {"first_name": "Linus", "last_name": "Torvalds_100%", "score": 60, "tier": None, "active": False},
         {"first_name": "李", "last_name": "小龙", "email": "lee@example.cn", "score": 75, "tier": "gold", "tags": ["vip", "press"]},
     ]
-    result = records.bulk_create("contact", rows, ACTOR)
+    result = records.bulk_create("contact", rows, actor=ACTOR)
     assert result.written == 5
     return records
 
@@ -53,7 +54,7 @@ def names(page):
 
 
 def listed(records, **kw):
-    return sorted(names(records.list("contact", Query(limit=100, **kw), ACTOR)))
+    return sorted(names(records.list("contact", Query(limit=100, **kw), actor=ACTOR)))
 
 
 @pytest.mark.parametrize("filter_, expected", [
@@ -96,13 +97,13 @@ def test_filters(people, filter_, expected):
 ])
 def test_invalid_filters_are_clear_errors(people, bad):
     with pytest.raises(QueryError):
-        people.list("contact", Query(filter=bad))
+        people.list("contact", Query(filter=bad), actor=SYSTEM)
 
 
 def test_sql_looking_values_are_just_values(people):
     assert listed(people, filter=[["last_name", "eq", "x' OR '1'='1"]]) == []
     assert listed(people, search="'; DROP TABLE contact; --") == []
-    assert people.count("contact") == 5
+    assert people.count("contact", actor=SYSTEM) == 5
 
 
 def test_search_across_title_and_searchable_fields(people):
@@ -117,16 +118,16 @@ def test_search_across_title_and_searchable_fields(people):
     (("tier", "-last_name"), ["小龙", "Lovelace", "Hopper", "Turing", "Torvalds_100%"]),
 ])
 def test_sort_puts_nulls_last_ascending_and_first_descending(people, sort, expected):
-    assert names(people.list("contact", Query(sort=sort, limit=10), ACTOR)) == expected
+    assert names(people.list("contact", Query(sort=sort, limit=10), actor=ACTOR)) == expected
 
 
 @pytest.mark.parametrize("sort", [("score",), ("-score",), ("tier", "-first_name"), ("-created_at",), ("last_name",),
                                   ("-revenue",)])
 def test_keyset_pages_cover_every_row_once(people, sort):
-    full = names(people.list("contact", Query(sort=sort, limit=100), ACTOR))
+    full = names(people.list("contact", Query(sort=sort, limit=100), actor=ACTOR))
     seen, cursor = [], None
     while True:
-        page = people.list("contact", Query(sort=sort, limit=2, cursor=cursor), ACTOR)
+        page = people.list("contact", Query(sort=sort, limit=2, cursor=cursor), actor=ACTOR)
         seen += names(page)
         cursor = page.next_cursor
         if cursor is None:
@@ -135,15 +136,15 @@ def test_keyset_pages_cover_every_row_once(people, sort):
 
 
 def test_cursor_from_another_sort_is_refused(people):
-    cursor = people.list("contact", Query(sort=("score",), limit=1)).next_cursor
+    cursor = people.list("contact", Query(sort=("score",), limit=1), actor=SYSTEM).next_cursor
     with pytest.raises(QueryError):
-        people.list("contact", Query(sort=("score", "tier"), limit=1, cursor=cursor))
+        people.list("contact", Query(sort=("score", "tier"), limit=1, cursor=cursor), actor=SYSTEM)
     with pytest.raises(QueryError):
-        people.list("contact", Query(limit=1, cursor="garbage!"))
+        people.list("contact", Query(limit=1, cursor="garbage!"), actor=SYSTEM)
 
 
 def test_field_selection(people):
-    page = people.list("contact", Query(fields=("last_name",), limit=1))
+    page = people.list("contact", Query(fields=("last_name",), limit=1), actor=SYSTEM)
     assert set(page.records[0]) == {"id", "version", "last_name"}  # the version, to update what was read
     with pytest.raises(QueryError):
-        people.list("contact", Query(fields=("password",)))
+        people.list("contact", Query(fields=("password",)), actor=SYSTEM)

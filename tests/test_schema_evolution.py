@@ -13,6 +13,7 @@ from metacrm.engine.storage.migrator import ApplyError
 from metacrm.engine.storage.planner import CHECK, DESTRUCTIVE, SAFE
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install, table_columns
+from metacrm.engine.records.context import SYSTEM
 
 V1 = """
 name: account
@@ -48,7 +49,7 @@ def seeded(runtime, records):
         {"name": "Acme", "code": "A1", "size": "10", "rating": "hot", "revenue": "10.50"},
         {"name": "Beta", "code": "B2", "size": "200", "rating": "cold", "revenue": "3"},
         {"name": "Gamma", "code": None, "size": None, "rating": None, "revenue": None},
-    ])
+    ], actor=SYSTEM)
     return runtime
 
 
@@ -57,7 +58,7 @@ def plan_for(runtime, text, purge=False):
 
 
 def by_name(records):
-    return {r["name"]: r for r in records.list("account").records}
+    return {r["name"]: r for r in records.list("account", actor=SYSTEM).records}
 
 
 def test_install_creates_tables_with_system_columns_and_records_revision(seeded):
@@ -94,7 +95,7 @@ def test_add_nullable_field_keeps_rows(seeded, records):
 
 def test_add_required_field_with_default_backfills(seeded, records):
     install(seeded, V1 + "  - {name: tier, type: picklist, options: [a, b], required: true, default: b}\n")
-    assert {r["tier"] for r in records.list("account").records} == {"b"}
+    assert {r["tier"] for r in records.list("account", actor=SYSTEM).records} == {"b"}
 
 
 def test_add_required_field_without_default_is_refused(seeded):
@@ -112,11 +113,11 @@ def test_type_change_converts_every_value(seeded, records):
     assert (rows["Acme"]["size"], rows["Beta"]["size"], rows["Gamma"]["size"]) == (10, 200, None)
     assert rows["Acme"]["rating"] == ["hot"]
     assert records.list("account", __import__("metacrm.engine.records.query", fromlist=["Query"]).Query(
-        filter=[["size", "gt", 50]])).records[0]["name"] == "Beta"
+        filter=[["size", "gt", 50]]), actor=SYSTEM).records[0]["name"] == "Beta"
 
 
 def test_type_change_that_data_cannot_take_changes_nothing(seeded, records):
-    records.create("account", {"name": "Delta", "size": "large"})
+    records.create("account", {"name": "Delta", "size": "large"}, actor=SYSTEM)
     before = snapshot(seeded)
     with pytest.raises(ApplyError) as info:
         install(seeded, V1.replace("{name: size, type: text}", "{name: size, type: integer}"))
@@ -129,13 +130,13 @@ def test_scale_change_is_checked(seeded, records):
     with pytest.raises(ApplyError) as info:
         install(seeded, V1.replace("scale: 2", "scale: 0"))
     assert info.value.problems[0].samples[0][1] == Decimal("10.50")
-    records.update("account", by_name(records)["Acme"]["id"], {"revenue": "10"})
+    records.update("account", by_name(records)["Acme"]["id"], {"revenue": "10"}, actor=SYSTEM)
     install(seeded, V1.replace("scale: 2", "scale: 0"))
     assert by_name(records)["Acme"]["revenue"] == Decimal("10")
 
 
 def test_new_unique_constraint_is_checked_against_duplicates(seeded, records):
-    records.create("account", {"name": "Copy", "code": "A1"})
+    records.create("account", {"name": "Copy", "code": "A1"}, actor=SYSTEM)
     before = snapshot(seeded)
     with pytest.raises(ApplyError) as info:
         install(seeded, V1.replace("{name: code, type: text}", "{name: code, type: text, unique: true}"))
@@ -147,17 +148,17 @@ def test_new_required_constraint_is_checked(seeded, records):
     with pytest.raises(ApplyError) as info:
         install(seeded, V1.replace("{name: code, type: text}", "{name: code, type: text, required: true}"))
     assert info.value.problems[0].count == 1
-    records.update("account", by_name(records)["Gamma"]["id"], {"code": "G3"})
+    records.update("account", by_name(records)["Gamma"]["id"], {"code": "G3"}, actor=SYSTEM)
     install(seeded, V1.replace("{name: code, type: text}", "{name: code, type: text, required: true}"))
     with pytest.raises(Exception):
-        records.create("account", {"name": "NoCode"})
+        records.create("account", {"name": "NoCode"}, actor=SYSTEM)
 
 
 def test_remove_field_archives_and_restore_brings_data_back(seeded, records):
     install(seeded, V1.replace("  - {name: size, type: text}\n", ""))
     assert "size" not in by_name(records)["Acme"]
     assert any(c.startswith("_archived_size") for c in table_columns(seeded, "account"))
-    records.create("account", {"name": "Newcomer"})  # the archived column does not get in the way
+    records.create("account", {"name": "Newcomer"}, actor=SYSTEM)  # the archived column does not get in the way
     seeded.restore_field("account", "size")
     rows = by_name(records)
     assert rows["Acme"]["size"] == "10" and rows["Newcomer"]["size"] is None
@@ -241,13 +242,13 @@ fields:
   - {name: account, type: lookup, target: account, on_delete: set_null}
 """)
     acme = by_name(records)["Acme"]
-    records.create("contact", {"last_name": "X", "account": acme["id"]})
+    records.create("contact", {"last_name": "X", "account": acme["id"]}, actor=SYSTEM)
     # a change that forces a rebuild of account (new NOT NULL) and one of contact (type change)
-    records.update("account", by_name(records)["Gamma"]["id"], {"code": "G"})
+    records.update("account", by_name(records)["Gamma"]["id"], {"code": "G"}, actor=SYSTEM)
     install(seeded, V1.replace("{name: code, type: text}", "{name: code, type: text, required: true}"))
-    records.delete("account", acme["id"])  # set-null still works, so the FK survived the rebuild
-    assert records.list("contact").records[0]["account"] is None
-    made = records.create("account", {"name": "New", "code": "N"})
+    records.delete("account", acme["id"], actor=SYSTEM)  # set-null still works, so the FK survived the rebuild
+    assert records.list("contact", actor=SYSTEM).records[0]["account"] is None
+    made = records.create("account", {"name": "New", "code": "N"}, actor=SYSTEM)
     assert made["version"] == 1
 
 
@@ -265,7 +266,7 @@ def test_postgres_add_nullable_column_does_not_rewrite(pg_database):
         conn.execute(sa.text("CREATE SCHEMA public"))
     runtime.reload()
     install(runtime, V1)
-    RecordService(runtime).bulk_create("account", [{"name": f"n{i}"} for i in range(2000)])
+    RecordService(runtime).bulk_create("account", [{"name": f"n{i}"} for i in range(2000)], actor=SYSTEM)
     query = sa.text("SELECT relfilenode FROM pg_class WHERE relname = 'account'")
     with runtime.db.engine.connect() as conn:
         before = conn.execute(query).scalar_one()
@@ -301,5 +302,5 @@ def test_swapping_two_field_names_and_reusing_a_removed_name(seeded, records):
     assert all(after[n]["size"] == before[n]["code"] and after[n]["code"] == before[n]["size"] for n in before)
     reused = swapped.replace("  - {name: size, id: code, type: text}\n", "") + "  - {name: size, id: size_v2, type: integer}\n"
     install(seeded, reused)  # the old `size` (id code) is archived; a new field takes the name
-    assert all(r["size"] is None for r in records.list("account").records)
+    assert all(r["size"] is None for r in records.list("account", actor=SYSTEM).records)
     assert any(c.startswith("_archived_code") for c in table_columns(seeded, "account"))

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from metacrm.engine.automation.tables import timers
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine import identity
 from tests.conftest import install
 
@@ -70,16 +70,16 @@ def counting(engine: sa.Engine):
 
 
 def _statements(runtime, records, n: int, actor: Actor) -> tuple[int, int]:
-    parents = records.bulk_create("account", [{"name": f"a{i}", "tier": "gold"} for i in range(n // 2)]).ids
+    parents = records.bulk_create("account", [{"name": f"a{i}", "tier": "gold"} for i in range(n // 2)], actor=SYSTEM).ids
     rows = [{"name": f"d{i}", "account": parents[i // 2], "amount": i % 50, "close_date": date(2026, 5, 1 + i % 20),
              "stage": "new"} for i in range(n)]
     with counting(runtime.db.engine) as created:
-        result = records.bulk_create("deal", rows, actor, all_or_none=True)
+        result = records.bulk_create("deal", rows, actor=actor, all_or_none=True)
     assert result.written == n
     changes = [{"id": i, "amount": k + 100, "close_date": date(2026, 6, 1 + k % 20), "stage": "won"}
                for k, i in enumerate(result.ids)]
     with counting(runtime.db.engine) as updated:
-        assert records.bulk_update("deal", changes, actor, all_or_none=True).written == n
+        assert records.bulk_update("deal", changes, actor=actor, all_or_none=True).written == n
     return len(created), len(updated)
 
 

@@ -20,7 +20,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity
@@ -165,7 +165,7 @@ fields:
 def test_data_upgrades_of_user_tables_run_once_after_the_schema_steps(db_url, monkeypatch):
     runtime = Runtime.open(db_url)
     install(runtime, ACCOUNT)
-    RecordService(runtime).create("account", {"name": "acme"}, Actor(system=True))
+    RecordService(runtime).create("account", {"name": "acme"}, actor=Actor(system=True))
     runtime.close()
     calls = []
 
@@ -179,7 +179,7 @@ def test_data_upgrades_of_user_tables_run_once_after_the_schema_steps(db_url, mo
                         [system_migrations.DataUpgrade("capitalise_names", capitalise_names)])
     for _ in range(2):
         runtime = Runtime.open(db_url)
-        names = [r["name"] for r in RecordService(runtime).list("account").records]
+        names = [r["name"] for r in RecordService(runtime).list("account", actor=SYSTEM).records]
         runtime.close()
         assert names == ["ACME"] and calls == [["account"]]
     empty(db_url)  # a new database has no old data: the upgrade is recorded, not run

@@ -16,7 +16,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import execution_log, outbox, timers
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 
@@ -98,14 +98,14 @@ def test_a_failing_sla_timer_does_not_stop_the_other_timers(runtime, records):
     clock = Clock(START)
     install(runtime, TICKET)
     actor = Actor(clock=clock)
-    broken = records.create("ticket", {"subject": "Broken", "divisor": 0}, actor)
-    fine = records.create("ticket", {"subject": "Fine", "divisor": 4}, actor)
+    broken = records.create("ticket", {"subject": "Broken", "divisor": 0}, actor=actor)
+    fine = records.create("ticket", {"subject": "Fine", "divisor": 4}, actor=actor)
     worker = Worker(runtime, clock=clock)
     clock.advance(hours=1, minutes=1)
     assert worker.run_once() == 2
-    got = records.get("ticket", fine["id"])
+    got = records.get("ticket", fine["id"], actor=SYSTEM)
     assert (got["response_sla"], got["score"]) == ("breached", 25)
-    still = records.get("ticket", broken["id"])
+    still = records.get("ticket", broken["id"], actor=SYSTEM)
     assert (still["response_sla"], still["score"]) == ("on_track", None)  # its firing rolled back
     (timer,) = rows(runtime, timers)
     assert (timer["record_id"], timer["attempts"]) == (broken["id"], 1)
@@ -118,12 +118,12 @@ def test_a_timer_that_keeps_failing_becomes_a_dead_letter_and_can_be_retried(run
     clock = Clock(START)
     install(runtime, DEAL)
     actor = Actor(clock=clock)
-    deal = records.create("deal", {"name": "Acme", "divisor": 0}, actor)
-    other = records.create("deal", {"name": "Beta", "divisor": 5}, actor)
+    deal = records.create("deal", {"name": "Acme", "divisor": 0}, actor=actor)
+    other = records.create("deal", {"name": "Beta", "divisor": 5}, actor=actor)
     worker = Worker(runtime, clock=clock)
     clock.advance(days=1)
     worker.run_once()
-    assert records.get("deal", other["id"])["score"] == 20
+    assert records.get("deal", other["id"], actor=SYSTEM)["score"] == 20
     for attempt in range(2, 6):
         (timer,) = rows(runtime, timers)
         assert timer["attempts"] == attempt - 1 and "division by zero" in timer["last_error"]
@@ -144,8 +144,8 @@ def test_a_timer_that_keeps_failing_becomes_a_dead_letter_and_can_be_retried(run
     (line,) = [x for x in listed.stdout.splitlines() if "deal.went_quiet" in x]
     assert "timer" in line and "dead" in line and "division by zero" in line
 
-    records.update("deal", deal["id"], {"divisor": 2}, actor)  # the cause is fixed: queue it again
+    records.update("deal", deal["id"], {"divisor": 2}, actor=actor)  # the cause is fixed: queue it again
     assert retry_dead(runtime, now=clock.now()) == 1
     worker.run_once()
-    assert records.get("deal", deal["id"])["score"] == 50
+    assert records.get("deal", deal["id"], actor=SYSTEM)["score"] == 50
     assert [r["status"] for r in rows(runtime, outbox)] == ["done"] and rows(runtime, timers) == []

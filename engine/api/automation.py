@@ -64,7 +64,7 @@ def submit(request: Request) -> JSONResponse:
 def history(request: Request) -> JSONResponse:
     """GET /api/v1/records/{object}/{id}/approvals: the record's approval history."""
     actor = authenticate(request)
-    request.app.state.records.get(request.path_params["object"], request.path_params["id"], actor)
+    request.app.state.records.get(request.path_params["object"], request.path_params["id"], actor=actor)
     return JSONResponse({"history": to_jsonable(_approvals(request).history(request.path_params["object"],
                                                                            request.path_params["id"]))})
 
@@ -121,12 +121,12 @@ def intake(request: Request) -> JSONResponse:
     address = client_address(request) or auth.UNKNOWN_ADDRESS
     records = request.app.state.records
     now = actor.clock.now()
-    with records._transaction(None) as conn:  # its own transaction, failures of rules logged as elsewhere
+    with records.transaction() as conn:  # its own transaction, failures of rules logged as elsewhere
         wait = wait_seconds(conn, audit_log.c.at, sa.and_(audit_log.c.event == "intake", audit_log.c.address == address),
                             intake_limit(), INTAKE_WINDOW, now)
         if wait is not None:
             raise too_many("too many submissions from your address; try again later", wait)
-        record = records.create(name, data, actor, conn=conn)
+        record = records.create(name, data, actor=actor, conn=conn)
         audit.record(conn, "intake", now, object_name=name, record_id=record["id"], detail={"channel": "inbound"},
                      address=address)
     return JSONResponse({"id": record["id"], "received": True}, status_code=201)

@@ -77,7 +77,7 @@ def export_csv(request: Request) -> Response:
     with runtime.db.read() as conn:
         access = service.access(obj, actor, conn)
         if not access.rights.export:
-            raise service._forbidden(obj, actor, "export")
+            raise service.forbidden(obj, actor, "export")
         hidden = access.hidden
     query = record_api._query(request, known)
     columns = export_columns(obj, hidden, query.fields)

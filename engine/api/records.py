@@ -99,13 +99,13 @@ def list_or_create(request: Request) -> Response:
         actor = authenticate(request)
         name = request.path_params["object"]
         visible_fields(request, name, actor)
-        record = service(request).create(name, awaited(read_object, request, exact=True), actor)
+        record = service(request).create(name, awaited(read_object, request, exact=True), actor=actor)
         return JSONResponse(to_jsonable(record), status_code=201, headers={
             "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
     with request_unit(request) as unit:
         name = request.path_params["object"]
         query = _query(request, visible_fields(request, name, unit.actor))
-        page = service(request).list(name, query, unit.actor, conn=unit.conn)
+        page = service(request).list(name, query, actor=unit.actor, conn=unit.conn)
     body: dict[str, Any] = {"records": to_jsonable(page.records), "next_cursor": page.next_cursor}
     if page.next_cursor:
         params = dict(request.query_params)
@@ -120,7 +120,7 @@ def one(request: Request) -> Response:
     if request.method == "GET":
         with request_unit(request) as unit:
             _object_fields(request, name)
-            record = records.get(name, record_id, unit.actor, conn=unit.conn)
+            record = records.get(name, record_id, actor=unit.actor, conn=unit.conn)
         tag = etag(record, _obj(request, name))
         if request.headers.get("if-none-match") == tag:
             return Response(status_code=304, headers={"ETag": tag})
@@ -128,13 +128,13 @@ def one(request: Request) -> Response:
     actor = authenticate(request)
     _object_fields(request, name)
     if request.method == "DELETE":
-        records.delete(name, record_id, actor, version=if_match_version(request, record_id))
+        records.delete(name, record_id, actor=actor, version=if_match_version(request, record_id))
         return Response(status_code=204)
     data = awaited(read_object, request, exact=True)
     for key in ("id", "version", "created_at", "created_by", "updated_at", "updated_by"):
         if key in data:
             raise Problem(422, f"{key} cannot be written")
-    record = records.update(name, record_id, data, actor, version=if_match_version(request, record_id))
+    record = records.update(name, record_id, data, actor=actor, version=if_match_version(request, record_id))
     return JSONResponse(to_jsonable(record), headers={"ETag": etag(record, _obj(request, name))})
 
 
@@ -152,9 +152,9 @@ def bulk(request: Request) -> Response:
     all_or_none = bool(body.get("all_or_none", False))
     records = service(request)
     if request.method == "POST":
-        result = records.bulk_create(name, rows, actor, all_or_none=all_or_none)
+        result = records.bulk_create(name, rows, actor=actor, all_or_none=all_or_none)
     else:
-        result = records.bulk_update(name, rows, actor, all_or_none=all_or_none)
+        result = records.bulk_update(name, rows, actor=actor, all_or_none=all_or_none)
     return JSONResponse({"ids": result.ids, "written": result.written,
                          "errors": [{"index": i, "errors": [e.as_dict() for e in errs]}
                                     for i, errs in sorted(result.errors.items())]},

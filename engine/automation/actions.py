@@ -119,14 +119,14 @@ def _set(context: ActionContext, action: ActionDef) -> None:
     event = context.event
     if event.kind == "deleted":
         raise ActionFailed("cannot set fields of a deleted record")
-    updated = context.service.update(event.obj.name, context.record["id"], context.values(action), context.actor,
+    updated = context.service.update(event.obj.name, context.record["id"], context.values(action), actor=context.actor,
                                      conn=context.conn)
     context.record = dict(updated)
 
 
 def _create(context: ActionContext, action: ActionDef) -> None:
     context.authorize(action.object, None)
-    context.service.create(action.object, context.values(action), context.actor, conn=context.conn)
+    context.service.create(action.object, context.values(action), actor=context.actor, conn=context.conn)
 
 
 def _update_related(context: ActionContext, action: ActionDef) -> None:
@@ -135,7 +135,7 @@ def _update_related(context: ActionContext, action: ActionDef) -> None:
         target_id = context.record.get(action.parent)
         if target_id:
             context.authorize(action.object, [target_id])
-            context.service.update(action.object, target_id, values, context.actor, conn=context.conn)
+            context.service.update(action.object, target_id, values, actor=context.actor, conn=context.conn)
         return
     table = context.tables[action.object]
     query = sa.select(table.c.id).where(table.c[action.via] == context.record["id"])
@@ -145,7 +145,7 @@ def _update_related(context: ActionContext, action: ActionDef) -> None:
     ids = list(context.conn.execute(query.order_by(table.c.id)).scalars())
     if ids:
         context.authorize(action.object, ids)
-        context.service.bulk_update(action.object, [{"id": i, **values} for i in ids], context.actor,
+        context.service.bulk_update(action.object, [{"id": i, **values} for i in ids], actor=context.actor,
                                     all_or_none=True, conn=context.conn)
 
 
@@ -157,7 +157,7 @@ def _assign(context: ActionContext, action: ActionDef) -> None:
     field_name = action.options.get("field", "owner")
     if context.record.get(field_name) != chosen:
         updated = context.service.update(context.event.obj.name, context.record["id"], {field_name: chosen},
-                                         context.actor, conn=context.conn)
+                                         actor=context.actor, conn=context.conn)
         context.record = dict(updated)
 
 
@@ -211,7 +211,7 @@ def _pool(context: ActionContext, action: ActionDef) -> None:
     object_name, record_id = context.event.obj.name, context.record["id"]
     if action.options["operation"] == "add":
         pools.put(context.service, context.conn, object_name, record_id, action.options["pool"], context.actor)
-        context.record = dict(context.service.get(object_name, record_id, context.actor, conn=context.conn))
+        context.record = dict(context.service.get(object_name, record_id, actor=context.actor, conn=context.conn))
     else:
         pools.take(context.conn, object_name, record_id)
 

@@ -63,7 +63,7 @@ class Approvals:
     def submit(self, object_name: str, record_id: str, process_name: str, actor: Actor, comment: str = "") -> int:
         model = self.runtime.model
         process = find_process(model, object_name, process_name)
-        with self.service._transaction(None) as conn:
+        with self.service.transaction() as conn:
             record = self._editable_record(conn, object_name, record_id, actor)
             if pending(conn, object_name, record["id"]):
                 raise Refused("already_pending", "this record already waits for approval")
@@ -87,14 +87,14 @@ class Approvals:
 
     def recall(self, approval_id: int, actor: Actor, comment: str = "") -> str:
         model = self.runtime.model
-        with self.service._transaction(None) as conn:
+        with self.service.transaction() as conn:
             row = self._pending_row(conn, approval_id, actor)
             if row.submitted_by != actor.user_id and not actor.system:
                 raise Refused("not_submitter", "only the submitter can recall a request")
             process = find_process(model, row.object, row.process)
             self._finish(conn, row, "recalled", actor)
             self._history(conn, approval_id, None, actor, "recalled", comment)
-            record = self.service.get(row.object, row.record_id, SYSTEM, conn=conn)
+            record = self.service.get(row.object, row.record_id, actor=SYSTEM, conn=conn)
             self._actions(conn, model, process.on_recall, record, actor, f"{row.object}.{row.process}:recall")
             return "recalled"
 
@@ -111,7 +111,7 @@ class Approvals:
     # -- internals -------------------------------------------------------------------------
     def _decide(self, approval_id: int, actor: Actor, decision: str, comment: str) -> str:
         model = self.runtime.model
-        with self.service._transaction(None) as conn:
+        with self.service.transaction() as conn:
             row = self._pending_row(conn, approval_id, actor)
             process = find_process(model, row.object, row.process)
             step = process.steps[row.step]
@@ -123,7 +123,7 @@ class Approvals:
             if actor.user_id in done:
                 raise Refused("already_decided", "you already approved this step")
             self._history(conn, approval_id, step.name, actor, decision, comment)
-            record = self.service.get(row.object, row.record_id, SYSTEM, conn=conn)
+            record = self.service.get(row.object, row.record_id, actor=SYSTEM, conn=conn)
             if decision == "rejected":
                 self._finish(conn, row, "rejected", actor)
                 self._actions(conn, model, process.on_reject, record, actor, f"{row.object}.{row.process}:reject")
@@ -160,7 +160,7 @@ class Approvals:
         if row is None:
             raise missing
         try:
-            self.service.get(row.object, row.record_id, actor, conn=conn)
+            self.service.get(row.object, row.record_id, actor=actor, conn=conn)
         except NotFound:
             raise missing from None
         if row.status != "pending":
@@ -178,12 +178,11 @@ class Approvals:
 
     def _editable_record(self, conn, object_name: str, record_id: str, actor: Actor) -> dict[str, Any]:
         """The whole record, if the actor may see it (else 404) and edit it (else 403): submitting locks it."""
-        visible = self.service.get(object_name, record_id, actor, conn=conn)
-        obj, table = self.service._object(self.runtime.model, object_name)
-        edit = self.service.access(obj, actor, conn).edit_clause(table)
-        if edit is not None and not self.service._load(conn, table, [visible["id"]], edit):
-            raise self.service._forbidden(obj, actor, "edit")
-        return self.service.get(object_name, visible["id"], SYSTEM, conn=conn)
+        visible = self.service.get(object_name, record_id, actor=actor, conn=conn)
+        obj, _ = self.service.object_and_table(object_name)
+        if not self.service.load_for_update(conn, object_name, [visible["id"]], actor=actor, scope="edit"):
+            raise self.service.forbidden(obj, actor, "edit")
+        return self.service.get(object_name, visible["id"], actor=SYSTEM, conn=conn)
 
     def _holds(self, conn, object_name: str, expression, record, actor: Actor, on_error: bool) -> bool:
         """Entry and step conditions over the whole record, with relation paths (account.grade).

@@ -69,11 +69,11 @@ def run_manual(service, key: str, record_ids: list[str], actor: Actor) -> list[O
 
 
 def _run_one(service, model, rule: RuleDef, record_id: str, actor: Actor) -> bool:
-    with service._transaction(None) as conn:
-        visible = service.get(rule.object, record_id, actor, conn=conn)
+    with service.transaction() as conn:
+        visible = service.get(rule.object, record_id, actor=actor, conn=conn)
         if rule.writes_record:
             authorize_write(service, conn, rule.object, [visible["id"]], actor)
-        record = service.get(rule.object, visible["id"], SYSTEM, conn=conn)  # the rule sees the whole record
+        record = service.get(rule.object, visible["id"], actor=SYSTEM, conn=conn)  # the rule sees the whole record
         event = Event("manual", model.object(rule.object), record, record, actor)
         return service.automation.run_rule(conn, model, rule, event)
 
@@ -87,21 +87,21 @@ def authorize_write(service, conn, object_name: str, ids: list[str] | None, acto
     PermissionDenied that names no id."""
     if actor.system:
         return
-    obj, table = service._object(service.runtime.model, object_name)
+    obj, table = service.object_and_table(object_name)
     access = service.access(obj, actor, conn)
     if ids is None:
         if not access.rights.create:
-            raise service._forbidden(obj, actor, "create")
+            raise service.forbidden(obj, actor, "create")
         return
-    seen = service._load(conn, table, ids, access.read_clause(table))
+    seen = service.load_for_update(conn, object_name, ids, actor=actor)
     for record_id in ids:
         if record_id not in seen:
-            raise service._forbidden(obj, actor, "edit") if related else service._not_found(obj, record_id, actor)
+            raise service.forbidden(obj, actor, "edit") if related else service.not_found(obj, record_id, actor)
     edit = access.edit_clause(table)
-    if edit is not None and len(service._load(conn, table, ids, edit)) != len(set(ids)):
-        raise service._forbidden(obj, actor, "edit")
+    if edit is not None and len(service.load_for_update(conn, object_name, ids, actor=actor, scope="edit")) != len(set(ids)):
+        raise service.forbidden(obj, actor, "edit")
     for record_id in ids:
-        locked = service._locked(conn, obj, record_id, actor)
+        locked = service.locked(conn, obj, record_id, actor=actor)
         if locked is not None:
             raise ValidationFailed([locked])
 
@@ -126,7 +126,7 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
     obj, table = model.object(rule.object), service.runtime.tables(model)[rule.object]
     query = sa.select(table).order_by(table.c.id).limit(limit)
     if record_id:
-        query = query.where(table.c.id == service.get(rule.object, record_id, actor)["id"])
+        query = query.where(table.c.id == service.get(rule.object, record_id, actor=actor)["id"])
     clause = where_clause(obj, table, rule.trigger.filter, actor.clock) if rule.trigger.filter else None
     if clause is not None:
         query = query.where(clause)

@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
 from metacrm.metamodel.coercion import json_integer, json_number
-from metacrm.engine.records.context import Actor
+from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.csvio import ImportRefused
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query
@@ -283,17 +283,17 @@ def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
     service = RecordService(runtime)
     out = sys.stdout
     if args.action == "create":
-        print_records([service.create(args.object, read_data(args.data), actor)], args.format, out)
+        print_records([service.create(args.object, read_data(args.data), actor=actor)], args.format, out)
     elif args.action == "get":
-        print_records([service.get(args.object, args.id, actor)], args.format, out)
+        print_records([service.get(args.object, args.id, actor=actor)], args.format, out)
     elif args.action == "update":
-        print_records([service.update(args.object, args.id, read_data(args.data), actor, version=args.version)],
+        print_records([service.update(args.object, args.id, read_data(args.data), actor=actor, version=args.version)],
                       args.format, out)
     elif args.action == "delete":
-        service.delete(args.object, args.id, actor, version=args.version)
+        service.delete(args.object, args.id, actor=actor, version=args.version)
         print(dumps({"deleted": args.id}))
     else:
-        page = service.list(args.object, list_query(args), actor)
+        page = service.list(args.object, list_query(args), actor=actor)
         columns = ["id", *args.fields.split(",")] if args.fields else None
         print_records(page.records, args.format, out, columns)
         if page.next_cursor:
@@ -302,7 +302,7 @@ def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
-    print_records(RecordService(runtime).history(args.object, args.id, actor), args.format, sys.stdout)
+    print_records(RecordService(runtime).history(args.object, args.id, actor=actor), args.format, sys.stdout)
     return 0
 
 
@@ -332,7 +332,7 @@ def demo(args) -> int:
         service = RecordService(runtime)
         print(f"\ndemo database: {url}")
         for name, obj in runtime.model.objects.items():
-            print(f"  {obj.label(args.language):<16} {service.count(name):>4} record(s)")
+            print(f"  {obj.label(args.language):<16} {service.count(name, actor=SYSTEM):>4} record(s)")
         print(f"\nadmin: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         if token:
             print(f"API token (shown once): {token}")

@@ -248,7 +248,7 @@ def import_rows(service: RecordService, object_name: str, table: CsvTable, actor
     """Create (or, with `match`, update) one record per CSV row. Raises ImportRefused for a
     bad mapping or key, RecordError (403) when the actor may not create and nothing matches."""
     runtime = service.runtime
-    obj, _ = service._object(runtime.model, object_name)  # an unknown object is a RecordError, not a KeyError
+    obj, _ = service.object_and_table(object_name)  # an unknown object is a RecordError, not a KeyError
     result = ImportResult(dry_run=dry_run)
     if dry_run:
         with runtime.db.engine.connect() as conn:
@@ -269,7 +269,7 @@ def _import(service: RecordService, obj: ObjectDef, table: CsvTable, actor: Acto
         hidden, read_only, may_create = access.hidden, access.read_only, access.rights.create
     columns = plan_columns(obj, table.header, mapping, match, hidden, read_only)
     if match is None and not may_create:
-        raise service._forbidden(obj, actor, "create")
+        raise service.forbidden(obj, actor, "create")
     result.ignored_columns = columns.ignored
     width = len(table.header)
     fields = {i: (obj.field(t) if obj.has_field(t) else None) for i, t in columns.write.items()}
@@ -319,7 +319,7 @@ def _import(service: RecordService, obj: ObjectDef, table: CsvTable, actor: Acto
         elif match == "id" and key is not None:
             result.errors[line] = [FieldError("id", "not_found", f"{obj.label(actor.language)} {key} does not exist")]
         elif not may_create:
-            result.errors[line] = list(service._forbidden(obj, actor, "create").errors)
+            result.errors[line] = list(service.forbidden(obj, actor, "create").errors)
         else:  # a blank cell on create leaves the field unset, so its default applies
             rows.append((line, "create", {k: v for k, v in data.items() if not is_blank(v)}))
     for start in range(0, len(rows), BATCH):
@@ -357,7 +357,7 @@ def _existing(service: RecordService, object_name: str, match: str, keys: set[An
         chunk = [_filter_value(v) for v in values[start:start + 500]]
         query = Query(filter=[[match, "in", chunk]], sort=("id",), limit=MAX_LIMIT, fields=(match,))
         while True:
-            page = service.list(object_name, query, actor, conn=conn)
+            page = service.list(object_name, query, actor=actor, conn=conn)
             for record in page.records:
                 found.setdefault(record[match], []).append(record["id"])
             if not page.next_cursor:
@@ -382,10 +382,10 @@ def _write(service: RecordService, object_name: str, kind: str, part: list[tuple
     call = service.bulk_create if kind == "create" else service.bulk_update
     try:
         if conn is None:
-            outcome: BulkResult = call(object_name, data, actor)
+            outcome: BulkResult = call(object_name, data, actor=actor)
         else:
             with conn.begin_nested():  # a failed batch leaves the dry run's transaction usable
-                outcome = call(object_name, data, actor, conn=conn)
+                outcome = call(object_name, data, actor=actor, conn=conn)
     except RecordError as exc:  # the whole call failed (e.g. a database constraint): no row written
         for line in lines:
             result.errors[line] = list(exc.errors)
@@ -400,7 +400,7 @@ def _write(service: RecordService, object_name: str, kind: str, part: list[tuple
 
 
 def _connection(service: RecordService, conn):
-    return service._reading(conn)
+    return service.reading(conn)
 
 
 # -- export ------------------------------------------------------------------------------------
@@ -441,7 +441,7 @@ def export_rows(service: RecordService, object_name: str, query: Query, actor: A
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(columns)
-    page = first_page or service.list(object_name, query, actor)
+    page = first_page or service.list(object_name, query, actor=actor)
     while True:
         for record in page.records:
             writer.writerow([cell(record.get(c), defs[c]) for c in columns])
@@ -450,17 +450,17 @@ def export_rows(service: RecordService, object_name: str, query: Query, actor: A
         buffer.truncate()
         if not page.next_cursor:
             return
-        page = service.list(object_name, replace(query, cursor=page.next_cursor), actor)
+        page = service.list(object_name, replace(query, cursor=page.next_cursor), actor=actor)
 
 
 def export_query(service: RecordService, object_name: str, query: Query, actor: Actor) -> tuple[Query, list[str]]:
     """The export's paged query and its columns; refuses (RecordError) an actor without the
     export right or an unknown object. Hidden fields are never columns."""
-    obj, _ = service._object(service.runtime.model, object_name)
-    with service._reading(None) as conn:
+    obj, _ = service.object_and_table(object_name)
+    with service.reading(None) as conn:
         access = service.access(obj, actor, conn)
         if not access.rights.export:
-            raise service._forbidden(obj, actor, "export")
+            raise service.forbidden(obj, actor, "export")
         hidden = access.hidden
     columns = export_columns(obj, hidden, query.fields)
     return replace(query, limit=PAGE, cursor=None, fields=tuple(columns[1:]) if query.fields else None), columns

@@ -21,7 +21,7 @@ from metacrm.engine.expressions import Evaluator
 from metacrm.engine.records import integrity, readtime
 from metacrm.engine.records import query as q
 from metacrm.engine.records.autonumber import assign_numbers
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.records.context import Actor
 from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
@@ -80,13 +80,53 @@ class RecordService:
     def _row(table: sa.Table, row: Any) -> dict[str, Any]:
         return dict(row._mapping)
 
+    # -- unit of work (public) ---------------------------------------------------------------
+    # Modules that act on records inside one transaction with the service's own checks (approvals,
+    # sharing, pools, privacy, manual rules, import) use these rather than the private helpers, so
+    # the service can change its internals without breaking them.
+    def object_and_table(self, name: str) -> tuple[ObjectDef, sa.Table]:
+        """The object definition and table of `name` in the current model; UnknownObject if none."""
+        return self._object(self.runtime.model, name)
+
+    def transaction(self, conn: Connection | None = None):
+        """A context manager giving a connection in a transaction: `conn` itself when given (the
+        caller's transaction), else a new one that commits on success and rolls back on error."""
+        return self._transaction(conn)
+
+    def reading(self, conn: Connection | None = None):
+        """Like `transaction`, for reads only: `conn` when given, else a read connection."""
+        return self._reading(conn)
+
+    def load_for_update(self, conn: Connection, object_name: str, ids: Sequence[str], *, actor: Actor,
+                        scope: str = "read") -> dict[str, dict[str, Any]]:
+        """Records by id that `actor` may `scope` ("read", "edit" or "delete"), locked on PostgreSQL
+        until `conn`'s transaction ends. Ids the actor may not reach are simply absent."""
+        obj, table = self.object_and_table(object_name)
+        access = self.access(obj, actor, conn)
+        clauses = {"read": access.read_clause, "edit": access.edit_clause, "delete": access.delete_clause}
+        if scope not in clauses:
+            raise ValueError(f"unknown scope {scope!r}")
+        return self._load(conn, table, [_id(i) for i in ids], clauses[scope](table))
+
+    def locked(self, conn: Connection, obj: ObjectDef, record_id: str, *, actor: Actor) -> FieldError | None:
+        """The error to show when `record_id` is locked for `actor` by a pending approval, else None."""
+        return self._locked(conn, obj, record_id, actor)
+
+    def forbidden(self, obj: ObjectDef, actor: Actor, action: str) -> PermissionDenied:
+        """The localized 403 error for `actor` not being allowed to `action` records of `obj`."""
+        return self._forbidden(obj, actor, action)
+
+    def not_found(self, obj: ObjectDef, record_id: Any, actor: Actor) -> NotFound:
+        """The localized 404 error for a record `actor` cannot see (or that does not exist)."""
+        return self._not_found(obj, record_id, actor)
+
     # -- reads -----------------------------------------------------------------------------
     def access(self, obj: ObjectDef, actor: Actor, conn: Connection):
         from metacrm.engine.security.access import Access
 
         return Access(obj, actor, conn)
 
-    def get(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, conn: Connection | None = None) -> dict[str, Any]:
+    def get(self, object_name: str, record_id: str, *, actor: Actor, conn: Connection | None = None) -> dict[str, Any]:
         """One record as this actor may see it; a record they may not see does not exist for them."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
@@ -103,14 +143,17 @@ class RecordService:
             self._fill(c, model, obj, [record], actor)
         return access.visible(record)
 
-    def list(self, object_name: str, query: q.Query = q.Query(), actor: Actor = SYSTEM, *,
+    def list(self, object_name: str, query: q.Query = q.Query(), *legacy: Actor, actor: Actor | None = None,
              conn: Connection | None = None) -> Page:
+        """One page of records as this actor may see them. `actor` is required; the positional form is
+        kept only for engine/api/csvio.py until that module moves into the records layer."""
+        actor = _required_actor("list", legacy, actor)
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         limit = max(1, min(query.limit, q.MAX_LIMIT))
         with self._reading(conn) as c:
             access = self.access(obj, actor, c)
-            statement = self.select(obj, table, query, actor, access)
+            statement = self.select(obj, table, query, actor=actor, access=access)
             rows = [self._row(table, r) for r in c.execute(statement.limit(limit + 1))]
             more = len(rows) > limit
             rows = rows[:limit]
@@ -122,7 +165,7 @@ class RecordService:
             rows = [{k: v for k, v in r.items() if k in keep} for r in rows]
         return Page(access.visible_many(rows), cursor)
 
-    def select(self, obj: ObjectDef, table: sa.Table, query: q.Query, actor: Actor = SYSTEM, access=None) -> sa.Select:
+    def select(self, obj: ObjectDef, table: sa.Table, query: q.Query, *, actor: Actor, access=None) -> sa.Select:
         """The SELECT of a list query (no LIMIT): scope, filter, search, order, keyset position."""
         hidden = access.hidden if access is not None else frozenset()
         statement = sa.select(table)
@@ -141,7 +184,7 @@ class RecordService:
             statement = statement.where(q.after_clause(table, keys, q.decode_cursor(obj, keys, query.cursor, query)))
         return statement.order_by(*q.order_by(table, keys))
 
-    def count(self, object_name: str, filter: Any = None, actor: Actor = SYSTEM) -> int:
+    def count(self, object_name: str, filter: Any = None, *, actor: Actor) -> int:
         obj, table = self._object(self.runtime.model, object_name)
         with self.runtime.db.read() as c:
             access = self.access(obj, actor, c)
@@ -151,7 +194,7 @@ class RecordService:
                     statement = statement.where(clause)
             return c.execute(statement).scalar_one()
 
-    def history(self, object_name: str, record_id: str, actor: Actor = SYSTEM) -> list[dict[str, Any]]:
+    def history(self, object_name: str, record_id: str, *, actor: Actor) -> list[dict[str, Any]]:
         """Field changes of one record, oldest first. Rows are matched to fields by field id, not by
         the name they had when written: a renamed field keeps its history (under its current name),
         and a field hidden from the actor stays out whatever it was called then. Fields removed
@@ -159,7 +202,7 @@ class RecordService:
         from metacrm.engine.security.access import history_fields
 
         obj, _ = self._object(self.runtime.model, object_name)
-        self.get(object_name, record_id, actor)
+        self.get(object_name, record_id, actor=actor)
         h = history_table
         names = history_fields(obj, actor)
         statement = (sa.select(h.c.field_id, h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
@@ -174,15 +217,18 @@ class RecordService:
                  "changed_by": r.changed_by, "changed_at": r.changed_at} for r in rows]
 
     # -- writes ----------------------------------------------------------------------------
-    def create(self, object_name: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
+    def create(self, object_name: str, data: Mapping[str, Any], *, actor: Actor,
                conn: Connection | None = None) -> dict[str, Any]:
-        result = self.bulk_create(object_name, [data], actor, all_or_none=True, conn=conn, _single=True)
+        result = self.bulk_create(object_name, [data], actor=actor, all_or_none=True, conn=conn, _single=True)
         return result.records[0]
 
     @retrying
-    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
-                    all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
-        """Create many records: each validated in Python, then written in batches of plain executemany."""
+    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
+                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
+                    _single: bool = False) -> BulkResult:
+        """Create many records: each validated in Python, then written in batches of plain executemany.
+        `actor` is required (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
+        actor = _required_actor("bulk_create", legacy, actor)
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -234,18 +280,20 @@ class RecordService:
         result.records = access.visible_many(records)
         return result
 
-    def update(self, object_name: str, record_id: str, data: Mapping[str, Any], actor: Actor = SYSTEM, *,
+    def update(self, object_name: str, record_id: str, data: Mapping[str, Any], *, actor: Actor,
                version: int | None = None, conn: Connection | None = None) -> dict[str, Any]:
         """Change some fields; `version` (the one the caller read) guards against lost updates."""
-        result = self.bulk_update(object_name, [{**data, "id": record_id}], actor, all_or_none=True, conn=conn,
+        result = self.bulk_update(object_name, [{**data, "id": record_id}], actor=actor, all_or_none=True, conn=conn,
                                   versions=[version], _single=True)
         return result.records[0]
 
     @retrying
-    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], actor: Actor = SYSTEM, *,
-                    all_or_none: bool = False, conn: Connection | None = None,
+    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
+                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
-        """Update many records; each row carries "id" and optionally "version"."""
+        """Update many records; each row carries "id" and optionally "version". `actor` is required
+        (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
+        actor = _required_actor("bulk_update", legacy, actor)
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -352,7 +400,7 @@ class RecordService:
             raise self._conflict(obj, befores[late["_k_id"]], befores[late["_k_id"]]["version"], actor)
 
     @retrying
-    def delete(self, object_name: str, record_id: str, actor: Actor = SYSTEM, *, version: int | None = None,
+    def delete(self, object_name: str, record_id: str, *, actor: Actor, version: int | None = None,
                conn: Connection | None = None) -> None:
         model = self.runtime.model
         obj, table = self._object(model, object_name)
@@ -712,6 +760,16 @@ class _Reuse:
 
     def __exit__(self, *exc) -> None:
         return None
+
+
+def _required_actor(method: str, legacy: tuple, actor: Actor | None) -> Actor:
+    """The actor of a call: forgetting it must be an error, never full (SYSTEM) access."""
+    if len(legacy) > 1 or (legacy and actor is not None):
+        raise TypeError(f"{method}() takes one actor")
+    actor = legacy[0] if legacy else actor
+    if actor is None:
+        raise TypeError(f"{method}() missing required keyword argument: 'actor'")
+    return actor
 
 
 def _id(value: Any) -> Any:

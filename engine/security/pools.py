@@ -41,13 +41,13 @@ def is_member(conn: Connection, pool: PoolDef, user_id: str | None, *, admin: bo
 def put(service, conn: Connection, object_name: str, record_id: str, pool_name: str, actor: Actor) -> None:
     """Put a record into a pool (its owner is cleared). Used by automations and `return_`."""
     find_pool(service.runtime.model, object_name, pool_name)
-    record = service.get(object_name, record_id, actor, conn=conn)
+    record = service.get(object_name, record_id, actor=actor, conn=conn)
     conn.execute(sa.delete(pool_entries).where(pool_entries.c.object == object_name,
                                                pool_entries.c.record_id == record["id"]))
     conn.execute(pool_entries.insert().values(object=object_name, record_id=record["id"], pool=pool_name,
                                               since=actor.clock.now()))
     if record.get("owner") is not None:
-        service.update(object_name, record["id"], {"owner": None}, _system(actor), conn=conn)
+        service.update(object_name, record["id"], {"owner": None}, actor=_system(actor), conn=conn)
 
 
 def take(conn: Connection, object_name: str, record_id: str) -> str | None:
@@ -62,7 +62,7 @@ def take(conn: Connection, object_name: str, record_id: str) -> str | None:
 def claim(service, object_name: str, record_id: str, actor: Actor) -> dict[str, Any]:
     """A member takes a pool record: they become its owner."""
     model = service.runtime.model
-    with service._transaction(None) as conn:
+    with service.transaction() as conn:
         found = _locked_entry(conn, object_name, record_id)
         pool = find_pool(model, object_name, found.pool)
         if not is_member(conn, pool, actor.user_id):
@@ -85,13 +85,13 @@ def claim(service, object_name: str, record_id: str, actor: Actor) -> dict[str, 
         take(conn, object_name, found.record_id)
         conn.execute(pool_claims.insert().values(object=object_name, record_id=found.record_id, pool=pool.name,
                                                  user_id=actor.user_id, claimed_at=now))
-        return service.update(object_name, found.record_id, {"owner": actor.user_id}, _system(actor), conn=conn)
+        return service.update(object_name, found.record_id, {"owner": actor.user_id}, actor=_system(actor), conn=conn)
 
 
 def return_(service, object_name: str, record_id: str, pool_name: str, actor: Actor) -> None:
     """The owner gives a record back to a pool."""
-    with service._transaction(None) as conn:
-        record = service.get(object_name, record_id, actor, conn=conn)
+    with service.transaction() as conn:
+        record = service.get(object_name, record_id, actor=actor, conn=conn)
         if record.get("owner") != actor.user_id and not actor.system:
             raise Refused("not_owner", "only the owner can return a record to the pool")
         conn.execute(sa.update(pool_claims).where(
@@ -104,13 +104,13 @@ def return_(service, object_name: str, record_id: str, pool_name: str, actor: Ac
 def assign(service, object_name: str, record_id: str, user_id: str, actor: Actor) -> dict[str, Any]:
     """A pool admin gives a pool record to a user."""
     model = service.runtime.model
-    with service._transaction(None) as conn:
+    with service.transaction() as conn:
         found = _locked_entry(conn, object_name, record_id)
         pool = find_pool(model, object_name, found.pool)
         if not actor.system and not is_member(conn, pool, actor.user_id, admin=True):
             raise Refused("not_a_pool_admin", f"only admins of the pool {pool.name!r} can assign from it")
         take(conn, object_name, found.record_id)
-        return service.update(object_name, found.record_id, {"owner": user_id}, _system(actor), conn=conn)
+        return service.update(object_name, found.record_id, {"owner": user_id}, actor=_system(actor), conn=conn)
 
 
 def _locked_entry(conn: Connection, object_name: str, record_id: str):

@@ -37,9 +37,9 @@ def export_person(service: RecordService, object_name: str, record_id: str, acto
                   audited: bool = True) -> dict[str, Any]:
     """The record, its field history and the records referring to it, as JSON-able data."""
     model = service.runtime.model
-    record = service.get(object_name, record_id, actor)  # NotFound if the actor may not see it
+    record = service.get(object_name, record_id, actor=actor)  # NotFound if the actor may not see it
     obj = model.object(object_name)
-    history = service.history(object_name, record["id"], actor) if obj.history else []
+    history = service.history(object_name, record["id"], actor=actor) if obj.history else []
     related = []
     for child, f in model.children_of(object_name):
         try:
@@ -62,7 +62,7 @@ def _all(service: RecordService, object_name: str, condition: list, actor: Actor
     query = Query(filter=condition, sort=("created_at",), limit=MAX_LIMIT)
     rows: list[dict[str, Any]] = []
     while True:
-        page = service.list(object_name, query, actor)
+        page = service.list(object_name, query, actor=actor)
         rows += page.records
         if not page.next_cursor:
             return rows
@@ -101,7 +101,7 @@ def erase_person(service: RecordService, object_name: str, record_id: str, actor
     now = actor.clock.now()
     runtime.automation_log.flush()  # buffered log lines into the table, where they are scrubbed too
     with runtime.db.begin() as conn:
-        visible = service.get(object_name, record_id, actor, conn=conn)  # NotFound unless the actor sees it
+        visible = service.get(object_name, record_id, actor=actor, conn=conn)  # NotFound unless the actor sees it
         person = visible["id"]
         erasable = [f for f in obj.fields if f.storage_type in ERASABLE_TYPES and not f.is_computed]
         _check_may_erase(service, conn, obj, table, person, erasable, actor)
@@ -121,7 +121,7 @@ def erase_person(service: RecordService, object_name: str, record_id: str, actor
             # on this channel no automation runs (engine.automation.runner.QUIET_CHANNEL)
             writer = replace(actor, system=True, channel="privacy")
             try:
-                service.update(object_name, person, changes, writer, conn=conn)
+                service.update(object_name, person, changes, actor=writer, conn=conn)
             except AutomationError as exc:  # nothing is erased: the transaction rolls back
                 raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from None
         erasure.blank_archived(conn, table.name, person, archived_values)
@@ -145,7 +145,7 @@ def _check_may_erase(service: RecordService, conn, obj, table, person: str, eras
     edit = access.edit_clause(table)
     if any(f.name in access.hidden for f in erasable) or (edit is not None and conn.execute(
             sa.select(table.c.id).where(table.c.id == person, edit)).first() is None):
-        raise service._forbidden(obj, actor, "edit")
+        raise service.forbidden(obj, actor, "edit")
 
 
 def _history_values(conn, trail, erasable: list[FieldDef], archived: list[Any]) -> list[Any]:

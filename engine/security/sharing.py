@@ -29,8 +29,8 @@ ACCESS_LEVELS = ("read", "edit")
 
 def shares_of(service, object_name: str, record_id: str, actor: Actor) -> list[dict[str, Any]]:
     """The shares of a record the actor may see, oldest first."""
-    with service._reading(None) as conn:
-        record = service.get(object_name, record_id, actor, conn=conn)
+    with service.reading() as conn:
+        record = service.get(object_name, record_id, actor=actor, conn=conn)
         return _listed(conn, object_name, record["id"])
 
 
@@ -39,7 +39,7 @@ def share(service, object_name: str, record_id: str, actor: Actor, *, user_id: s
     """Share a record the actor may edit; returns the share (an identical one is not made twice)."""
     if access not in ACCESS_LEVELS or (user_id is None) == (group is None):
         raise ValidationFailed([FieldError(None, "invalid_share", "share with one user or one group, for read or edit")])
-    with service._transaction(None) as conn:
+    with service.transaction() as conn:
         record = _editable(service, conn, object_name, record_id, actor)
         who = _principal(conn, user_id, group)
         s = identity.shares
@@ -58,7 +58,7 @@ def unshare(service, object_name: str, record_id: str, actor: Actor, *, user_id:
     """Remove a record's shares with one user or group; returns how many were removed."""
     if (user_id is None) == (group is None):
         raise ValidationFailed([FieldError(None, "invalid_share", "name one user or one group")])
-    with service._transaction(None) as conn:
+    with service.transaction() as conn:
         record = _editable(service, conn, object_name, record_id, actor)
         who = _principal(conn, user_id, group)
         s = identity.shares
@@ -78,11 +78,10 @@ def unshare(service, object_name: str, record_id: str, actor: Actor, *, user_id:
 
 def _editable(service, conn: Connection, object_name: str, record_id: str, actor: Actor) -> dict[str, Any]:
     """The record, if the actor may see it (else 404) and edit it (else 403)."""
-    obj, table = service._object(service.runtime.model, object_name)
-    record = service.get(object_name, record_id, actor, conn=conn)
-    clause = service.access(obj, actor, conn).edit_clause(table)
-    if clause is not None and not service._load(conn, table, [record["id"]], clause):
-        raise service._forbidden(obj, actor, "edit")
+    obj, _ = service.object_and_table(object_name)
+    record = service.get(object_name, record_id, actor=actor, conn=conn)
+    if not service.load_for_update(conn, object_name, [record["id"]], actor=actor, scope="edit"):
+        raise service.forbidden(obj, actor, "edit")
     return record
 
 
