@@ -82,7 +82,7 @@ def export_csv(request: Request) -> Response:
     query = record_api._query(request, known)
     columns = export_columns(obj, hidden, query.fields)
     query = replace(query, limit=PAGE, fields=tuple(columns[1:]) if query.fields else None)
-    first = service.list(name, query, actor)  # a bad filter or sort fails here, as a problem document
+    first = service.list(name, query, actor=actor)  # a bad filter or sort fails here, as a problem document
     detail = {"filter": query.filter, "search": query.search, "sort": list(query.sort), "columns": columns}
 
     def stream() -> Iterator[bytes]:

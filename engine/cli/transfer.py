@@ -62,7 +62,7 @@ def _report(result: ImportResult) -> None:
 def export_file(runtime: Runtime, args, actor: Actor, query) -> int:
     service = RecordService(runtime)
     query, columns = export_query(service, args.object, query, actor)
-    first = service.list(args.object, query, actor)  # a bad filter, sort or field fails before any output
+    first = service.list(args.object, query, actor=actor)  # a bad filter, sort or field fails before any output
     if args.output in (None, "-"):
         counted: list[int] = []
         try:
