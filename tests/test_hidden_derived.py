@@ -163,7 +163,7 @@ def test_layouts_and_conditions_in_meta_name_no_hidden_field(world):
     assert next(f for f in full["fields"] if f["name"] == "phone")["required_if"] == "secret > 1000000000000"
 
 
-def _same(hidden_response, name: str, unknown_response) -> None:
+def check_same(hidden_response, name: str, unknown_response) -> None:
     """The answer about a hidden field is the answer about a field that does not exist."""
     assert hidden_response.status_code == unknown_response.status_code, (hidden_response.text, unknown_response.text)
     assert hidden_response.text.replace(name, "FIELD") == unknown_response.text.replace("nope", "FIELD")
@@ -189,7 +189,7 @@ def test_a_hidden_field_is_indistinguishable_from_one_that_does_not_exist(world,
                 extra["content"] = kwargs["content"].replace("FIELD", field)
             return getattr(http, method)(path, params=params, headers=kwargs.get("headers", headers), **extra)
 
-        _same(call(name), name, call("nope"))
+        check_same(call(name), name, call("nope"))
 
     both("get", base, params={"FIELD": "1"})
     both("get", base, params={"filter": '[["FIELD", "eq", 1]]'})
