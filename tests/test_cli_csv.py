@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_cli import cli
+
 ROOT = Path(__file__).resolve().parent.parent
 
 CONTACT = """\
@@ -23,11 +25,6 @@ fields:
   - {name: stage, type: picklist, options: [new, won], label: {en: Stage, zh-CN: 阶段}}
   - {name: notes, type: text}
 """
-
-
-def cli(db_url: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, *args],
-                          input=stdin, capture_output=True, text=True, cwd=ROOT, timeout=120)
 
 
 @pytest.fixture
