@@ -10,13 +10,9 @@ are not paced by delayed ACKs (TCP_NODELAY); a GET costs a small, constant numbe
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
 import httpx2
 import pytest
@@ -29,11 +25,8 @@ from metacrm.engine.automation.tables import execution_log
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
-from tests.test_api_processes import free_port
+from tests.servers import Serving
 
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 20.0
 WAIT = 30.0  # the longest any one request may take in these tests (a bound, not a measurement)
 
 DEAL = """
@@ -60,45 +53,6 @@ def setup(runtime) -> tuple[str, str, str]:
         rep = identity.create_user(conn, "Rep", "rep@example.com", roles=["rep"])
         now = auth.utcnow()
         return auth.create_token(conn, admin.id, "t", now), auth.create_token(conn, rep.id, "t", now), rep.id
-
-
-class Serving:
-    """A `metacrm serve` process on `db_url`; stopped (SIGINT, then kill) at the end."""
-
-    def __init__(self, db_url: str, log: Path, *extra: str, env: dict[str, str] | None = None):
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = log
-        environment = {k: v for k, v in os.environ.items() if k != "METACRM_INPROCESS_WORKER"}
-        environment.update(env or {})
-        with open(log, "wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "serve", "--host",
-                 "127.0.0.1", "--port", str(self.port), *extra], cwd=ROOT, env=environment,
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_until_answering(self, token: str) -> None:
-        deadline = time.monotonic() + START_TIMEOUT
-        with httpx2.Client(base_url=self.url, timeout=2.0, headers={"Authorization": f"Bearer {token}"}) as probe:
-            while time.monotonic() < deadline:
-                assert self.process.poll() is None, self.log.read_text(errors="replace")
-                try:
-                    if probe.get("/api/v1/meta/objects").status_code == 200:
-                        return
-                except httpx2.TransportError:
-                    pass
-                time.sleep(0.1)
-        pytest.fail(f"the server did not answer:\n{self.log.read_text(errors='replace')}")
-
-    def stop(self, sig: int = signal.SIGINT) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(sig)
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-        return self.process.returncode
 
 
 @pytest.fixture

@@ -12,13 +12,8 @@ off (METACRM_REVISION_CHECK_SECONDS=0, METACRM_AUTH_CACHE_SECONDS=0), which is w
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import threading
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
@@ -29,11 +24,8 @@ from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
+from tests.servers import REQUEST_TIMEOUT, Serving
 
-ROOT = Path(__file__).resolve().parent.parent
-START_TIMEOUT = 60.0  # seconds for a server to answer its first request
-STOP_TIMEOUT = 15.0
-REQUEST_TIMEOUT = 15.0
 
 DEAL = """
 name: deal
@@ -50,73 +42,17 @@ DEAL_REP_RESTRICTED = DEAL_WITH_REGION.replace("rep: {create: true, read: all, e
                                                "rep: {create: true, read: all, edit: none, fields: {margin: hidden}}")
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class Server:
-    name: str
-    process: subprocess.Popen
-    url: str
-    log: Path
-    clients: list[httpx2.Client] = field(default_factory=list)
-
-    def client(self, token: str) -> httpx2.Client:
-        made = httpx2.Client(base_url=self.url, timeout=REQUEST_TIMEOUT,
-                             headers={"Authorization": f"Bearer {token}"})
-        self.clients.append(made)
-        return made
-
-    def output(self) -> str:
-        return self.log.read_text("utf-8", errors="replace") if self.log.exists() else ""
-
-    def stop(self) -> None:
-        for made in self.clients:
-            made.close()
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(STOP_TIMEOUT)
-
-
-def start_server(name: str, db_url: str, log: Path) -> Server:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if k != "METACRM_INPROCESS_WORKER"}
+def start_server(name: str, db_url: str, log: Path) -> Serving:
     # "on the next request": the per-process caches (revision check, callers) are turned off here
-    env.update(METACRM_REVISION_CHECK_SECONDS="0", METACRM_AUTH_CACHE_SECONDS="0")
-    with open(log, "wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, "serve", "--host", "127.0.0.1",
-             "--port", str(port)], cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
-    return Server(name, process, f"http://127.0.0.1:{port}", log)
-
-
-def wait_until_answering(server: Server, token: str) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    with httpx2.Client(base_url=server.url, timeout=2.0, headers={"Authorization": f"Bearer {token}"}) as probe:
-        while time.monotonic() < deadline:
-            if server.process.poll() is not None:
-                pytest.fail(f"server {server.name} exited with {server.process.returncode}:\n{server.output()}")
-            try:
-                if probe.get("/api/v1/meta/objects").status_code == 200:
-                    return
-            except httpx2.TransportError:
-                pass
-            time.sleep(0.1)
-    pytest.fail(f"server {server.name} did not answer within {START_TIMEOUT:.0f} s:\n{server.output()}")
+    return Serving(db_url, log, env={"METACRM_REVISION_CHECK_SECONDS": "0", "METACRM_AUTH_CACHE_SECONDS": "0"},
+                   name=name)
 
 
 @dataclass
 class Cluster:
     runtime: Runtime
-    a: Server
-    b: Server
+    a: Serving
+    b: Serving
     tokens: dict[str, str]
     users: dict[str, str]
 
@@ -141,7 +77,7 @@ def cluster(pg_database, tmp_path_factory):
         for name in ("A", "B"):
             servers.append(start_server(name, pg_database, logs / f"server_{name}.log"))
         for server in servers:
-            wait_until_answering(server, tokens["admin"])
+            server.wait_until_answering(tokens["admin"])
         yield Cluster(runtime, servers[0], servers[1], tokens, {"admin": admin.id, "rep": rep.id})
     finally:
         for server in servers:

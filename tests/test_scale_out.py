@@ -30,7 +30,8 @@ from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
 from tests.receivers import WebhookReceiver, wait_for
-from tests.test_api_processes import REQUEST_TIMEOUT, Server, start_server, wait_until_answering
+from tests.servers import REQUEST_TIMEOUT, Serving
+from tests.test_api_processes import start_server
 from tests.test_worker_processes import start_worker
 
 DEAL = """
@@ -56,7 +57,7 @@ CREATES_PER_SERVER = 20
 @dataclass
 class Fleet:
     runtime: Runtime
-    servers: list[Server]
+    servers: list[Serving]
     hook: WebhookReceiver
     token: str
 
@@ -87,7 +88,7 @@ def fleet(backend, pg_database, tmp_path):
             servers.append(start_server(name, pg_database, tmp_path / f"server_{name}.log"))
         workers = [start_worker(pg_database, "--batch", "5") for _ in range(2)]
         for server in servers:
-            wait_until_answering(server, token)
+            server.wait_until_answering(token)
         yield Fleet(runtime, servers, hook, token)
     finally:
         for server in servers:
