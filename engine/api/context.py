@@ -170,9 +170,11 @@ def authenticate(request: Request, unit: Unit | None = None) -> Actor:
         if caller is None:
             raise Problem(401, "sign in, or send an API token")
         if request.method not in SAFE_METHODS:
-            sent = request.headers.get(CSRF_HEADER, "")
+            # the header (API clients, htmx), or the form field of a plain HTML form post (engine.web)
+            sent = request.headers.get(CSRF_HEADER, "") or getattr(request.state, "form_csrf", "")
             if not sent or not hmac.compare_digest(sent.encode(), (caller.csrf or "").encode()):  # bytes: any header
                 raise Problem(403, "missing or wrong CSRF token (send the X-CSRF-Token header)")
+    request.state.caller = caller  # the web UI embeds the session's CSRF token in its pages
     return Actor(user_id=caller.user_id, language=_language(request, caller.language), roles=caller.roles,
                  channel="api")
 

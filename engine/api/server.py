@@ -38,9 +38,10 @@ class NoDelayProtocol(AutoHTTPProtocol):
         super().connection_made(transport)
 
 
-def app_from_env():
+def app_from_env(factory=create_app):
+    """The app of one server process; `factory` builds it from the Runtime (the web site passes its own)."""
     runtime = Runtime.open(os.environ.get("METACRM_DATABASE_URL"))
-    app = create_app(runtime, owns_runtime=True)
+    app = factory(runtime, owns_runtime=True)
     if os.environ.get(WORKER_ENV) == "1":
         _start_worker(app, runtime)
     return app

@@ -132,6 +132,11 @@ def add_to_group(conn: Connection, group: str, user_id: str) -> None:
     conn.execute(group_members.insert().values(group_id=ensure_group(conn, group), user_id=user_id))
 
 
+def set_language(conn: Connection, user_id: str, language: str) -> None:
+    """Remember the language a user chose (the UI and API answer in it unless a request asks otherwise)."""
+    conn.execute(users.update().where(users.c.id == user_id).values(language=language))
+
+
 def get_user(conn: Connection, user_id: str | None) -> User | None:
     if not user_id:
         return None

@@ -1,0 +1,47 @@
+"""The whole site of one process: the REST API plus the web UI and its static files.
+
+The UI is added to the API's Starlette app rather than mounted as a second app, so both share
+one Runtime, one connection pool, one revision clock and one cache of signed-in callers.
+"""
+
+from __future__ import annotations
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from metacrm.engine.api import server
+from metacrm.engine.api.app import create_app
+from metacrm.engine.runtime import Runtime
+from metacrm.engine.web import auth, home, lists
+from metacrm.engine.web.auth import FormExpired, SignInRequired
+from metacrm.engine.web.errors import dispatching
+from metacrm.engine.web.render import HERE
+
+
+def web_routes() -> list:
+    return [
+        Route("/", home.root, methods=["GET"]),
+        Route("/login", auth.login_page, methods=["GET", "POST"]),
+        Route("/logout", auth.logout_page, methods=["POST"]),
+        Route("/app", home.home_page, methods=["GET"]),
+        Route("/app/language", auth.language_switch, methods=["POST"]),
+        Route("/app/o/{object}", lists.list_page, methods=["GET"]),
+        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    ]
+
+
+def create_site(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
+    app = create_app(runtime, owns_runtime=owns_runtime)
+    app.router.routes.extend(web_routes())
+    handlers = dict(app.exception_handlers)
+    for exc_class, handler in handlers.items():
+        app.add_exception_handler(exc_class, dispatching(handler))
+    for exc_class in (SignInRequired, FormExpired):
+        app.add_exception_handler(exc_class, dispatching(handlers[Exception]))
+    return app
+
+
+def site_from_env() -> Starlette:
+    """`metacrm serve`'s app factory (one per uvicorn worker process)."""
+    return server.app_from_env(factory=create_site)
