@@ -333,7 +333,8 @@ def demo(args) -> int:
         print(f"\ndemo database: {url}")
         for name, obj in runtime.model.objects.items():
             print(f"  {obj.label(args.language):<16} {service.count(name, actor=SYSTEM):>4} record(s)")
-        print(f"\nadmin: {DEMO_EMAIL} / {DEMO_PASSWORD}")
+        print(f"\nweb:  http://{args.host}:{args.port}/   (sign in as {DEMO_EMAIL} / {DEMO_PASSWORD})")
+        print(f"admin: {DEMO_EMAIL} / {DEMO_PASSWORD}")
         if token:
             print(f"API token (shown once): {token}")
         else:
