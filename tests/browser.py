@@ -6,7 +6,8 @@ Use them in a test module by importing the fixtures:
     from tests.browser import browser, live_app, pages  # noqa: F401  (pytest fixtures)
 
 - `live_app` (module scope, once per database): crm_standard with its sample data, an admin
-  with a password and an API token, served by `python -m metacrm.engine.cli.main serve` on a
+  with a password and an API token (and `markup`, a user without roles whose name is an HTML
+  payload), served by `python -m metacrm.engine.cli.main serve` on a
   free loopback port in its own process (as a user runs it); stopped at the end.
 - `browser` (module scope): the machine's Debian Chromium (/usr/bin/chromium, or
   $METACRM_CHROMIUM) with the flags a CI container needs. Playwright's own browser downloads
@@ -111,7 +112,12 @@ def _demo_like(runtime: Runtime) -> dict[str, Login]:
         admin = identity.create_user(conn, "Ada Admin", "ada@example.com", roles=["admin"], groups_=["sales"])
         auth.set_password(conn, admin.id, "ada-password-1")
         token = auth.create_token(conn, admin.id, "browser tests", auth.utcnow())
-    return {"admin": Login(admin.name, admin.email, "ada-password-1", token)}
+        # a user whose name is markup: every page must show it as text
+        eve = identity.create_user(conn, '<img src=x onerror="window.pwned=1">Eve', "eve@example.com")
+        auth.set_password(conn, eve.id, "eve-password-1")
+        eve_token = auth.create_token(conn, eve.id, "browser tests", auth.utcnow())
+    return {"admin": Login(admin.name, admin.email, "ada-password-1", token),
+            "markup": Login(eve.name, eve.email, "eve-password-1", eve_token)}
 
 
 def _serve(db_url: str, log: Path) -> tuple[subprocess.Popen, str]:

@@ -36,8 +36,8 @@ def try_it(page, method: str, path: str, body: dict | None = None) -> tuple[str,
     return status, row.locator(".response-col_description pre").first.inner_text()
 
 
-def sign_in(page, app: LiveApp) -> None:
-    login = app.users["admin"]
+def sign_in(page, app: LiveApp, who: str = "admin") -> None:
+    login = app.users[who]
     page.fill("#docs-signin input[name=email]", login.email)
     page.fill("#docs-signin input[name=password]", login.password)
     page.click("#docs-signin button[type=submit]")
@@ -128,3 +128,13 @@ def test_static_files_are_versioned_cached_and_compressed(live_app):
         assert client.get("/static/vendor/swagger-ui-dist/LICENSE").status_code == 200
         for outside in ("/static/../../api/app.py", "/static/%2e%2e/templates/api_docs.html", "/static/vendor/"):
             assert client.get(outside).status_code == 404, outside
+
+
+def test_a_name_that_is_markup_is_shown_as_text(pages, live_app):
+    page = pages.open(*DESKTOP)
+    page.goto(DOCS)
+    sign_in(page, live_app, "markup")  # waits for the text "Signed in as <img …>Eve."
+    page.reload()  # now rendered by the server into the page
+    page.get_by_text(f"Signed in as {live_app.users['markup'].name}.").wait_for()
+    assert page.locator(".docs-bar img").count() == 0
+    assert page.evaluate("window.pwned") is None
