@@ -14,7 +14,7 @@ Use them in a test module by importing the fixtures:
   are never used. A missing Chromium or Playwright skips, and fails under CI=true.
 - `pages` (per test): `pages.open(width, height)` gives a page in a fresh context (no cookies
   shared between pages) whose relative URLs go to the live app. A JavaScript error thrown on any
-  page fails the test.
+  page, or anything the Content-Security-Policy blocked, fails the test.
 - `screenshots`: the folder screenshots go to ($METACRM_SCREENSHOTS, else a temp dir).
 """
 
@@ -207,7 +207,12 @@ class Pages:
         self.contexts.append(context)
         page = context.new_page()
         page.on("pageerror", lambda error: self.errors.append(f"{page.url}: {error}"))
+        page.on("console", lambda message: self._policy_violation(page, message))
         return page
+
+    def _policy_violation(self, page: Any, message: Any) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.errors.append(f"{page.url}: {message.text}")
 
     def close(self) -> None:
         for context in self.contexts:
@@ -221,7 +226,7 @@ def pages(browser, live_app: LiveApp) -> Iterator[Pages]:
         yield opened
     finally:
         opened.close()
-    assert not opened.errors, "JavaScript errors on the page:\n" + "\n".join(opened.errors)
+    assert not opened.errors, "JavaScript errors or blocked content on the page:\n" + "\n".join(opened.errors)
 
 
 @pytest.fixture(scope="session")

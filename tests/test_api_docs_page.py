@@ -110,7 +110,8 @@ def test_with_an_api_token_instead_of_a_session(pages, live_app, screenshots):
 def test_static_files_are_versioned_cached_and_compressed(live_app):
     with httpx2.Client(base_url=live_app.url, timeout=15.0) as client:
         html = client.get(DOCS)
-        assert html.status_code == 200 and "script-src 'self'" in html.headers["content-security-policy"]
+        policy = html.headers["content-security-policy"]
+        assert html.status_code == 200 and "script-src 'self';" in policy and "unsafe" not in policy
         assert html.headers["cache-control"] == "no-store"
         linked = [part.split('"')[0] for part in html.text.split('src="')[1:] + html.text.split('href="')[1:]
                   if part.startswith("/static/")]
