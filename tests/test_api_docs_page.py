@@ -139,3 +139,17 @@ def test_a_name_that_is_markup_is_shown_as_text(pages, live_app):
     page.get_by_text(f"Signed in as {live_app.users['markup'].name}.").wait_for()
     assert page.locator(".docs-bar img").count() == 0
     assert page.evaluate("window.pwned") is None
+
+
+def test_a_session_ended_elsewhere_is_said_and_the_sign_in_comes_back(pages, live_app):
+    page = pages.open(*DESKTOP)
+    page.goto(DOCS)
+    sign_in(page, live_app)
+    page.reload()
+    csrf = page.get_attribute("#docs", "data-csrf-token")
+    ended = page.context.request.post("/api/v1/auth/logout", headers={"X-CSRF-Token": csrf})
+    assert ended.status == 204  # as if signed out in another tab
+    status, _ = try_it(page, "get", ACCOUNTS)
+    assert status == "401"
+    page.get_by_text("Your session has ended: sign in again.").wait_for()
+    assert page.locator("#docs-signin").is_visible()

@@ -60,6 +60,15 @@
     return request;
   }
 
+  function responseInterceptor(response) {
+    if (response.status === 401 && !state.token && state.user) {  // signed out elsewhere, or expired
+      Object.assign(state, { csrf: null, user: null });
+      showStatus();
+      showError("Your session has ended: sign in again.");
+    }
+    return response;
+  }
+
   async function refresh() {
     let loaded;
     try {
@@ -74,7 +83,7 @@
     state.ui = window.SwaggerUIBundle({
       spec: loaded.spec, domNode: el("swagger"), deepLinking: true, validatorUrl: null,
       presets: [window.SwaggerUIBundle.presets.apis], layout: "BaseLayout", docExpansion: "list",
-      filter: true, displayRequestDuration: true, persistAuthorization: false, requestInterceptor,
+      filter: true, displayRequestDuration: true, persistAuthorization: false, requestInterceptor, responseInterceptor,
     });
   }
 
