@@ -37,14 +37,19 @@ def test_wheel_installs_everything_under_the_metacrm_namespace(tmp_path):
             if path.suffix in (".py", ".yaml", ".json") and "__pycache__" not in path.parts:
                 assert f"metacrm/{path.relative_to(ROOT).as_posix()}" in names, path
     assert "metacrm/templates/crm_standard/template.yaml" in names
+    for path in (ROOT / "engine" / "web").rglob("*"):  # the pages' templates, scripts and vendored packages
+        if path.is_file() and "__pycache__" not in path.parts:
+            assert f"metacrm/{path.relative_to(ROOT).as_posix()}" in names, path
+    assert "metacrm/engine/web/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in names
+    assert "metacrm/engine/web/static/vendor/swagger-ui-dist/LICENSE" in names
     assert any(n.endswith("entry_points.txt") for n in names)
 
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
-    probe = ("import metacrm.engine.runtime as r, metacrm.metamodel.loader as l; "
+    probe = ("import metacrm.engine.runtime as r, metacrm.metamodel.loader as l, metacrm.engine.web.assets as a; "
              "print(r.__file__); print(r.find_template('crm_standard').name); "
-             "print(len(l.schema('object')) > 0)")
+             "print(len(l.schema('object')) > 0 and '?v=' in a.static_url('vendor/swagger-ui-dist/swagger-ui.css'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)})
     assert done.returncode == 0, done.stderr

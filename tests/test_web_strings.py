@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import string
 
-from metacrm.engine.web import strings
+from metacrm.engine.ui import strings
 
 
 def test_every_ui_word_is_translated_with_the_same_parameters():

@@ -9,7 +9,7 @@ from starlette.testclient import TestClient
 
 from metacrm.engine import identity
 from metacrm.engine.security import auth
-from metacrm.engine.web.site import create_site
+from metacrm.engine.ui.site import create_site
 
 PASSWORD = "correct horse battery"
 

@@ -17,15 +17,16 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
-from metacrm.engine.api import automation, meta, records, session
+from metacrm.engine.api import automation, docs, meta, records, session
 from metacrm.engine.api.context import Gate
 from metacrm.engine.api.problems import Problem, from_record_error, problem_response
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine.storage.database import unavailable_reason
+from metacrm.engine.web.assets import STATIC_PREFIX, static_app
 
 log = logging.getLogger("metacrm.api")
 
@@ -113,7 +114,8 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
         Route("/api/v1/privacy/{object}/{id}/export", admin.privacy_export, methods=["GET"]),
         Route("/api/v1/privacy/{object}/{id}/erase", admin.privacy_erase, methods=["POST"]),
         Route("/api/v1/openapi.json", openapi.document, methods=["GET"]),
-        Route("/api/v1/docs", openapi.docs_page, methods=["GET"]),
+        Route("/api/v1/docs", docs.page, methods=["GET"]),
+        Mount(STATIC_PREFIX, app=static_app(), name="static"),
     ]
     app = Starlette(
         routes=routes, lifespan=lifespan(runtime, owns_runtime),

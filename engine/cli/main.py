@@ -485,7 +485,7 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     if runtime.db.is_sqlite and args.workers > 1:
         raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
     runtime.close()
-    uvicorn.run("metacrm.engine.web.site:site_from_env", factory=True, host=args.host, port=args.port,
+    uvicorn.run("metacrm.engine.ui.site:site_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", http=PROTOCOL)
     return 0
 

@@ -1,8 +1,4 @@
-"""The generated web UI: server-rendered pages (Starlette + Jinja2, htmx partial updates) built
-from the compiled model and layouts on every request, in the same process as the REST API.
-
-Pages read and write through the RecordService with the signed-in user as the actor — never
-through the REST API over HTTP — so permissions, validation, automation and history are the
-engine's, the same as on every other channel. No page is specific to one object: the templates
-are generic and the model decides what they show.
-"""
+"""The browser-facing pieces every HTML page shares: the static files (our own and the vendored
+front-end packages, see tools/vendor_assets.py), served with cache headers and gzip, and the
+Jinja2 environment (autoescape on) the pages are rendered with. Knows nothing of records or
+the API, so the API docs page and the web UI both build on it."""

@@ -10,25 +10,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, StrictUndefined
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
-from metacrm.engine.web import strings
+from metacrm.engine.ui import strings
+from metacrm.engine.web.assets import static_url
+from metacrm.engine.web.templating import PAGE_HEADERS, TEMPLATES
 
 HERE = Path(__file__).resolve().parent
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'self'; form-action 'self'; frame-ancestors 'none'")
-SECURITY_HEADERS = {
-    "Content-Security-Policy": CSP,
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "X-Frame-Options": "DENY",
-    "Cache-Control": "no-store",
-}
+#: engine.web's page headers (a strict CSP among them), and no caching: pages show live records.
+SECURITY_HEADERS = {**PAGE_HEADERS, "Cache-Control": "no-store"}
 
-environment = Environment(loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(default=True),
-                          undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+environment = Environment(loader=ChoiceLoader([FileSystemLoader(HERE / "templates"), FileSystemLoader(TEMPLATES)]),
+                          autoescape=True, undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+environment.globals["static_url"] = static_url
 
 
 def page(request: Request, template: str, context: dict[str, Any], status: int = 200,

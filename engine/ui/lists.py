@@ -13,10 +13,10 @@ from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.query import Query
 from metacrm.engine.security.access import rights_of
-from metacrm.engine.web import formats
-from metacrm.engine.web.auth import signed_in
-from metacrm.engine.web.nav import navigation, readable_object
-from metacrm.engine.web.render import page
+from metacrm.engine.ui import formats
+from metacrm.engine.ui.auth import signed_in
+from metacrm.engine.ui.nav import navigation, readable_object
+from metacrm.engine.ui.render import page
 from metacrm.metamodel.model import pick_label
 
 DEFAULT_PAGE_SIZE = 25

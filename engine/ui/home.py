@@ -6,9 +6,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from metacrm.engine import identity
-from metacrm.engine.web.auth import signed_in
-from metacrm.engine.web.nav import navigation
-from metacrm.engine.web.render import page
+from metacrm.engine.ui.auth import signed_in
+from metacrm.engine.ui.nav import navigation
+from metacrm.engine.ui.render import page
 
 
 def root(request: Request) -> Response:

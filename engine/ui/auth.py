@@ -26,8 +26,8 @@ from metacrm.engine.identity import audit
 from metacrm.engine import identity
 from metacrm.engine.records.context import Actor
 from metacrm.engine.security import auth
-from metacrm.engine.web import strings
-from metacrm.engine.web.render import page
+from metacrm.engine.ui import strings
+from metacrm.engine.ui.render import page
 
 LOGIN_CSRF_COOKIE = "metacrm_login_csrf"
 LANGUAGE_COOKIE = "metacrm_lang"

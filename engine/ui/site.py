@@ -7,16 +7,14 @@ one Runtime, one connection pool, one revision clock and one cache of signed-in 
 from __future__ import annotations
 
 from starlette.applications import Starlette
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.web import auth, home, lists
-from metacrm.engine.web.auth import FormExpired, SignInRequired
-from metacrm.engine.web.errors import dispatching
-from metacrm.engine.web.render import HERE
+from metacrm.engine.ui import auth, home, lists
+from metacrm.engine.ui.auth import FormExpired, SignInRequired
+from metacrm.engine.ui.errors import dispatching
 
 
 def web_routes() -> list:
@@ -27,7 +25,6 @@ def web_routes() -> list:
         Route("/app", home.home_page, methods=["GET"]),
         Route("/app/language", auth.language_switch, methods=["POST"]),
         Route("/app/o/{object}", lists.list_page, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
     ]
 
 

@@ -12,7 +12,7 @@ from babel import numbers as babel_numbers
 
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
-from metacrm.engine.web import strings
+from metacrm.engine.ui import strings
 from metacrm.metamodel.model import FieldDef, ObjectDef
 from metacrm.metamodel.types import RELATION_TYPES
 

@@ -7,7 +7,7 @@ and tests/test_web_strings.py fails on any id without zh-CN and zh-TW.
 
 from __future__ import annotations
 
-from metacrm.engine.web.words import shell
+from metacrm.engine.ui.words import shell
 
 LANGUAGES = ("en", "zh-CN", "zh-TW")
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文", "zh-TW": "繁體中文"}

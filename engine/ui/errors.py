@@ -12,9 +12,9 @@ from starlette.responses import Response
 from metacrm.engine.api.problems import Problem, status_of
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.storage.database import unavailable_reason
-from metacrm.engine.web import strings
-from metacrm.engine.web.auth import FormExpired, SignInRequired, language_of, sign_in_redirect
-from metacrm.engine.web.render import page
+from metacrm.engine.ui import strings
+from metacrm.engine.ui.auth import FormExpired, SignInRequired, language_of, sign_in_redirect
+from metacrm.engine.ui.render import page
 
 log = logging.getLogger("metacrm.web")
 
