@@ -93,7 +93,7 @@ def test_every_page_forbids_inline_script(runtime, records):
         assert "script-src 'self'" in policy and "unsafe-inline" not in policy
     html = pages[1].text
     assert "<script>" not in html and re.findall(r"<script[^>]*>", html) == [
-        f'<script src="{static_url("app.js")}" defer>']
+        f'<script src="{static_url(name)}" defer>' for name in ("vendor/htmx.org/dist/htmx.min.js", "app.js")]
 
 
 def test_objects_the_user_may_not_read_are_not_in_the_navigation_and_are_a_404_page(runtime, records):
