@@ -15,11 +15,6 @@ from typing import Iterable
 import pluggy
 import sqlalchemy as sa
 
-import metacrm.engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
-import metacrm.engine.identity.audit  # noqa: F401  (registers the audit log)
-import metacrm.engine.security.auth  # noqa: F401  (registers tokens, sessions)
-import metacrm.engine.identity  # noqa: F401  (registers users, groups, roles)
-
 from metacrm.engine.plugins import new_manager, plugin_actions
 from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits

@@ -41,7 +41,7 @@ from metacrm.engine.identity import audit
 from metacrm.engine.security.ratelimit import wait_seconds
 from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
 from metacrm.engine.storage.ids import new_id
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.tables import new_metadata
 
 log = logging.getLogger("metacrm.auth")
 
@@ -58,10 +58,13 @@ UNKNOWN_ADDRESS = "unknown"
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _hashing = threading.BoundedSemaphore(HASH_CONCURRENCY)
 
+#: tokens, sessions and login failures; engine.system_schema lists them
+METADATA = new_metadata()
+
 tokens = sa.Table(
-    "metacrm_api_token", SYSTEM_METADATA,
+    "metacrm_api_token", METADATA,
     sa.Column("id", ID_TYPE, primary_key=True),
-    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(identity.users.c.id, ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("digest", sa.Text, nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -70,15 +73,15 @@ tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime),
 )
 sessions = sa.Table(
-    "metacrm_session", SYSTEM_METADATA,
+    "metacrm_session", METADATA,
     sa.Column("digest", sa.Text, primary_key=True),
-    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(identity.users.c.id, ondelete="CASCADE"), nullable=False),
     sa.Column("csrf", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 login_failures = sa.Table(
-    "metacrm_login_failure", SYSTEM_METADATA,
+    "metacrm_login_failure", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("address", sa.Text),
@@ -86,6 +89,7 @@ login_failures = sa.Table(
     sa.Index("ix_metacrm_login_failure_email", "email", "at"),
     sa.Index("ix_metacrm_login_failure_address", "address", "at"),
 )
+TABLES: tuple[sa.Table, ...] = (tokens, sessions, login_failures)
 
 
 # -- passwords ---------------------------------------------------------------------------------
