@@ -6,12 +6,13 @@ in one transaction) and the Actor; authentication, the revision check and the op
 use it. Two short per-process caches keep the hot path off the database:
 
 - the metadata revision is checked at most once every `revision_check` seconds
-  (Settings.revision_check_seconds, $METACRM_REVISION_CHECK_SECONDS, default 1): a change applied through another process is
-  in force here within that delay;
+  (Settings.revision_check_seconds, $METACRM_REVISION_CHECK_SECONDS, default 1): a change
+  applied through another process is in force here within that delay;
 - a token's or session's user, language and roles are kept for `auth_cache` seconds
-  (Settings.auth_cache_seconds, $METACRM_AUTH_CACHE_SECONDS, default 2), keyed by the secret's digest: a token revoked,
-  a user deactivated or a role changed through another process (or the CLI) stops working
-  here within that delay; revoking through this process, or signing out, takes effect at once.
+  (Settings.auth_cache_seconds, $METACRM_AUTH_CACHE_SECONDS, default 2), keyed by the secret's
+  digest: a token revoked, a user deactivated or a role changed through another process (or
+  the CLI) stops working here within that delay; revoking through this process, or signing
+  out, takes effect at once.
 0 turns either cache off.
 """
 

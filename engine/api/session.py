@@ -74,7 +74,8 @@ def tokens(request: Request) -> Response:
     now = auth.utcnow()
     if request.method == "GET":
         with request.app.state.runtime.db.read() as conn:
-            found = auth.list_tokens(conn, actor.user_id, now, longest=request.app.state.runtime.settings.token_lifetime)
+            found = auth.list_tokens(conn, actor.user_id, now,
+                                     longest=request.app.state.runtime.settings.token_lifetime)
         return JSONResponse({"tokens": to_jsonable(found)})
     data = awaited(read_object, request)
     name = data.get("name")
