@@ -15,11 +15,7 @@ from typing import Iterable
 import pluggy
 import sqlalchemy as sa
 
-import metacrm.engine.automation.tables  # noqa: F401  (registers the engine's automation tables)
-import metacrm.engine.identity.audit  # noqa: F401  (registers the audit log)
-import metacrm.engine.security.auth  # noqa: F401  (registers tokens, sessions)
-import metacrm.engine.identity  # noqa: F401  (registers users, groups, roles)
-
+from metacrm.engine.config import Settings
 from metacrm.engine.plugins import new_manager, plugin_actions
 from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits
@@ -42,10 +38,12 @@ class _State:
 
 
 class Runtime:
-    def __init__(self, db: Database, plugins: pluggy.PluginManager | None = None):
+    def __init__(self, db: Database, plugins: pluggy.PluginManager | None = None, settings: Settings | None = None):
         from metacrm.engine.automation.log import ExecutionLog
 
         self.db = db
+        #: how this process runs (engine/config.py); read by the API, the worker, token issuing
+        self.settings = settings if settings is not None else Settings(database_url=db.url)
         #: this runtime's plugins (installed entry points unless a manager is given)
         self.plugins = plugins if plugins is not None else new_manager()
         self._state = _State(Model({}, 0), {})
@@ -58,9 +56,14 @@ class Runtime:
         self.db.dispose()
 
     @classmethod
-    def open(cls, url: str | None = None, plugins: pluggy.PluginManager | None = None) -> "Runtime":
-        """Connect, bring the engine's own tables to this release's schema, load the model."""
-        runtime = cls(Database(url), plugins)
+    def open(cls, url: str | None = None, plugins: pluggy.PluginManager | None = None, *,
+             settings: Settings | None = None) -> "Runtime":
+        """Connect, bring the engine's own tables to this release's schema, load the model.
+        `settings` default to `Settings()` (the documented defaults, not the environment: the
+        entry points read that once, with Settings.from_env); `url`, if given, overrides theirs."""
+        settings = (settings or Settings()).with_database(url)
+        db = Database(settings.database_url, timeouts=settings.timeouts, pool_size=settings.pool_size)
+        runtime = cls(db, plugins, settings)
         try:
             runtime.reload()
             runtime.upgrade_storage()

@@ -15,6 +15,7 @@ from textwrap import dedent
 import pytest
 import sqlalchemy as sa
 
+from metacrm.engine.config import Settings
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.metamodel.loader import load_documents
@@ -66,8 +67,15 @@ def db_url(request, tmp_path):
 
 
 @pytest.fixture
-def runtime(db_url):
-    rt = Runtime.open(db_url)
+def settings() -> Settings:
+    """The engine settings the `runtime` fixture runs with (the defaults). A test that needs
+    others overrides this fixture: @pytest.mark.parametrize("settings", [Settings(...)])."""
+    return Settings()
+
+
+@pytest.fixture
+def runtime(db_url, settings):
+    rt = Runtime.open(db_url, settings=settings)
     yield rt
     rt.close()
 

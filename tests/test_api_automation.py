@@ -6,6 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from metacrm.engine.api import create_app
+from metacrm.engine.config import Settings
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
@@ -88,9 +89,9 @@ def test_approvals_over_http(api, records):
     assert [e["decision"] for e in history] == ["submitted", "approved"]
 
 
-def test_public_intake_is_limited_per_address_capped_in_size_and_audited(api, records, runtime, monkeypatch):
+@pytest.mark.parametrize("settings", [Settings(intake_per_hour=3)], ids=["3 an hour"])
+def test_public_intake_is_limited_per_address_capped_in_size_and_audited(api, records, runtime):
     client, _ = api
-    monkeypatch.setenv("METACRM_INTAKE_PER_HOUR", "3")
     spammer = TestClient(client.app, client=("203.0.113.9", 40000))
     visitor = TestClient(client.app, client=("198.51.100.7", 40000))
     made = [spammer.post("/api/v1/intake/lead", json={"name": f"Spam {n}"}) for n in range(3)]

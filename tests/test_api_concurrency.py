@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 
 from metacrm.engine.api.app import create_app
 from metacrm.engine.automation.tables import execution_log
+from metacrm.engine.config import Settings
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
@@ -165,9 +166,9 @@ def test_keep_alive_requests_to_several_workers_are_not_paced_by_delayed_acks(ru
     assert elapsed < 0.6, f"20 keep-alive requests took {elapsed:.2f} s"
 
 
-def test_a_get_costs_a_small_constant_number_of_statements(runtime, monkeypatch):
-    monkeypatch.setenv("METACRM_REVISION_CHECK_SECONDS", "60")  # warm for the whole test, however slow
-    monkeypatch.setenv("METACRM_AUTH_CACHE_SECONDS", "60")
+# caches warm for the whole test, however slow
+@pytest.mark.parametrize("settings", [Settings(revision_check_seconds=60, auth_cache_seconds=60)], ids=["warm"])
+def test_a_get_costs_a_small_constant_number_of_statements(runtime):
     _, rep, rep_id = setup(runtime)
     statements: list[str] = []
     event.listen(runtime.db.engine, "before_cursor_execute",

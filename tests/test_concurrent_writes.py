@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
+from metacrm.engine.config import Settings
+from metacrm.engine.storage.database import Timeouts
 from tests.conftest import install
 from metacrm.engine.records.context import SYSTEM
 
@@ -54,9 +56,9 @@ def _accounts(runtime):
 def test_a_write_that_lost_a_deadlock_is_run_again_and_counted_once(runtime, records, db_url, monkeypatch, caplog):
     install(runtime, ACCOUNT, DEAL)
     first, second = sorted(records.bulk_create("account", [{"name": "a"}, {"name": "b"}], actor=SYSTEM).ids)
-    if not runtime.db.is_postgresql:
-        monkeypatch.setenv("METACRM_LOCK_TIMEOUT", "0.5")  # SQLite: "database is locked" after half a second
-    writer_runtime = Runtime.open(db_url)
+    # SQLite: "database is locked" after half a second
+    lock = Settings() if runtime.db.is_postgresql else Settings(timeouts=Timeouts(lock=0.5))
+    writer_runtime = Runtime.open(db_url, settings=lock)
     writer = RecordService(writer_runtime)
     retried = Retried()
     caplog.set_level(logging.INFO, logger="metacrm.records")

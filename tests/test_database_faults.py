@@ -12,10 +12,11 @@ import sqlalchemy as sa
 from starlette.testclient import TestClient
 
 from metacrm.engine.api.app import create_app
+from metacrm.engine.config import Settings
 from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity
 from metacrm.engine.security import auth
-from metacrm.engine.storage.database import Database
+from metacrm.engine.storage.database import Database, Timeouts
 from tests.conftest import install
 from tests.tcp_proxy import TCPProxy
 
@@ -71,9 +72,8 @@ class RowLock:
         self.db.dispose()
 
 
-def test_a_write_waiting_on_a_locked_record_gets_a_503_and_changes_nothing(db_url, monkeypatch):
-    monkeypatch.setenv("METACRM_LOCK_TIMEOUT", "0.5")
-    runtime = Runtime.open(db_url)
+def test_a_write_waiting_on_a_locked_record_gets_a_503_and_changes_nothing(db_url):
+    runtime = Runtime.open(db_url, settings=Settings(timeouts=Timeouts(lock=0.5)))
     try:
         client, headers = api(runtime)
         record = client.post("/api/v1/records/account", json={"name": "Acme"}, headers=headers).json()
@@ -94,9 +94,8 @@ def count_to(n: int):
     return sa.select(sa.func.count()).select_from(counter)
 
 
-def test_a_statement_that_runs_too_long_is_stopped(db_url, monkeypatch):
-    monkeypatch.setenv("METACRM_STATEMENT_TIMEOUT", "0.2")
-    db = Database(db_url)
+def test_a_statement_that_runs_too_long_is_stopped(db_url):
+    db = Database(db_url, timeouts=Timeouts(statement=0.2))
     try:
         with pytest.raises(sa.exc.OperationalError) as stopped:
             with db.read() as conn:

@@ -15,6 +15,7 @@ from metacrm.engine.automation import outbox as outbox_queue
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.worker import Worker
+from metacrm.engine.config import Settings
 from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.runtime import Runtime
 from tests.conftest import PG_ADMIN_URL
@@ -77,10 +78,10 @@ def test_delivery_ids_are_kept_across_retries_and_unique_across_installations(db
     assert first["webhook"] != second["webhook"] and first["webhook"] != first["email"]
 
 
-def test_the_message_id_domain_can_be_configured(monkeypatch):
-    monkeypatch.setenv("METACRM_MAIL_FROM", "CRM <crm@sales.example.com>")
-    assert MailSettings.from_env().message_id("abc") == "<abc@sales.example.com>"
-    monkeypatch.setenv("METACRM_MAIL_DOMAIN", "mail.example.org")
-    assert MailSettings.from_env().message_id("abc") == "<abc@mail.example.org>"
-    monkeypatch.setenv("METACRM_MAIL_DOMAIN", "bad domain>\r\nBcc: x")
-    assert MailSettings.from_env().message_id("abc") == "<abc@localhost>"
+def test_the_message_id_domain_can_be_configured():
+    sender = {"METACRM_MAIL_FROM": "CRM <crm@sales.example.com>"}
+    assert Settings.from_env(sender).mail.message_id("abc") == "<abc@sales.example.com>"
+    domain = {**sender, "METACRM_MAIL_DOMAIN": "mail.example.org"}
+    assert Settings.from_env(domain).mail.message_id("abc") == "<abc@mail.example.org>"
+    bad = {**sender, "METACRM_MAIL_DOMAIN": "bad domain>\r\nBcc: x"}
+    assert Settings.from_env(bad).mail.message_id("abc") == "<abc@localhost>"

@@ -37,3 +37,29 @@ def test_a_broken_contract_fails_the_check(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert "api without records BROKEN" in result.stdout
     assert "metacrm.engine.api." in result.stdout and "-> metacrm.engine.records" in result.stdout
+
+
+def _dialect_branches(path: Path) -> list[str]:
+    """Where a module asks which database it is on: `<x>.dialect.name`, or an import of a
+    dialect's own constructs (sqlalchemy.dialects)."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Attribute) and node.attr == "name" and isinstance(node.value, ast.Attribute) \
+                and node.value.attr == "dialect":
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} .dialect.name")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sqlalchemy.dialects"):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno} from {node.module} import")
+    return found
+
+
+def test_dialect_knowledge_stays_in_storage():
+    """Only engine/storage tells SQLite from PostgreSQL (docs/architecture.md, "Dialect knowledge
+    is low"); other layers call its helpers (engine/storage/dialect.py: row locks, upserts,
+    increments), so a dialect difference has one definition."""
+    storage = ROOT / "engine" / "storage"
+    modules = [p for p in (ROOT / "engine").rglob("*.py") if storage not in p.parents]
+    assert len(modules) > 50
+    assert [hit for path in modules for hit in _dialect_branches(path)] == []
+    assert _dialect_branches(storage / "dialect.py")  # the check sees a branch where there is one

@@ -26,7 +26,7 @@ from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from metacrm.engine.storage import system_migrations
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.system_schema import OWNERS, system_metadata, system_tables
 from tests.conftest import install
 from tests.receivers import SMTPServer
 
@@ -66,9 +66,7 @@ def create_release_0_1_0(url: str) -> str:
 
 def declared_schema_differences(runtime: Runtime) -> list:
     """What differs between the database and the code's declared system tables (alembic's comparison)."""
-    declared = sa.MetaData()
-    for table in [*SYSTEM_METADATA.sorted_tables, system_migrations.version_table]:
-        table.to_metadata(declared)
+    declared = system_metadata()
     with runtime.db.engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
         return compare_metadata(context, declared)
@@ -139,6 +137,30 @@ def test_several_processes_opening_an_old_database_at_once_upgrade_it_once(db_ur
     finally:
         for runtime in opened:
             runtime.close()
+
+
+def test_the_declared_system_schema_is_every_table_a_fresh_database_gets(db_url):
+    """engine.system_schema is the one list of the engine's tables: nothing is missing from it
+    (a fresh database has exactly those tables) and no table is listed twice or by two owners."""
+    names = [table.name for table in system_tables()]
+    assert len(names) == len(set(names)) and all(name.startswith("metacrm_") for name in names)
+    assert {"storage", "identity", "security", "automation"} <= set(OWNERS)
+    runtime = Runtime.open(db_url)
+    try:
+        with runtime.db.engine.connect() as conn:
+            assert set(sa.inspect(conn).get_table_names()) == set(names)
+    finally:
+        runtime.close()
+
+
+def test_the_system_schema_does_not_depend_on_what_was_imported_before():
+    """A process that imports only the declaration gets every table (nothing is registered as a
+    side effect of importing some other module first)."""
+    script = ("from metacrm.engine.system_schema import system_metadata; "
+              "print(len(system_metadata().tables))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) == len(system_tables())
 
 
 def test_a_database_upgraded_by_a_newer_release_is_refused_clearly(db_url):

@@ -3,7 +3,6 @@ public intake endpoint whose records fire `inbound` rules."""
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -89,20 +88,12 @@ def decide(request: Request) -> JSONResponse:
 
 INTAKE_MAX_BODY = 64 * 1024
 INTAKE_WINDOW = timedelta(hours=1)
-INTAKE_LIMIT_ENV = "METACRM_INTAKE_PER_HOUR"
-DEFAULT_INTAKE_LIMIT = 20
-
-
-def intake_limit() -> int:
-    """Accepted submissions per client address per hour: $METACRM_INTAKE_PER_HOUR, default 20."""
-    raw = os.environ.get(INTAKE_LIMIT_ENV, "").strip()
-    return int(raw) if raw.isdigit() and int(raw) >= 1 else DEFAULT_INTAKE_LIMIT
 
 
 def intake(request: Request) -> JSONResponse:
     """POST /api/v1/intake/{object}: a public form (no sign-in) for objects that declare `intake`;
     only the listed fields are accepted; `inbound` rules then route the record. Bodies are
-    small (413 above INTAKE_MAX_BODY) and each address gets intake_limit() records an hour (429);
+    small (413 above INTAKE_MAX_BODY) and each address gets Settings.intake_per_hour records an hour (429);
     every accepted submission is audited as `intake` with its address, in the same transaction."""
     runtime = request.app.state.runtime
     runtime.ensure_current()
@@ -123,7 +114,7 @@ def intake(request: Request) -> JSONResponse:
     now = actor.clock.now()
     with records.transaction() as conn:  # its own transaction, failures of rules logged as elsewhere
         wait = wait_seconds(conn, audit_log.c.at, sa.and_(audit_log.c.event == "intake", audit_log.c.address == address),
-                            intake_limit(), INTAKE_WINDOW, now)
+                            runtime.settings.intake_per_hour, INTAKE_WINDOW, now)
         if wait is not None:
             raise too_many("too many submissions from your address; try again later", wait)
         record = records.create(name, data, actor=actor, conn=conn)

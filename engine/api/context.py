@@ -6,12 +6,13 @@ in one transaction) and the Actor; authentication, the revision check and the op
 use it. Two short per-process caches keep the hot path off the database:
 
 - the metadata revision is checked at most once every `revision_check` seconds
-  ($METACRM_REVISION_CHECK_SECONDS, default 1): a change applied through another process is
-  in force here within that delay;
+  (Settings.revision_check_seconds, $METACRM_REVISION_CHECK_SECONDS, default 1): a change
+  applied through another process is in force here within that delay;
 - a token's or session's user, language and roles are kept for `auth_cache` seconds
-  ($METACRM_AUTH_CACHE_SECONDS, default 2), keyed by the secret's digest: a token revoked,
-  a user deactivated or a role changed through another process (or the CLI) stops working
-  here within that delay; revoking through this process, or signing out, takes effect at once.
+  (Settings.auth_cache_seconds, $METACRM_AUTH_CACHE_SECONDS, default 2), keyed by the secret's
+  digest: a token revoked, a user deactivated or a role changed through another process (or
+  the CLI) stops working here within that delay; revoking through this process, or signing
+  out, takes effect at once.
 0 turns either cache off.
 """
 
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import threading
 import time
 from contextlib import ExitStack, contextmanager
@@ -33,30 +33,10 @@ from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
 from metacrm.engine import identity
 from metacrm.engine.security import auth
-from metacrm.engine.storage.database import SettingError
 
 SESSION_COOKIE = "metacrm_session"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-CACHE_ENV = {"auth_cache": ("METACRM_AUTH_CACHE_SECONDS", 2.0),
-             "revision_check": ("METACRM_REVISION_CHECK_SECONDS", 1.0)}
-MAX_CACHE_SECONDS = 60.0
-
-
-def cache_seconds(name: str) -> float:
-    """A cache lifetime from the environment (0 to MAX_CACHE_SECONDS seconds)."""
-    var, default = CACHE_ENV[name]
-    text = os.environ.get(var, "").strip()
-    if not text:
-        return default
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_CACHE_SECONDS:
-        raise SettingError(f"${var} must be a number of seconds from 0 (no cache) to {MAX_CACHE_SECONDS:g}, "
-                           f"not {text!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -74,8 +54,8 @@ class Gate:
 
     def __init__(self, runtime) -> None:
         self.runtime = runtime
-        self.auth_cache = cache_seconds("auth_cache")
-        self.revision_check = cache_seconds("revision_check")
+        self.auth_cache = runtime.settings.auth_cache_seconds
+        self.revision_check = runtime.settings.revision_check_seconds
         self._lock = threading.Lock()
         self._callers: dict[str, tuple[float, Caller]] = {}
         self._checked = float("-inf")
@@ -184,12 +164,11 @@ def cache_key(kind: str, secret: str) -> str:
 
 
 def _token_caller(keeper: Gate, unit: Unit, secret: str) -> Caller:
-    # the lifetime policy is part of the key: lowering it shortens cached tokens at once, as stored ones
-    key = cache_key("token", secret) + ":" + os.environ.get(auth.TOKEN_MAX_DAYS_ENV, "")
+    key = cache_key("token", secret)
     caller = keeper.cached(key)
     if caller is None:
         generation = keeper.generation
-        user = auth.user_for_token(unit.conn, secret, auth.utcnow())
+        user = auth.user_for_token(unit.conn, secret, auth.utcnow(), longest=keeper.runtime.settings.token_lifetime)
         if user is None:
             raise Problem(401, "the API token is unknown, expired or revoked")
         caller = Caller(user.id, user.language, identity.roles_of(unit.conn, user.id))

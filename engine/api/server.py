@@ -1,9 +1,12 @@
-"""Running the API with uvicorn: one app per process, built from the environment.
+"""Running the API with uvicorn: one app per process, each with its own Runtime.
 
-`metacrm serve` sets METACRM_DATABASE_URL and starts uvicorn with `app_from_env` as a
-factory, so each worker process opens its own Runtime (closed by the app's lifespan at
-shutdown). With SQLite (or --with-worker), an in-process automation worker thread delivers
-the outbox and fires timers.
+`metacrm serve` reads the Settings once (engine/config.py). With one process it hands uvicorn
+the app built on them (`build_app`). With --workers N uvicorn starts each process from an
+import string, which takes no arguments: the command hands the settings down as the same
+environment variables (`Settings.environment()`), and `app_from_env`, the factory each process
+calls, reads them back once — the environment is that process's edge. Each Runtime is closed
+by the app's lifespan at shutdown. With SQLite (or --with-worker), an in-process automation
+worker thread delivers the outbox and fires timers.
 
 `NoDelayProtocol` is uvicorn's HTTP protocol with TCP_NODELAY on every connection: with
 --workers, uvicorn binds the listening socket itself (protocol number 0), and asyncio then
@@ -19,6 +22,7 @@ import threading
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from metacrm.engine.api.app import create_app
+from metacrm.engine.config import Settings
 from metacrm.engine.runtime import Runtime
 
 WORKER_ENV = "METACRM_INPROCESS_WORKER"
@@ -39,10 +43,16 @@ class NoDelayProtocol(AutoHTTPProtocol):
 
 
 def app_from_env(factory=create_app):
-    """The app of one server process; `factory` builds it from the Runtime (the web site passes its own)."""
-    runtime = Runtime.open(os.environ.get("METACRM_DATABASE_URL"))
+    """The factory uvicorn's worker processes call: settings from this process's environment;
+    `factory` builds the app on the Runtime (the web site, engine.ui.site, passes its own)."""
+    return build_app(Settings.from_env(), with_worker=os.environ.get(WORKER_ENV) == "1", factory=factory)
+
+
+def build_app(settings: Settings, *, with_worker: bool, factory=create_app):
+    """The app on a Runtime of its own (closed at shutdown), and the in-process worker if asked."""
+    runtime = Runtime.open(settings=settings)
     app = factory(runtime, owns_runtime=True)
-    if os.environ.get(WORKER_ENV) == "1":
+    if with_worker:
         _start_worker(app, runtime)
     return app
 
@@ -51,5 +61,5 @@ def _start_worker(app, runtime: Runtime) -> None:
     """A daemon thread with its own Runtime; it ends with the server process."""
     from metacrm.engine.automation.worker import Worker
 
-    worker = Worker(Runtime.open(runtime.db.url))
+    worker = Worker(Runtime.open(settings=runtime.settings))
     threading.Thread(target=worker.run_forever, kwargs={"poll": 1.0}, daemon=True, name="metacrm-worker").start()

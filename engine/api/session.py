@@ -74,7 +74,8 @@ def tokens(request: Request) -> Response:
     now = auth.utcnow()
     if request.method == "GET":
         with request.app.state.runtime.db.read() as conn:
-            found = auth.list_tokens(conn, actor.user_id, now)
+            found = auth.list_tokens(conn, actor.user_id, now,
+                                     longest=request.app.state.runtime.settings.token_lifetime)
         return JSONResponse({"tokens": to_jsonable(found)})
     data = awaited(read_object, request)
     name = data.get("name")
@@ -85,9 +86,11 @@ def tokens(request: Request) -> Response:
         raise Problem(400, f"the token name must be text of at most {MAX_TOKEN_NAME} characters, without NUL")
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
         raise Problem(400, "expires_in_days must be a whole number of days, at least 1")
-    lifetime = None if days is None else timedelta(days=min(days, auth.token_max_lifetime().days))
-    with request.app.state.runtime.db.begin() as conn:
-        made = auth.issue_token(conn, actor.user_id, name.strip(), now, lifetime)
+    runtime = request.app.state.runtime
+    longest = runtime.settings.token_lifetime
+    lifetime = None if days is None else timedelta(days=min(days, longest.days))
+    with runtime.db.begin() as conn:
+        made = auth.issue_token(conn, actor.user_id, name.strip(), now, lifetime, longest=longest)
         audit.record(conn, "token_created", now, user_id=actor.user_id, detail={"token": made.id, "name": made.name})
     return JSONResponse(to_jsonable({"id": made.id, "token": made.secret, "name": made.name,
                                      "expires_at": made.expires_at}), status_code=201)

@@ -5,20 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation.tables import assignment_cursors
 from metacrm.engine.records.query import where_clause
 from metacrm.engine import identity
+from metacrm.engine.storage import dialect
 
 
 def round_robin(conn: Connection, key: str, members: list[str]) -> str | None:
     """The next member after the one chosen last time for `key` (a counter row, locked by its upsert)."""
     if not members:
         return None
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(assignment_cursors).values(key=key, position=0).on_conflict_do_update(
+    statement = dialect.upsert(conn, assignment_cursors).values(key=key, position=0).on_conflict_do_update(
         index_elements=["key"], set_={"position": assignment_cursors.c.position + 1}
     ).returning(assignment_cursors.c.position)
     position = conn.execute(statement).scalar_one()

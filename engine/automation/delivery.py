@@ -20,7 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, Mapping
-from urllib.parse import urlparse
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -38,20 +37,15 @@ class DeliveryError(MetacrmError):
 
 @dataclass(frozen=True)
 class MailSettings:
-    """Where email goes: METACRM_SMTP_URL (smtp://host:port), METACRM_MAIL_FROM, and
-    METACRM_MAIL_DOMAIN (the right-hand side of Message-IDs; default: the sender's domain)."""
+    """Where email goes (Settings.mail, from METACRM_SMTP_URL = smtp://host:port, METACRM_MAIL_FROM
+    and METACRM_MAIL_DOMAIN): `domain` is the right-hand side of Message-IDs (default: the
+    sender's domain)."""
 
     host: str = "127.0.0.1"
     port: int = 25
     sender: str = "metacrm@localhost"
     timeout: float = 10.0
     domain: str | None = None
-
-    @classmethod
-    def from_env(cls) -> "MailSettings":
-        url = urlparse(os.environ.get("METACRM_SMTP_URL", "smtp://127.0.0.1:25"))
-        return cls(url.hostname or "127.0.0.1", url.port or 25, os.environ.get("METACRM_MAIL_FROM", cls.sender),
-                   domain=os.environ.get("METACRM_MAIL_DOMAIN") or None)
 
     def message_id(self, delivery_id: str) -> str:
         """`<delivery id@domain>`: the delivery id is unique on its own; the domain says whose it is."""
@@ -80,6 +74,7 @@ def signature(secret: str, body: bytes) -> str:
 def post_webhook(delivery_id: str, payload: Mapping[str, Any]) -> None:
     body = json.dumps(payload["body"], ensure_ascii=False, separators=(",", ":")).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "metacrm", "X-Metacrm-Delivery": delivery_id}
+    # a secret the metadata names by variable, never stores: looked up in this process's environment
     secret = os.environ.get(payload["secret_env"]) if payload.get("secret_env") else None
     if payload.get("secret_env") and not secret:
         raise DeliveryError(f"the secret ${payload['secret_env']} is not set")

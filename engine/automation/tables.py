@@ -9,12 +9,14 @@ import uuid
 import sqlalchemy as sa
 
 from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.tables import new_metadata
 
+#: the automation tables; engine.system_schema lists them (TABLES, at the end)
+METADATA = new_metadata()
 BIGINT_ID = sa.BigInteger().with_variant(sa.Integer, "sqlite")
 
 outbox = sa.Table(
-    "metacrm_outbox", SYSTEM_METADATA,
+    "metacrm_outbox", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("kind", sa.Text, nullable=False),            # email, webhook, notify, plugin
     sa.Column("payload", JSONText, nullable=False),
@@ -35,7 +37,7 @@ outbox = sa.Table(
 )
 
 timers = sa.Table(
-    "metacrm_timer", SYSTEM_METADATA,
+    "metacrm_timer", METADATA,
     sa.Column("object", sa.Text, primary_key=True),
     sa.Column("rule", sa.Text, primary_key=True),
     sa.Column("record_id", ID_TYPE, primary_key=True),
@@ -47,7 +49,7 @@ timers = sa.Table(
 )
 
 schedules = sa.Table(
-    "metacrm_schedule", SYSTEM_METADATA,
+    "metacrm_schedule", METADATA,
     sa.Column("object", sa.Text, primary_key=True),
     sa.Column("rule", sa.Text, primary_key=True),
     sa.Column("next_run_at", UTCDateTime, nullable=False),
@@ -55,7 +57,7 @@ schedules = sa.Table(
 )
 
 notifications = sa.Table(
-    "metacrm_notification", SYSTEM_METADATA,
+    "metacrm_notification", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("user_id", ID_TYPE, nullable=False),
     sa.Column("message", sa.Text, nullable=False),
@@ -69,13 +71,13 @@ notifications = sa.Table(
 )
 
 assignment_cursors = sa.Table(
-    "metacrm_assignment_cursor", SYSTEM_METADATA,
+    "metacrm_assignment_cursor", METADATA,
     sa.Column("key", sa.Text, primary_key=True),
     sa.Column("position", sa.Integer, nullable=False),
 )
 
 execution_log = sa.Table(
-    "metacrm_automation_log", SYSTEM_METADATA,
+    "metacrm_automation_log", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("object", sa.Text, nullable=False),
     sa.Column("rule", sa.Text, nullable=False),
@@ -89,7 +91,7 @@ execution_log = sa.Table(
 )
 
 approvals = sa.Table(
-    "metacrm_approval", SYSTEM_METADATA,
+    "metacrm_approval", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("object", sa.Text, nullable=False),
     sa.Column("record_id", ID_TYPE, nullable=False),
@@ -104,7 +106,7 @@ approvals = sa.Table(
 )
 
 approval_history = sa.Table(
-    "metacrm_approval_history", SYSTEM_METADATA,
+    "metacrm_approval_history", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("approval_id", sa.BigInteger, nullable=False),
     sa.Column("step", sa.Text),
@@ -116,7 +118,7 @@ approval_history = sa.Table(
 )
 
 sla_clocks = sa.Table(
-    "metacrm_sla_clock", SYSTEM_METADATA,
+    "metacrm_sla_clock", METADATA,
     sa.Column("object", sa.Text, primary_key=True),
     sa.Column("record_id", ID_TYPE, primary_key=True),
     sa.Column("target", sa.Text, primary_key=True),
@@ -128,7 +130,7 @@ sla_clocks = sa.Table(
 )
 
 pool_entries = sa.Table(
-    "metacrm_pool_entry", SYSTEM_METADATA,
+    "metacrm_pool_entry", METADATA,
     sa.Column("object", sa.Text, primary_key=True),
     sa.Column("record_id", ID_TYPE, primary_key=True),
     sa.Column("pool", sa.Text, nullable=False),
@@ -137,7 +139,7 @@ pool_entries = sa.Table(
 )
 
 pool_claims = sa.Table(
-    "metacrm_pool_claim", SYSTEM_METADATA,
+    "metacrm_pool_claim", METADATA,
     sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
     sa.Column("object", sa.Text, nullable=False),
     sa.Column("record_id", ID_TYPE, nullable=False),
@@ -147,3 +149,6 @@ pool_claims = sa.Table(
     sa.Column("returned_at", UTCDateTime),
     sa.Index("ix_metacrm_pool_claim_user", "object", "pool", "user_id", "returned_at"),
 )
+
+TABLES: tuple[sa.Table, ...] = (outbox, timers, schedules, notifications, assignment_cursors, execution_log,
+                                approvals, approval_history, sla_clocks, pool_entries, pool_claims)

@@ -53,13 +53,15 @@ class WorkerStats:
 class Worker:
     runtime: Any
     clock: Clock = field(default_factory=Clock)
-    mail: delivery.MailSettings = field(default_factory=delivery.MailSettings.from_env)
+    mail: delivery.MailSettings | None = None  # default: the runtime's settings
     name: str = field(default_factory=lambda: f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}")
     lease: timedelta = timedelta(minutes=5)
     batch: int = 20
     timer_max_attempts: int = TIMER_MAX_ATTEMPTS
 
     def __post_init__(self) -> None:
+        if self.mail is None:
+            self.mail = self.runtime.settings.mail
         self.records = RecordService(self.runtime)
         self.stats = WorkerStats()
 

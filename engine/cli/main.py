@@ -23,9 +23,10 @@ from metacrm.engine.records.csvio import ImportRefused
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
+from metacrm.engine.config import Settings
 from metacrm.engine.runtime import Runtime, find_template
 from metacrm.engine.sample_data import SampleDataError, load_sample_data
-from metacrm.engine.storage.database import DEFAULT_URL, ENV_VAR, SettingError
+from metacrm.engine.storage.database import DEFAULT_URL, SettingError
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.engine.storage.system_migrations import SchemaVersionError
 from metacrm.metamodel.errors import MetadataError
@@ -37,7 +38,7 @@ SYMBOLS = {"=": "eq", "!=": "ne", ">": "gt", ">=": "ge", "<": "lt", "<=": "le"}
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="metacrm", description="A metadata-driven CRM engine.")
     parser.add_argument("--database", metavar="URL",
-                        help=f"database URL (default: ${ENV_VAR} or {DEFAULT_URL}); "
+                        help=f"database URL (default: $METACRM_DATABASE_URL or {DEFAULT_URL}); "
                              "PostgreSQL: postgresql+psycopg://user@host/db")
     parser.add_argument("--language", default="en", help="language of messages and labels (en, zh-CN, zh-TW)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -207,9 +208,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()  # the one read of the environment's settings (engine/config.py)
     if args.command == "demo":
-        return demo(args)
-    runtime = Runtime.open(args.database)
+        return demo(args, settings)
+    runtime = Runtime.open(settings=settings.with_database(args.database))
     # the command line works on the database directly, as its administrator
     actor = Actor(language=args.language, system=True, channel="cli")
     try:
@@ -315,14 +317,15 @@ def cmd_field(runtime: Runtime, args, actor: Actor) -> int:
 DEMO_EMAIL, DEMO_PASSWORD = "demo@example.com", "demo-password"
 
 
-def demo(args) -> int:
+def demo(args, settings: Settings) -> int:
     """The standard CRM with sample data in a SQLite file, a demo admin, and the server."""
     url = args.database or "sqlite:///metacrm-demo.db"
     path = url.split(":///", 1)[1] if url.startswith("sqlite:///") else None
     if args.fresh and path and Path(path).exists():
         for suffix in ("", "-wal", "-shm"):
             Path(path + suffix).unlink(missing_ok=True)
-    runtime = Runtime.open(url)
+    settings = settings.with_database(url)
+    runtime = Runtime.open(settings=settings)
     try:
         actor = Actor(language=args.language, system=True, channel="cli")
         if "account" not in runtime.model:
@@ -348,7 +351,7 @@ def demo(args) -> int:
     if args.no_serve:
         return 0
     args.database, args.workers, args.with_worker = url, 1, True
-    return cmd_serve(Runtime.open(url), args, actor)
+    return cmd_serve(Runtime.open(settings=settings), args, actor)
 
 
 def _demo_admin(runtime: Runtime) -> str | None:
@@ -363,7 +366,7 @@ def _demo_admin(runtime: Runtime) -> str | None:
             return None
         admin = identity.create_user(conn, "Demo Admin", DEMO_EMAIL, roles=["admin"], groups_=["sales"])
         auth.set_password(conn, admin.id, DEMO_PASSWORD)
-        return auth.create_token(conn, admin.id, "demo", auth.utcnow())
+        return auth.create_token(conn, admin.id, "demo", auth.utcnow(), longest=runtime.settings.token_lifetime)
 
 
 def read_data(text: str | None) -> Any:
@@ -473,18 +476,21 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
     import uvicorn
 
-    from metacrm.engine.api.context import CACHE_ENV, cache_seconds
-    from metacrm.engine.api.server import PROTOCOL, WORKER_ENV
+    from metacrm.engine.api.server import PROTOCOL, WORKER_ENV, build_app
+    from metacrm.engine.ui.site import create_site
 
-    for name in CACHE_ENV:  # a bad setting is told here, not as a traceback from each worker
-        cache_seconds(name)
-
-    os.environ["METACRM_DATABASE_URL"] = runtime.db.url
-    if args.with_worker or runtime.db.is_sqlite:
-        os.environ[WORKER_ENV] = "1"
+    with_worker = args.with_worker or runtime.db.is_sqlite
     if runtime.db.is_sqlite and args.workers > 1:
         raise UsageError("several server processes need PostgreSQL; SQLite serves from one")
+    settings = runtime.settings
     runtime.close()
+    if args.workers == 1:
+        uvicorn.run(build_app(settings, with_worker=with_worker, factory=create_site), host=args.host,
+                    port=args.port, log_level="info", http=PROTOCOL)
+        return 0
+    # uvicorn starts each process from an import string, which takes no arguments: the settings
+    # go down as the environment variables they were read from (engine/api/server.py)
+    os.environ.update(settings.environment(), **{WORKER_ENV: "1" if with_worker else "0"})
     uvicorn.run("metacrm.engine.ui.site:site_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level="info", http=PROTOCOL)
     return 0

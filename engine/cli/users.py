@@ -92,9 +92,9 @@ def create(runtime: Runtime, args) -> int:
 def token(runtime: Runtime, args) -> int:
     if args.days is not None and args.days < 1:
         raise UsageError("--days must be at least 1")
-    longest = auth.token_max_lifetime()
+    longest = runtime.settings.token_lifetime
     if args.days is not None and args.days > longest.days:
-        print(f"metacrm: tokens live at most {longest.days} days (${auth.TOKEN_MAX_DAYS_ENV}); "
+        print(f"metacrm: tokens live at most {longest.days} days ($METACRM_TOKEN_MAX_DAYS); "
               f"this one expires after {longest.days}", file=sys.stderr)
     now = auth.utcnow()
     with runtime.db.begin() as conn:
@@ -102,7 +102,7 @@ def token(runtime: Runtime, args) -> int:
         if user_id is None:
             raise UsageError(f"no user with email {args.email}")
         lifetime = timedelta(days=min(args.days, longest.days)) if args.days else None
-        made = auth.issue_token(conn, user_id, args.name, now, lifetime)
+        made = auth.issue_token(conn, user_id, args.name, now, lifetime, longest=longest)
         audit.record(conn, "token_created", now, detail={"token": made.id, "name": made.name, "for": user_id,
                                                           "channel": "cli"})
     print(made.secret)
@@ -115,7 +115,7 @@ def tokens(runtime: Runtime, args) -> int:
         user_id = _user_id(conn, args.email)
         if user_id is None:
             raise UsageError(f"no user with email {args.email}")
-        found = auth.list_tokens(conn, user_id, auth.utcnow())
+        found = auth.list_tokens(conn, user_id, auth.utcnow(), longest=runtime.settings.token_lifetime)
     print_records(found, "table", sys.stdout, ["id", "name", "status", "created_at", "expires_at", "revoked_at"])
     return 0
 

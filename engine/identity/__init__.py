@@ -21,11 +21,14 @@ from sqlalchemy.engine import Connection
 from metacrm.engine.identity import audit
 from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
 from metacrm.engine.storage.ids import new_id
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.tables import new_metadata
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
+#: identity's tables (users, groups, members, roles, shares); engine.system_schema lists them
+METADATA = new_metadata()
+
 users = sa.Table(
-    "metacrm_user", SYSTEM_METADATA,
+    "metacrm_user", METADATA,
     sa.Column("id", ID_TYPE, primary_key=True),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("email", sa.Text, nullable=False, unique=True),
@@ -36,17 +39,17 @@ users = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 groups = sa.Table(
-    "metacrm_group", SYSTEM_METADATA,
+    "metacrm_group", METADATA,
     sa.Column("id", ID_TYPE, primary_key=True),
     sa.Column("name", sa.Text, nullable=False, unique=True),
 )
 group_members = sa.Table(
-    "metacrm_group_member", SYSTEM_METADATA,
+    "metacrm_group_member", METADATA,
     sa.Column("group_id", ID_TYPE, sa.ForeignKey("metacrm_group.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), primary_key=True),
 )
 user_roles = sa.Table(
-    "metacrm_user_role", SYSTEM_METADATA,
+    "metacrm_user_role", METADATA,
     sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), primary_key=True),
     sa.Column("role", sa.Text, primary_key=True),
 )
@@ -167,7 +170,7 @@ def roles_of(conn: Connection, user_id: str | None) -> frozenset[str]:
 
 
 shares = sa.Table(
-    "metacrm_share", SYSTEM_METADATA,
+    "metacrm_share", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("object", sa.Text, nullable=False),
     sa.Column("record_id", ID_TYPE, nullable=False),
@@ -179,6 +182,9 @@ shares = sa.Table(
     sa.Index("ix_metacrm_share_record", "object", "record_id"),
     sa.Index("ix_metacrm_share_user", "object", "user_id"),
 )
+
+#: identity's tables, in the order they are created
+TABLES: tuple[sa.Table, ...] = (users, groups, group_members, user_roles, shares)
 
 
 def subordinate_ids(conn: Connection, user_id: str) -> list[str]:

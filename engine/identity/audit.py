@@ -10,10 +10,12 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.tables import new_metadata
+
+METADATA = new_metadata()
 
 audit_log = sa.Table(
-    "metacrm_audit", SYSTEM_METADATA,
+    "metacrm_audit", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("user_id", ID_TYPE),
@@ -26,6 +28,7 @@ audit_log = sa.Table(
     sa.Index("ix_metacrm_audit_event", "event", "at"),
     sa.Index("ix_metacrm_audit_address", "address", "at"),
 )
+TABLES: tuple[sa.Table, ...] = (audit_log,)
 
 
 def record(conn: Connection, event: str, at: datetime, *, user_id: str | None = None, object_name: str | None = None,

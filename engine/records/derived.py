@@ -35,6 +35,7 @@ from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.query import kind_of
 from metacrm.engine.records.relations import prefetch, related_values
 from metacrm.engine.records.rollups import add_deltas, deltas, refresh_rollups
+from metacrm.engine.storage import dialect
 from metacrm.metamodel import filters as flt
 from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
@@ -149,9 +150,7 @@ class Propagation:
         statement = sa.select(table).where(condition).order_by(table.c.id)
         if limit is not None:
             statement = statement.limit(limit)
-        if self.conn.dialect.name == "postgresql":
-            statement = statement.with_for_update(key_share=True)
-        return [dict(row._mapping) for row in self.conn.execute(statement)]
+        return [dict(row._mapping) for row in self.conn.execute(dialect.locked(self.conn, statement, key_share=True))]
 
     def _recompute(self, obj: ObjectDef, candidates: list[tuple[dict, dict]], changed_names: list[str]) -> list[Pair]:
         """Stored formulas of each candidate recomputed; the pairs in which anything changed."""

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.expressions.evaluator import Clock
 from metacrm.engine.records.query import where_clause
-from metacrm.engine.storage import scaled
+from metacrm.engine.storage import dialect, scaled
 from metacrm.engine.storage.columns import ExactDecimal, column_type
 from metacrm.metamodel.model import FieldDef, Model, ObjectDef
 
@@ -121,10 +121,4 @@ def add_deltas(conn: Connection, parent: sa.Table, fields: list[FieldDef],
 
 
 def _added(conn: Connection, column: sa.Column, field: FieldDef) -> sa.ColumnElement:
-    delta = sa.bindparam(f"_d_{field.name}", type_=column.type)
-    if conn.dialect.name != "sqlite":
-        return sa.func.coalesce(column, 0) + delta
-    # scaled integers: the bound parameter binds scaled too; SQLite would turn an int64 overflow into a float
-    total = sa.func.coalesce(sa.type_coerce(column, scaled._BIG), 0) + delta
-    bound = 10 ** column.type.impl.precision if isinstance(column.type, ExactDecimal) else scaled.INT64_MAX
-    return sa.case((sa.func.abs(total) >= scaled._lit(bound), scaled._overflow()), else_=total)
+    return dialect.incremented(conn, column, sa.bindparam(f"_d_{field.name}", type_=column.type))

@@ -25,6 +25,7 @@ from metacrm.engine.records.context import Actor
 from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
+from metacrm.engine.storage import dialect
 from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.pipeline import Pipeline, relation_paths
 from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
@@ -517,8 +518,7 @@ class RecordService:
         statement = sa.select(table).where(table.c.id.in_(sa.bindparam("ids", expanding=True)))
         if scope is not None:
             statement = statement.where(scope)
-        if conn.dialect.name == "postgresql":
-            statement = statement.with_for_update(key_share=True)
+        statement = dialect.locked(conn, statement, key_share=True)
         for start in range(0, len(ids), BATCH):
             for row in conn.execute(statement, {"ids": ids[start:start + BATCH]}):
                 found[row.id] = self._row(table, row)

@@ -23,7 +23,6 @@ import functools
 import hashlib
 import hmac
 import logging
-import os
 import secrets
 import threading
 import uuid
@@ -41,7 +40,7 @@ from metacrm.engine.identity import audit
 from metacrm.engine.security.ratelimit import wait_seconds
 from metacrm.engine.storage.columns import ID_TYPE, UTCDateTime
 from metacrm.engine.storage.ids import new_id
-from metacrm.engine.storage.metastore import SYSTEM_METADATA
+from metacrm.engine.storage.tables import new_metadata
 
 log = logging.getLogger("metacrm.auth")
 
@@ -51,17 +50,20 @@ MAX_PAIR_FAILURES = 5        # one email from one address
 MAX_ADDRESS_FAILURES = 20    # any emails from one address (password spraying)
 FAILURE_WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
-TOKEN_MAX_DAYS_ENV = "METACRM_TOKEN_MAX_DAYS"
-DEFAULT_TOKEN_MAX_DAYS = 90
+DEFAULT_TOKEN_MAX_DAYS = 90  # Settings.token_max_days ($METACRM_TOKEN_MAX_DAYS)
+DEFAULT_TOKEN_LIFETIME = timedelta(days=DEFAULT_TOKEN_MAX_DAYS)
 UNKNOWN_ADDRESS = "unknown"
 
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _hashing = threading.BoundedSemaphore(HASH_CONCURRENCY)
 
+#: tokens, sessions and login failures; engine.system_schema lists them
+METADATA = new_metadata()
+
 tokens = sa.Table(
-    "metacrm_api_token", SYSTEM_METADATA,
+    "metacrm_api_token", METADATA,
     sa.Column("id", ID_TYPE, primary_key=True),
-    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(identity.users.c.id, ondelete="CASCADE"), nullable=False),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("digest", sa.Text, nullable=False, unique=True),
     sa.Column("created_at", UTCDateTime, nullable=False),
@@ -70,15 +72,15 @@ tokens = sa.Table(
     sa.Column("last_used_at", UTCDateTime),
 )
 sessions = sa.Table(
-    "metacrm_session", SYSTEM_METADATA,
+    "metacrm_session", METADATA,
     sa.Column("digest", sa.Text, primary_key=True),
-    sa.Column("user_id", ID_TYPE, sa.ForeignKey("metacrm_user.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("user_id", ID_TYPE, sa.ForeignKey(identity.users.c.id, ondelete="CASCADE"), nullable=False),
     sa.Column("csrf", sa.Text, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("expires_at", UTCDateTime, nullable=False),
 )
 login_failures = sa.Table(
-    "metacrm_login_failure", SYSTEM_METADATA,
+    "metacrm_login_failure", METADATA,
     sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True, autoincrement=True),
     sa.Column("email", sa.Text, nullable=False),
     sa.Column("address", sa.Text),
@@ -86,6 +88,7 @@ login_failures = sa.Table(
     sa.Index("ix_metacrm_login_failure_email", "email", "at"),
     sa.Index("ix_metacrm_login_failure_address", "address", "at"),
 )
+TABLES: tuple[sa.Table, ...] = (tokens, sessions, login_failures)
 
 
 # -- passwords ---------------------------------------------------------------------------------
@@ -206,17 +209,6 @@ def sign_in(db, email: str, password: str, address: str | None, now: datetime) -
 
 # -- API tokens ------------------------------------------------------------------------------
 
-def token_max_lifetime() -> timedelta:
-    """The longest a token lives: $METACRM_TOKEN_MAX_DAYS (1-3650), default 90 days."""
-    raw = os.environ.get(TOKEN_MAX_DAYS_ENV, "").strip()
-    if raw:
-        if raw.isdigit() and 1 <= int(raw) <= 3650:
-            return timedelta(days=int(raw))
-        log.warning("%s=%r is not a number of days from 1 to 3650; using %s", TOKEN_MAX_DAYS_ENV, raw,
-                    DEFAULT_TOKEN_MAX_DAYS)
-    return timedelta(days=DEFAULT_TOKEN_MAX_DAYS)
-
-
 @dataclass(frozen=True)
 class IssuedToken:
     id: str
@@ -226,10 +218,9 @@ class IssuedToken:
 
 
 def issue_token(conn: Connection, user_id: str, name: str, now: datetime,
-                expires_in: timedelta | None = None) -> IssuedToken:
+                expires_in: timedelta | None = None, *, longest: timedelta = DEFAULT_TOKEN_LIFETIME) -> IssuedToken:
     """A new API token; the secret is shown once and never stored. A missing or longer
-    lifetime than the policy allows is cut to the policy's maximum."""
-    longest = token_max_lifetime()
+    lifetime than the policy allows (`longest`: Settings.token_lifetime) is cut to it."""
     lifetime = longest if expires_in is None else min(expires_in, longest)
     token = IssuedToken(new_id(), "mcrm_" + secrets.token_urlsafe(32), name, now + lifetime)
     conn.execute(tokens.insert().values(id=token.id, user_id=user_id, name=name, digest=_digest(token.secret),
@@ -237,27 +228,29 @@ def issue_token(conn: Connection, user_id: str, name: str, now: datetime,
     return token
 
 
-def create_token(conn: Connection, user_id: str, name: str, now: datetime, expires_in: timedelta | None = None) -> str:
+def create_token(conn: Connection, user_id: str, name: str, now: datetime, expires_in: timedelta | None = None,
+                 *, longest: timedelta = DEFAULT_TOKEN_LIFETIME) -> str:
     """The secret of a new token (see issue_token)."""
-    return issue_token(conn, user_id, name, now, expires_in).secret
+    return issue_token(conn, user_id, name, now, expires_in, longest=longest).secret
 
 
-def _live(now: datetime) -> sa.ColumnElement[bool]:
+def _live(now: datetime, longest: timedelta) -> sa.ColumnElement[bool]:
     """Not revoked, not expired, and younger than the policy's maximum (so lowering the
     maximum also shortens tokens made before, and tokens made without an expiry)."""
-    return sa.and_(tokens.c.revoked_at.is_(None), tokens.c.created_at > now - token_max_lifetime(),
+    return sa.and_(tokens.c.revoked_at.is_(None), tokens.c.created_at > now - longest,
                    sa.or_(tokens.c.expires_at.is_(None), tokens.c.expires_at > now))
 
 
-def list_tokens(conn: Connection, user_id: str, now: datetime, limit: int = 1000) -> list[dict[str, Any]]:
+def list_tokens(conn: Connection, user_id: str, now: datetime, limit: int = 1000, *,
+                longest: timedelta = DEFAULT_TOKEN_LIFETIME) -> list[dict[str, Any]]:
     """A user's tokens, newest first: id, name, dates and status — never the secret or its digest."""
     t = tokens
     rows = conn.execute(sa.select(t.c.id, t.c.name, t.c.created_at, t.c.expires_at, t.c.revoked_at,
-                                  _live(now).label("live"))
+                                  _live(now, longest).label("live"))
                         .where(t.c.user_id == user_id).order_by(t.c.created_at.desc(), t.c.id).limit(limit))
     found = []
     for row in rows:
-        cap = row.created_at + token_max_lifetime()
+        cap = row.created_at + longest
         expires = cap if row.expires_at is None else min(row.expires_at, cap)
         status = "revoked" if row.revoked_at else "active" if row.live else "expired"
         found.append({"id": row.id, "name": row.name, "created_at": row.created_at, "expires_at": expires,
@@ -287,13 +280,15 @@ def revoke_token(conn: Connection, token_id: str, now: datetime) -> bool:
         .values(revoked_at=now)).rowcount == 1
 
 
-def user_for_token(conn: Connection, secret: str, now: datetime) -> identity.User | None:
-    """The active user of a live token (one query: token joined to its user)."""
+def user_for_token(conn: Connection, secret: str, now: datetime, *,
+                   longest: timedelta = DEFAULT_TOKEN_LIFETIME) -> identity.User | None:
+    """The active user of a live token (one query: token joined to its user); `longest` is the
+    token lifetime policy (Settings.token_lifetime)."""
     users = identity.users
     row = conn.execute(
         sa.select(users.c.id, users.c.name, users.c.email, users.c.language, users.c.manager, users.c.active)
         .join(tokens, tokens.c.user_id == users.c.id)
-        .where(tokens.c.digest == _digest(secret), users.c.active.is_(True), _live(now))).first()
+        .where(tokens.c.digest == _digest(secret), users.c.active.is_(True), _live(now, longest))).first()
     return identity.User(*row) if row else None
 
 

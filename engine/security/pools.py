@@ -18,6 +18,7 @@ from metacrm.engine.automation import recipients
 from metacrm.engine.automation.tables import pool_claims, pool_entries
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.errors import FieldError, NotFound, Refused
+from metacrm.engine.storage import dialect
 from metacrm.metamodel.automation import PoolDef
 
 
@@ -118,9 +119,7 @@ def _locked_entry(conn: Connection, object_name: str, record_id: str):
 
     query = sa.select(pool_entries).where(pool_entries.c.object == object_name,
                                           pool_entries.c.record_id == _id(record_id))
-    if conn.dialect.name == "postgresql":
-        query = query.with_for_update()
-    found = conn.execute(query).first()
+    found = conn.execute(dialect.locked(conn, query)).first()
     if found is None:
         raise Refused("not_in_pool", "this record is not in a pool (someone may have claimed it)")
     return found

@@ -13,7 +13,6 @@ the API can answer 503 instead of 500.
 
 from __future__ import annotations
 
-import os
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -24,14 +23,13 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
 
 DEFAULT_URL = "sqlite:///metacrm.db"
-ENV_VAR = "METACRM_DATABASE_URL"
 
 
 MAX_SECONDS = 2_000_000  # PostgreSQL takes timeouts in milliseconds up to 2**31 - 1
 
 
 class SettingError(ValueError):
-    """A database setting from the environment is not usable."""
+    """A setting (from the environment, see engine/config.py) is not usable."""
 
 
 @dataclass(frozen=True)
@@ -47,46 +45,22 @@ class Timeouts:
     lock: float = 10.0
     connect: float = 10.0
 
+    #: the environment variables that set them (read by engine/config.py)
     ENV = {"statement": "METACRM_STATEMENT_TIMEOUT", "lock": "METACRM_LOCK_TIMEOUT",
            "connect": "METACRM_CONNECT_TIMEOUT"}
 
-    @classmethod
-    def from_env(cls) -> "Timeouts":
-        """The defaults, overridden by $METACRM_STATEMENT_TIMEOUT, $METACRM_LOCK_TIMEOUT, $METACRM_CONNECT_TIMEOUT."""
-        values = {}
-        for name, var in cls.ENV.items():
-            text = os.environ.get(var, "").strip()
-            if text:
-                try:
-                    values[name] = float(text)
-                except ValueError:
-                    values[name] = -1.0
-                if not 0 <= values[name] <= MAX_SECONDS:  # also refuses nan and inf
-                    raise SettingError(f"${var} must be a number of seconds from 0 (no limit) to {MAX_SECONDS}, "
-                                       f"not {text!r}")
-        return cls(**values)
 
-
-POOL_ENV = "METACRM_POOL_SIZE"
+#: Connections each process keeps (Settings.pool_size): the API server runs at most this many
+#: requests at once in its thread pool, so a request never waits for a connection that another
+#: request in the same process holds (a few more may open for short bursts).
 DEFAULT_POOL_SIZE = 10
 MAX_POOL_SIZE = 1000
 
 
-def pool_size() -> int:
-    """Connections each process keeps ($METACRM_POOL_SIZE, default 10); the API server runs at
-    most this many requests at once in its thread pool, so a request never waits for a connection
-    that another request in the same process holds (a few more may open for short bursts)."""
-    text = os.environ.get(POOL_ENV, "").strip()
-    if not text:
-        return DEFAULT_POOL_SIZE
-    if not (text.isascii() and text.isdigit() and 1 <= int(text) <= MAX_POOL_SIZE):
-        raise SettingError(f"${POOL_ENV} must be a whole number from 1 to {MAX_POOL_SIZE}, not {text!r}")
-    return int(text)
-
-
-def database_url(explicit: str | None = None) -> str:
-    """--database, else $METACRM_DATABASE_URL, else a SQLite file in the working directory."""
-    url = explicit or os.environ.get(ENV_VAR) or DEFAULT_URL
+def database_url(url: str | None = None) -> str:
+    """`url` (else a SQLite file in the working directory), with postgresql:// and postgres://
+    meaning psycopg 3 (SQLAlchemy would pick psycopg2, which metacrm does not install)."""
+    url = url or DEFAULT_URL
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     return url
@@ -95,10 +69,13 @@ def database_url(explicit: str | None = None) -> str:
 class Database:
     """An Engine plus the few facts about its dialect that the layers above need."""
 
-    def __init__(self, url: str | None = None, *, timeouts: Timeouts | None = None, **engine_options):
+    def __init__(self, url: str | None = None, *, timeouts: Timeouts | None = None,
+                 pool_size: int = DEFAULT_POOL_SIZE, **engine_options):
+        """Settings come from the caller (engine/config.py's Settings via Runtime.open), never
+        from the environment; what is not given takes its documented default."""
         self.url = database_url(url)
-        self.timeouts = timeouts or Timeouts.from_env()
-        self.pool_size = engine_options.setdefault("pool_size", pool_size())
+        self.timeouts = timeouts or Timeouts()
+        self.pool_size = engine_options.setdefault("pool_size", pool_size)
         if ":memory:" in self.url or self.url in ("sqlite://", "sqlite:///"):
             engine_options.pop("pool_size")  # one shared connection: no pool to size
         else:

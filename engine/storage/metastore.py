@@ -18,11 +18,13 @@ from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.loader import Document
 from metacrm.metamodel.model import Model
 
-#: The engine's own tables, as the code uses them. Other engine modules (identity,
-#: automation) declare theirs here too. The database gets them from the versioned steps
-#: in engine.storage.system_migrations, which must produce exactly these declarations.
-SYSTEM_METADATA = new_metadata()
-SYSTEM = system_tables(SYSTEM_METADATA)
+#: Storage's own tables (revisions, archived fields, counters, field history), as the code
+#: uses them. The other packages declare theirs beside their code; engine.system_schema lists
+#: them all. The database gets them from the versioned steps in engine.storage.system_migrations,
+#: which must produce exactly those declarations.
+METADATA = new_metadata()
+SYSTEM = system_tables(METADATA)
+TABLES: tuple[sa.Table, ...] = tuple(SYSTEM.values())
 revision_table = SYSTEM["metacrm_revision"]
 archived_table = SYSTEM["metacrm_archived_field"]
 

@@ -6,9 +6,9 @@ numbers at once are serialized by the row lock, never handed the same number.
 
 from __future__ import annotations
 
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from metacrm.engine.storage.dialect import upsert
 from metacrm.engine.storage.metastore import SYSTEM
 
 sequence_table = SYSTEM["metacrm_sequence"]
@@ -16,8 +16,7 @@ sequence_table = SYSTEM["metacrm_sequence"]
 
 def reserve(conn: Connection, object_name: str, field: str, period: str, count: int = 1) -> int:
     """Reserve `count` consecutive numbers; returns the first."""
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
-    statement = insert(sequence_table).values(object=object_name, field=field, period=period, value=count)
+    statement = upsert(conn, sequence_table).values(object=object_name, field=field, period=period, value=count)
     statement = statement.on_conflict_do_update(
         index_elements=["object", "field", "period"],
         set_={"value": sequence_table.c.value + count},

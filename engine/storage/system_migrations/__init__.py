@@ -7,7 +7,8 @@ live model. Each step is applied once and recorded by name in `metacrm_schema_ve
 `serve`, `demo` and every other command).
 
 To change a system table: change its declaration (engine/storage/tables.py,
-engine/automation/tables.py, engine/security/*) AND add a step here, `m000N_what.py` with
+engine/automation/tables.py, engine/identity/*, engine/security/auth.py; a new table also goes
+into its owner's TABLES, which engine/system_schema.py lists) AND add a step here, `m000N_what.py` with
 `upgrade(op, conn)` using alembic `Operations` (batch mode where SQLite cannot ALTER).
 Never edit or reorder an applied step. tests/test_system_migrations.py checks that the
 chain produces exactly the declared tables.
