@@ -189,3 +189,60 @@ def test_layout_labels_in_meta_follow_the_caller(api):
         meta = client.get("/api/v1/meta/objects/deal", headers={"Authorization": f"Bearer {token}",
                                                                 "Accept-Language": language}).json()
         assert meta["layouts"]["form"]["sections"][0]["label"] == label
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+def run_cli(db_url: str, *args: str, env: dict[str, str] | None = None):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    environ = {k: v for k, v in os.environ.items() if k not in ("METACRM_LANGUAGE", "LC_ALL", "LC_MESSAGES", "LANG")}
+    return subprocess.run([sys.executable, "-m", "metacrm.engine.cli.main", "--database", db_url, *args],
+                          capture_output=True, text=True, timeout=120, env=dict(environ, **(env or {})),
+                          cwd=Path(__file__).resolve().parent.parent)
+
+
+CLI_DEAL = DEAL.replace("layouts:", """  - name: stage
+    type: picklist
+    label: {en: Stage, zh-CN: 阶段, zh-TW: 階段}
+    options:
+      - {value: won, label: {en: Closed Won, zh-CN: 赢单, zh-TW: 贏單}}
+      - {value: lost, label: {en: Closed Lost, zh-CN: 丢单, zh-TW: 丟單}}
+layouts:""")
+
+
+@pytest.fixture
+def cli_project(tmp_path, db_url):
+    (tmp_path / "deal.yaml").write_text(CLI_DEAL, encoding="utf-8")
+    done = run_cli(db_url, "apply", str(tmp_path))
+    assert done.returncode == 0, done.stderr
+    return tmp_path
+
+
+def test_cli_messages_follow_metacrm_language_and_the_locale(cli_project, db_url):
+    zh_cn = run_cli(db_url, "records", "create", "deal", "--data", '{"name": "x", "amount": "1.234"}',
+                    env={"METACRM_LANGUAGE": "zh-CN"})
+    assert zh_cn.returncode == 1 and zh_cn.stderr.strip() == "metacrm: amount: 合同金额 最多保留 2 位小数", zh_cn.stderr
+    unknown = run_cli(db_url, "records", "create", "deal", "--data", "{oops", env={"LANG": "zh_TW.UTF-8"})
+    assert unknown.returncode == 2
+    assert unknown.stderr.startswith("metacrm: 記錄不是有效的 JSON：第 1 行第 2 欄"), unknown.stderr
+    assert english_sentence(unknown.stderr) is None
+    english = run_cli(db_url, "--language", "en", "records", "create", "deal", "--data", "{oops",
+                      env={"METACRM_LANGUAGE": "zh-CN"})  # the option wins over the environment
+    assert english.stderr.startswith("metacrm: the record is not valid JSON"), english.stderr
+    bad_filter = run_cli(db_url, "records", "list", "deal", "--filter", "nope=1", env={"METACRM_LANGUAGE": "zh-TW"})
+    assert bad_filter.returncode == 1 and "篩選條件中有未知欄位 'nope'" in bad_filter.stderr, bad_filter.stderr
+
+
+def test_cli_table_with_labels(cli_project, db_url):
+    made = run_cli(db_url, "records", "create", "deal", "--data", '{"name": "Big", "stage": "won"}')
+    assert made.returncode == 0, made.stderr
+    raw = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage", "--format", "table")
+    assert raw.stdout.splitlines()[0].split() == ["id", "name", "stage"] and " won" in raw.stdout
+    shown = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage", "--format", "table", "--labels",
+                    env={"METACRM_LANGUAGE": "zh-TW"})
+    assert shown.stdout.splitlines()[0].split() == ["id", "名稱", "階段"], shown.stdout
+    assert "贏單" in shown.stdout and " won" not in shown.stdout
