@@ -141,6 +141,9 @@ def _requests(client: TestClient, token: str, language: str):
     yield "stale plan", client.post("/api/v1/admin/metadata/apply", headers=auth_h, json={
         "documents": {"deal.yaml": DEAL.replace("type: text, required", "type: text, max_length: 90, required")},
         "base_revision": 0})
+    yield "metadata problems", client.post("/api/v1/admin/metadata/plan", headers=auth_h, json={
+        "documents": {"deal.yaml": DEAL.replace("name: deal", "name: deal\ncolour: red").replace("type: currency",
+                                                                                             "type: currency, bogus: 1")}})
     yield "bad metadata", client.post("/api/v1/admin/metadata/plan", headers=auth_h,
                                       json={"documents": {"deal.yaml": "name: deal"}, "bogus": 1})
 
