@@ -8,6 +8,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable, TextIO
 
+from metacrm.engine import i18n
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.metamodel.model import ObjectDef
 
@@ -46,7 +47,8 @@ def print_records(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns
             columns = columns or list(rows[0].keys())
             rows = [{labels.heading(c): labels.value(c, row.get(c)) for c in columns} for row in rows]
             columns = [labels.heading(c) for c in columns]
-        out.write(table(rows, columns) + "\n")
+        text = table(rows, columns)
+        out.write((i18n.localize(text, labels.language) if labels is not None and not rows else text) + "\n")
     else:
         for row in rows:
             out.write(dumps(row) + "\n")
