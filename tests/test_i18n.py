@@ -57,6 +57,15 @@ def test_every_message_id_is_translated_in_both_chinese():
             assert placeholders(text) == placeholders(msgid), f"{language} of {msgid!r} changes its values"
 
 
+def test_record_engine_messages_are_translated_too():
+    """The record engine's coded field messages (engine/records/errors.py) meet the same bar."""
+    from metacrm.engine.records.errors import MESSAGES
+
+    for code, texts in MESSAGES.items():
+        for language in TRANSLATED:
+            assert texts.get(language) and english_sentence(texts[language]) is None, (code, language)
+
+
 def test_traditional_is_not_simplified():
     catalogue = i18n.shipped()
     differing = [m for m in catalogue.ids if catalogue.entries[m]["zh-CN"] != catalogue.entries[m]["zh-TW"]]
@@ -208,7 +217,13 @@ def run_cli(db_url: str, *args: str, env: dict[str, str] | None = None):
                           cwd=Path(__file__).resolve().parent.parent)
 
 
-CLI_DEAL = DEAL.replace("layouts:", """  - name: stage
+COMPANY = """
+name: company
+fields:
+  - {name: name, type: text, required: true}
+"""
+CLI_DEAL = DEAL.replace("layouts:", """  - {name: company, type: lookup, target: company, label: {en: Company, zh-CN: 公司, zh-TW: 公司}}
+  - name: stage
     type: picklist
     label: {en: Stage, zh-CN: 阶段, zh-TW: 階段}
     options:
@@ -220,6 +235,7 @@ layouts:""")
 @pytest.fixture
 def cli_project(tmp_path, db_url):
     (tmp_path / "deal.yaml").write_text(CLI_DEAL, encoding="utf-8")
+    (tmp_path / "company.yaml").write_text(COMPANY, encoding="utf-8")
     done = run_cli(db_url, "apply", str(tmp_path))
     assert done.returncode == 0, done.stderr
     return tmp_path
@@ -241,11 +257,18 @@ def test_cli_messages_follow_metacrm_language_and_the_locale(cli_project, db_url
 
 
 def test_cli_table_with_labels(cli_project, db_url):
-    made = run_cli(db_url, "records", "create", "deal", "--data", '{"name": "Big", "stage": "won"}')
+    import json
+
+    company = run_cli(db_url, "records", "create", "company", "--data", '{"name": "Acme"}')
+    company_id = json.loads(company.stdout)["id"]
+    made = run_cli(db_url, "records", "create", "deal", "--data",
+                   json.dumps({"name": "Big", "stage": "won", "company": company_id}))
     assert made.returncode == 0, made.stderr
-    raw = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage", "--format", "table")
-    assert raw.stdout.splitlines()[0].split() == ["id", "name", "stage"] and " won" in raw.stdout
-    shown = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage", "--format", "table", "--labels",
-                    env={"METACRM_LANGUAGE": "zh-TW"})
-    assert shown.stdout.splitlines()[0].split() == ["id", "名稱", "階段"], shown.stdout
-    assert "贏單" in shown.stdout and " won" not in shown.stdout
+    raw = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage,company", "--format", "table")
+    assert raw.stdout.splitlines()[0].split() == ["id", "name", "stage", "company"]
+    assert " won" in raw.stdout and company_id in raw.stdout
+    shown = run_cli(db_url, "records", "list", "deal", "--fields", "name,stage,company", "--format", "table",
+                    "--labels", env={"METACRM_LANGUAGE": "zh-TW"})
+    assert shown.stdout.splitlines()[0].split() == ["id", "名稱", "階段", "公司"], shown.stdout
+    assert "贏單" in shown.stdout and "Acme" in shown.stdout
+    assert " won" not in shown.stdout and company_id not in shown.stdout

@@ -300,7 +300,8 @@ def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
         return transfer.export_file(runtime, args, actor, list_query(args))
     service = RecordService(runtime)
     out = sys.stdout
-    show = lambda rows, columns=None: print_records(rows, args.format, out, columns, labels_for(runtime, args))  # noqa: E731
+    show = lambda rows, columns=None: print_records(rows, args.format, out, columns,  # noqa: E731
+                                                    labels_for(runtime, args, actor))
     if args.action == "create":
         show([service.create(args.object, read_data(args.data), actor=actor)])
     elif args.action == "get":
@@ -318,11 +319,23 @@ def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
     return 0
 
 
-def labels_for(runtime: Runtime, args) -> Labels | None:
-    """`--labels`: what a table shows for the object's fields (None: raw names and values)."""
-    if not getattr(args, "labels", False) or args.object not in runtime.model:
+def labels_for(runtime: Runtime, args, actor: Actor) -> Labels | None:
+    """`--labels`: what a table shows for the object's fields (None: raw names and values).
+    A lookup shows its record's title field, read (once per record) as `actor`."""
+    if not getattr(args, "labels", False) or args.format != "table" or args.object not in runtime.model:
         return None
-    return Labels(runtime.model.object(args.object), args.language)
+    service, names = RecordService(runtime), {}
+
+    def name_of(target: str, record_id: str) -> str | None:
+        if (target, record_id) not in names:
+            title = runtime.model.object(target).title_field
+            try:
+                names[target, record_id] = service.get(target, record_id, actor=actor).get(title)
+            except RecordError:
+                names[target, record_id] = None
+        return names[target, record_id]
+
+    return Labels(runtime.model.object(args.object), args.language, name_of)
 
 
 def cmd_history(runtime: Runtime, args, actor: Actor) -> int:

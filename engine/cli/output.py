@@ -6,7 +6,7 @@ import json
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
 from metacrm.engine import i18n
 from metacrm.engine.records.serialize import to_jsonable
@@ -15,10 +15,12 @@ from metacrm.metamodel.model import ObjectDef
 
 class Labels:
     """What `--labels` shows in a table: field labels as headings, picklist values as their
-    option labels, in one language; other values and unknown columns as they are."""
+    option labels, lookups as the name (title field) of the record they point at, in one
+    language; other values and unknown columns as they are."""
 
-    def __init__(self, obj: ObjectDef, language: str):
+    def __init__(self, obj: ObjectDef, language: str, name_of: Callable[[str, str], str | None] | None = None):
         self.obj, self.language = obj, language
+        self.name_of = name_of or (lambda target, record_id: None)
 
     def heading(self, column: str) -> str:
         return self.obj.field(column).label(self.language) if self.obj.has_field(column) else column
@@ -26,7 +28,10 @@ class Labels:
     def value(self, column: str, value: Any) -> Any:
         if not self.obj.has_field(column) or value is None:
             return value
-        options = {o.value: o.label(self.language) for o in self.obj.field(column).options or ()}
+        field = self.obj.field(column)
+        if field.target and isinstance(value, str):
+            return self.name_of(field.target, value) or value
+        options = {o.value: o.label(self.language) for o in field.options or ()}
         if not options:
             return value
         if isinstance(value, list):
