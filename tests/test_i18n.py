@@ -94,6 +94,14 @@ def test_translate_by_id_and_parameters():
     assert i18n.LANGUAGES == ("en", "zh-CN", "zh-TW")
 
 
+def test_values_stay_as_sent():
+    """A value with spaces is taken whole, and a value is never reworded as if it were a message."""
+    assert i18n.localize("amount: 'abc def' must be a number", "zh-CN") == "amount：'abc def' 必须是数字"
+    assert i18n.localize("{'a': 1} is not valid here: expected [x]", "zh-TW") == "{'a': 1} 在此處無效：應為 [x]"
+    assert i18n.localize("unknown object 'must be text'", "zh-CN") == "未知对象 'must be text'"
+    assert i18n.localize("something the catalogue does not know", "zh-CN") == "something the catalogue does not know"
+
+
 def test_a_plugin_adds_and_rewords_messages(tmp_path, runtime):
     from metacrm.engine.plugins import hookimpl
 

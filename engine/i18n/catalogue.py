@@ -51,7 +51,8 @@ def _pattern(msgid: str) -> re.Pattern[str] | None:
             continue
         if not name.isidentifier():
             return None
-        regex += f"(?P={name})" if name in seen else f"(?P<{name}>.+?)"
+        # a quoted value (a repr such as 'abc def') is taken whole before the shortest text
+        regex += f"(?P={name})" if name in seen else f"(?P<{name}>'[^']*'|\"[^\"]*\"|.+?)"
         seen.add(name)
     return re.compile(regex, re.DOTALL) if seen else None
 
@@ -108,8 +109,11 @@ class Catalogue:
             found = pattern.fullmatch(text)
             if not found or language not in self.entries[msgid]:
                 continue
+            if _depth and not _worded(msgid):  # "{a}: {b}" inside a value would reword the value itself
+                continue
             raw = found.groupdict()
-            params = {k: self.localize(v, language, _depth + 1) for k, v in raw.items()}
+            params = {k: v if _verbatim(msgid, k, v) else self.localize(v, language, _depth + 1)
+                      for k, v in raw.items()}
             result = self.translate(msgid, language, **params)
             if not any(params[k] == v and _wordy(v) for k, v in raw.items()):
                 return result
@@ -119,6 +123,16 @@ class Catalogue:
 def _wordy(value: str) -> bool:
     """Whether a value reads like English words (three or more): a message left untranslated."""
     return len(WORD.findall(value)) >= 3
+
+
+def _verbatim(msgid: str, name: str, value: str) -> bool:
+    """Whether a value is the user's own (quoted, in the message or by repr), never a message."""
+    return f"'{{{name}}}'" in msgid or f'"{{{name}}}"' in msgid or value[:1] in ("'", '"')
+
+
+def _worded(msgid: str) -> bool:
+    """Whether a message id has words of its own besides its values."""
+    return bool(WORD.search("".join(text for text, _ in _parts(msgid))))
 
 
 class _Safe(dict):
