@@ -158,9 +158,9 @@ def _requests(client: TestClient, token: str, language: str):
     yield "stale plan", client.post("/api/v1/admin/metadata/apply", headers=auth_h, json={
         "documents": {"deal.yaml": DEAL.replace("type: text, required", "type: text, max_length: 90, required")},
         "base_revision": 0})
-    yield "metadata problems", client.post("/api/v1/admin/metadata/plan", headers=auth_h, json={
-        "documents": {"deal.yaml": DEAL.replace("name: deal", "name: deal\ncolour: red").replace("type: currency",
-                                                                                             "type: currency, bogus: 1")}})
+    unknown_keys = DEAL.replace("name: deal", "name: deal\ncolour: red").replace("type: currency", "type: currency, x: 1")
+    yield "metadata problems", client.post("/api/v1/admin/metadata/plan", headers=auth_h,
+                                           json={"documents": {"deal.yaml": unknown_keys}})
     yield "bad metadata", client.post("/api/v1/admin/metadata/plan", headers=auth_h,
                                       json={"documents": {"deal.yaml": "name: deal"}, "bogus": 1})
 
@@ -230,7 +230,8 @@ name: company
 fields:
   - {name: name, type: text, required: true}
 """
-CLI_DEAL = DEAL.replace("layouts:", """  - {name: company, type: lookup, target: company, label: {en: Company, zh-CN: 公司, zh-TW: 公司}}
+CLI_DEAL = DEAL.replace("layouts:", """  - {name: company, type: lookup, target: company,
+     label: {en: Company, zh-CN: 公司, zh-TW: 公司}}
   - name: stage
     type: picklist
     label: {en: Stage, zh-CN: 阶段, zh-TW: 階段}

@@ -18,7 +18,8 @@ from typing import Any
 from metacrm.engine.i18n.catalogue import Catalogue, shipped, with_directories
 from metacrm.engine.i18n.negotiation import DEFAULT, LANGUAGES, negotiate, supported
 
-__all__ = ["Catalogue", "DEFAULT", "LANGUAGES", "localize", "negotiate", "shipped", "supported", "translate", "with_directories"]
+__all__ = ["Catalogue", "DEFAULT", "LANGUAGES", "localize", "negotiate", "shipped", "supported", "translate",
+           "with_directories"]
 
 
 def translate(msgid: str, language: str | None, **params: Any) -> str:
