@@ -15,8 +15,9 @@ from typing import Iterable
 import pluggy
 import sqlalchemy as sa
 
+from metacrm.engine import i18n
 from metacrm.engine.config import Settings
-from metacrm.engine.plugins import new_manager, plugin_actions
+from metacrm.engine.plugins import new_manager, plugin_actions, plugin_translations
 from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits
 from metacrm.engine.storage.database import Database
@@ -49,6 +50,11 @@ class Runtime:
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
         self.schema_steps: list[str] = []  # system schema steps this runtime applied
+
+    @property
+    def catalogue(self) -> i18n.Catalogue:
+        """The message catalogue: the shipped one and this runtime's plugins' (engine/i18n)."""
+        return i18n.with_directories(plugin_translations(self.plugins))
 
     def close(self) -> None:
         """Write what is buffered, and release the database connections."""

@@ -34,10 +34,11 @@ def test_wheel_installs_everything_under_the_metacrm_namespace(tmp_path):
     assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"metacrm"}
     for top in TOP_LEVEL:  # every module and template file of the checkout is in the wheel
         for path in (ROOT / top).rglob("*"):
-            if path.suffix in (".py", ".yaml", ".json") and "__pycache__" not in path.parts:
+            if path.suffix in (".py", ".yaml", ".json", ".po") and "__pycache__" not in path.parts:
                 assert f"metacrm/{path.relative_to(ROOT).as_posix()}" in names, path
     assert "metacrm/templates/crm_standard/template.yaml" in names
-    for path in (ROOT / "engine" / "web").rglob("*"):  # the pages' templates, scripts and vendored packages
+    pages = [*(ROOT / "engine" / "web").rglob("*"), *(ROOT / "engine" / "ui").rglob("*.html")]
+    for path in pages:  # the pages' templates, scripts and vendored packages
         if path.is_file() and "__pycache__" not in path.parts:
             assert f"metacrm/{path.relative_to(ROOT).as_posix()}" in names, path
     assert "metacrm/engine/web/static/vendor/swagger-ui-dist/swagger-ui-bundle.js" in names
@@ -49,9 +50,11 @@ def test_wheel_installs_everything_under_the_metacrm_namespace(tmp_path):
                    check=True, capture_output=True, timeout=300)
     probe = ("import metacrm.engine.runtime as r, metacrm.metamodel.loader as l, metacrm.engine.web.assets as a; "
              "print(r.__file__); print(r.find_template('crm_standard').name); "
-             "print(len(l.schema('object')) > 0 and '?v=' in a.static_url('vendor/swagger-ui-dist/swagger-ui.css'))")
+             "print(len(l.schema('object')) > 0 and '?v=' in a.static_url('vendor/swagger-ui-dist/swagger-ui.css')); "
+             "import metacrm.engine.i18n as i; print(i.translate('Not found', 'zh-TW'))")
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(target)})
     assert done.returncode == 0, done.stderr
-    module, template, schema = done.stdout.split()
+    module, template, schema, translated = done.stdout.split()
     assert module.startswith(str(target)) and template == "crm_standard" and schema == "True"
+    assert translated == "找不到"  # the message catalogues are in the wheel

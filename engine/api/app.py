@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route
 
 from metacrm.engine.api import automation, docs, meta, records, session
 from metacrm.engine.api.context import Gate
-from metacrm.engine.api.problems import Problem, from_record_error, problem_response
+from metacrm.engine.api.problems import Problem, from_record_error, problem_response, speaker
 from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
@@ -32,15 +32,16 @@ log = logging.getLogger("metacrm.api")
 
 
 async def _problem(request: Request, exc: Problem) -> Response:
-    return problem_response(exc.status, exc.detail, exc.errors, **exc.extra)
+    return problem_response(exc.status, exc.detail, exc.errors, say=speaker(request), **exc.extra)
 
 
 async def _record_error(request: Request, exc: RecordError) -> Response:
-    return from_record_error(exc)
+    return from_record_error(exc, speaker(request))
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    return problem_response(exc.status_code, exc.detail or "error", headers=getattr(exc, "headers", None))
+    return problem_response(exc.status_code, exc.detail or "error", headers=getattr(exc, "headers", None),
+                            say=speaker(request))
 
 
 #: What a client is told when the database cannot serve the request for now, and when to retry.
@@ -60,12 +61,13 @@ async def _database_error(request: Request, exc: Exception) -> Response:
     first = str(getattr(exc, "orig", exc)).strip().splitlines()
     log.warning("%s %s: database %s: %s", request.method, request.url.path, reason, first[0] if first else "")
     detail, retry_after = UNAVAILABLE[reason]
-    return problem_response(503, detail, headers={"Retry-After": retry_after}, code=reason)
+    return problem_response(503, detail, headers={"Retry-After": retry_after}, say=speaker(request), code=reason)
 
 
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem_response(500, "the server failed to handle this request; it has been logged")
+    return problem_response(500, "the server failed to handle this request; it has been logged",
+                            say=speaker(request))
 
 
 def lifespan(runtime: Runtime, owns_runtime: bool):

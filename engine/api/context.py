@@ -31,7 +31,7 @@ from starlette.requests import Request
 
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
-from metacrm.engine import identity
+from metacrm.engine import i18n, identity
 from metacrm.engine.security import auth
 
 SESSION_COOKIE = "metacrm_session"
@@ -155,6 +155,7 @@ def authenticate(request: Request, unit: Unit | None = None) -> Actor:
             if not sent or not hmac.compare_digest(sent.encode(), (caller.csrf or "").encode()):  # bytes: any header
                 raise Problem(403, "missing or wrong CSRF token (send the X-CSRF-Token header)")
     request.state.caller = caller  # the web UI embeds the session's CSRF token in its pages
+    request.state.user_language = caller.language  # problems told after this point fall back to it
     return Actor(user_id=caller.user_id, language=_language(request, caller.language), roles=caller.roles,
                  channel="api")
 
@@ -193,11 +194,5 @@ def _session_caller(keeper: Gate, unit: Unit, secret: str) -> Caller | None:
 
 
 def _language(request: Request, default: str) -> str:
-    wanted = request.headers.get("accept-language", "")
-    for part in wanted.split(","):
-        tag = part.split(";")[0].strip()
-        if tag.lower().startswith("zh"):
-            return "zh-TW" if tag.lower() in ("zh-tw", "zh-hk", "zh-hant") else "zh-CN"
-        if tag:
-            return tag
-    return default or "en"
+    """The caller's language: Accept-Language (with quality values), else `default` (the user's), else English."""
+    return i18n.negotiate(request.headers.get("accept-language"), default)

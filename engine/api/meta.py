@@ -12,7 +12,7 @@ from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.context import Actor
 from metacrm.engine.security.access import Access, conceals
-from metacrm.metamodel.model import FieldDef, Model, ObjectDef
+from metacrm.metamodel.model import FieldDef, Model, ObjectDef, pick_label
 
 
 def describe_field(field: FieldDef, language: str, shows=lambda expression: True) -> dict[str, Any]:
@@ -40,6 +40,17 @@ def describe_field(field: FieldDef, language: str, shows=lambda expression: True
     return info
 
 
+def resolve_labels(node: Any, language: str) -> Any:
+    """Layouts with each `label` ({language: text}) resolved for `language`, like field labels are;
+    a section or view without one keeps none."""
+    if isinstance(node, list):
+        return [resolve_labels(item, language) for item in node]
+    if not isinstance(node, dict):
+        return node
+    return {key: pick_label(value, language, str(node.get("name", ""))) if key == "label" and isinstance(value, dict)
+            else resolve_labels(value, language) for key, value in node.items()}
+
+
 def describe_object(model: Model, obj: ObjectDef, actor: Actor, access: Access, full: bool) -> dict[str, Any]:
     hidden = access.hidden
     info: dict[str, Any] = {"name": obj.name, "label": obj.label(actor.language),
@@ -52,7 +63,7 @@ def describe_object(model: Model, obj: ObjectDef, actor: Actor, access: Access, 
         info["fields"] = [dict(describe_field(f, actor.language, shows),
                                read_only=f.read_only or f.name in access.read_only)
                           for f in obj.fields if f.name not in hidden]
-        info["layouts"] = visible_layouts(model, obj, actor)
+        info["layouts"] = resolve_labels(visible_layouts(model, obj, actor), actor.language)
     return info
 
 

@@ -1,10 +1,19 @@
-"""Errors as application/problem+json (RFC 9457), with per-field errors."""
+"""Errors as application/problem+json (RFC 9457), with per-field errors, in the caller's language.
+
+Handlers raise their messages in English; `problem_response` translates the title, the detail
+and each error's message here, at the edge, through the message catalogue (engine/i18n).
+Field messages the record engine already gave in the caller's language pass through unchanged.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
+from starlette.requests import Request
 from starlette.responses import JSONResponse
+
+from metacrm.engine import i18n
 
 from metacrm.engine.records.errors import (
     Conflict,
@@ -42,17 +51,37 @@ class Problem(Exception):
         self.status, self.detail, self.errors, self.extra = status, detail, errors or [], extra
 
 
+@dataclass(frozen=True)
+class Speaker:
+    """In which language, with which catalogue, a problem is told."""
+
+    language: str = i18n.DEFAULT
+    catalogue: i18n.Catalogue | None = None
+
+    def __call__(self, text: str) -> str:
+        return (self.catalogue or i18n.shipped()).localize(text, self.language)
+
+
+def speaker(request: Request) -> Speaker:
+    """The caller's language (Accept-Language, else the signed-in user's, else English) and the
+    runtime's catalogue (shipped + plugins')."""
+    language = i18n.negotiate(request.headers.get("accept-language"), getattr(request.state, "user_language", None))
+    runtime = getattr(request.app.state, "runtime", None)
+    return Speaker(language, runtime.catalogue if runtime is not None else None)
+
+
 def problem_response(status: int, detail: str, errors: list[FieldError] | None = None,
-                     headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
-    body = {"type": f"https://metacrm.dev/problems/{status}", "title": TITLES.get(status, "Error"),
-            "status": status, "detail": detail, **extra}
+                     headers: dict[str, str] | None = None, *, say: Speaker = Speaker(), **extra: Any) -> JSONResponse:
+    body = {"type": f"https://metacrm.dev/problems/{status}", "title": say(TITLES.get(status, "Error")),
+            "status": status, "detail": say(detail), **extra}
     if errors:
-        body["errors"] = [e.as_dict() for e in errors]
+        body["errors"] = [dict(e.as_dict(), message=say(e.message)) for e in errors]
+    headers = dict(headers or {}, **{"Content-Language": say.language})
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
-def from_record_error(exc: RecordError) -> JSONResponse:
+def from_record_error(exc: RecordError, say: Speaker = Speaker()) -> JSONResponse:
     status = 412 if isinstance(exc, Conflict) else status_of(exc)  # a stale version over HTTP: failed precondition
-    detail = "; ".join(e.message for e in exc.errors) or str(exc)
+    detail = "; ".join(say(e.message) for e in exc.errors) or str(exc)
     extra = {"current_version": exc.current_version} if hasattr(exc, "current_version") else {}
-    return problem_response(status, detail, exc.errors, **extra)
+    return problem_response(status, detail, exc.errors, say=say, **extra)

@@ -15,8 +15,10 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
+from metacrm.engine import i18n
 from metacrm.engine.cli.errors import UsageError
-from metacrm.engine.cli.output import dumps, print_records
+from metacrm.engine.cli.language import cli_language
+from metacrm.engine.cli.output import Labels, dumps, print_records
 from metacrm.metamodel.coercion import json_integer, json_number
 from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.csvio import ImportRefused
@@ -40,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database", metavar="URL",
                         help=f"database URL (default: $METACRM_DATABASE_URL or {DEFAULT_URL}); "
                              "PostgreSQL: postgresql+psycopg://user@host/db")
-    parser.add_argument("--language", default="en", help="language of messages and labels (en, zh-CN, zh-TW)")
+    parser.add_argument("--language", dest="message_language", metavar="LANGUAGE",
+                        help="language of messages and labels: en, zh-CN or zh-TW (default: $METACRM_LANGUAGE, "
+                             "else the locale's $LC_ALL, $LC_MESSAGES or $LANG, else en)")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     commands.add_parser("init", help="create the engine's tables in the database, or upgrade them")
@@ -77,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--cursor", help="next_cursor of the previous page")
             cmd.add_argument("--fields", help="comma-separated fields to show")
         cmd.add_argument("--format", choices=("json", "table"), default="json")
+        cmd.add_argument("--labels", action="store_true",
+                         help="with --format table: field labels as headings and picklist values as their "
+                              "labels, in the CLI's language")
 
     add_csv_commands(actions)
 
@@ -177,34 +184,44 @@ def add_csv_commands(actions) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.language = cli_language(args.message_language, os.environ)
+    args.catalogue = i18n.shipped()  # run() puts the runtime's (with its plugins') here
+    say = lambda text: args.catalogue.localize(str(text), args.language)  # noqa: E731
+    error = lambda text: print(f"metacrm: {say(text)}", file=sys.stderr)  # noqa: E731
     try:
         return run(args)
     except UsageError as exc:
-        print(f"metacrm: {exc}", file=sys.stderr)
+        error(exc)
         return 2
     except MetadataError as exc:
-        print("metacrm: the metadata has problems:", file=sys.stderr)
+        error("the metadata has problems:")
         for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+            where = str(problem)[:len(str(problem)) - len(problem.message)]
+            print(f"  {where}{say(problem.message)}", file=sys.stderr)
         return 1
     except ApplyError as exc:
-        print(f"metacrm: {exc}", file=sys.stderr)
+        error(exc)
         return 1
     except RecordError as exc:
-        print("metacrm: " + "; ".join(e.message if e.field is None or e.message.startswith(e.field)
-                                      else f"{e.field}: {e.message}" for e in exc.errors), file=sys.stderr)
+        print("metacrm: " + "; ".join(say(e.message) if e.field is None or e.message.startswith(e.field)
+                                      else f"{e.field}: {say(e.message)}" for e in exc.errors), file=sys.stderr)
         return 1
     except (SampleDataError, SchemaVersionError, SettingError, ImportRefused) as exc:
-        print(f"metacrm: {exc}", file=sys.stderr)
+        error(exc)
         return 1
     except Exception as exc:  # a bug or an unreachable database: say what, not where
         from sqlalchemy.exc import OperationalError
 
         if isinstance(exc, OperationalError):
-            print(f"metacrm: cannot use the database: {str(exc.orig).strip() or exc}", file=sys.stderr)
+            error(say(f"cannot use the database: {str(exc.orig).strip() or exc}"))
             return 1
-        print(f"metacrm: unexpected error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        error(f"unexpected error: {type(exc).__name__}: {exc}")
         return 1
+
+
+def say(args: argparse.Namespace, text: str) -> str:
+    """An English message of the command line in its language (engine/i18n)."""
+    return args.catalogue.localize(text, args.language)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -212,6 +229,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "demo":
         return demo(args, settings)
     runtime = Runtime.open(settings=settings.with_database(args.database))
+    args.catalogue = runtime.catalogue
     # the command line works on the database directly, as its administrator
     actor = Actor(language=args.language, system=True, channel="cli")
     try:
@@ -224,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
 def cmd_init(runtime: Runtime, args, actor: Actor) -> int:
     for step in runtime.schema_steps:
         print(f"system schema: applied {step}")
-    print(f"ready: {runtime.db.url} (metadata revision {runtime.model.revision})")
+    print(say(args, f"ready: {runtime.db.url} (metadata revision {runtime.model.revision})"))
     return 0
 
 
@@ -245,7 +263,7 @@ def cmd_apply(runtime: Runtime, args, actor: Actor) -> int:
     if plan.is_empty:
         return 0
     revision = runtime.apply(plan)
-    print(f"applied: metadata revision {revision}")
+    print(say(args, f"applied: metadata revision {revision}"))
     return 0
 
 
@@ -265,7 +283,7 @@ def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
     plan = runtime.plan(template.objects, author=author())
     print(plan.render())
     if not plan.is_empty:
-        print(f"installed {template.name} {template.version}: metadata revision {runtime.apply(plan)}")
+        print(say(args, f"installed {template.name} {template.version}: metadata revision {runtime.apply(plan)}"))
     if args.sample_data:
         if template.sample_data is None:
             raise UsageError(f"template {template.name} has no sample data")
@@ -284,23 +302,42 @@ def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
         return transfer.export_file(runtime, args, actor, list_query(args))
     service = RecordService(runtime)
     out = sys.stdout
+    show = lambda rows, columns=None: print_records(rows, args.format, out, columns,  # noqa: E731
+                                                    labels_for(runtime, args, actor))
     if args.action == "create":
-        print_records([service.create(args.object, read_data(args.data), actor=actor)], args.format, out)
+        show([service.create(args.object, read_data(args.data), actor=actor)])
     elif args.action == "get":
-        print_records([service.get(args.object, args.id, actor=actor)], args.format, out)
+        show([service.get(args.object, args.id, actor=actor)])
     elif args.action == "update":
-        print_records([service.update(args.object, args.id, read_data(args.data), actor=actor, version=args.version)],
-                      args.format, out)
+        show([service.update(args.object, args.id, read_data(args.data), actor=actor, version=args.version)])
     elif args.action == "delete":
         service.delete(args.object, args.id, actor=actor, version=args.version)
         print(dumps({"deleted": args.id}))
     else:
         page = service.list(args.object, list_query(args), actor=actor)
-        columns = ["id", *args.fields.split(",")] if args.fields else None
-        print_records(page.records, args.format, out, columns)
+        show(page.records, ["id", *args.fields.split(",")] if args.fields else None)
         if page.next_cursor:
-            print(f"next cursor: {page.next_cursor}", file=sys.stderr)
+            print(say(args, f"next cursor: {page.next_cursor}"), file=sys.stderr)
     return 0
+
+
+def labels_for(runtime: Runtime, args, actor: Actor) -> Labels | None:
+    """`--labels`: what a table shows for the object's fields (None: raw names and values).
+    A lookup shows its record's title field, read (once per record) as `actor`."""
+    if not getattr(args, "labels", False) or args.format != "table" or args.object not in runtime.model:
+        return None
+    service, names = RecordService(runtime), {}
+
+    def name_of(target: str, record_id: str) -> str | None:
+        if (target, record_id) not in names:
+            title = runtime.model.object(target).title_field
+            try:
+                names[target, record_id] = service.get(target, record_id, actor=actor).get(title)
+            except RecordError:
+                names[target, record_id] = None
+        return names[target, record_id]
+
+    return Labels(runtime.model.object(args.object), args.language, name_of)
 
 
 def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
@@ -310,7 +347,7 @@ def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
 
 def cmd_field(runtime: Runtime, args, actor: Actor) -> int:
     revision = runtime.restore_field(args.object, args.field, author=author())
-    print(f"restored {args.object}.{args.field}: metadata revision {revision}")
+    print(say(args, f"restored {args.object}.{args.field}: metadata revision {revision}"))
     return 0
 
 

@@ -6,19 +6,54 @@ import json
 import unicodedata
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable, TextIO
+from typing import Any, Callable, Iterable, TextIO
 
+from metacrm.engine import i18n
 from metacrm.engine.records.serialize import to_jsonable
+from metacrm.metamodel.model import ObjectDef
+
+
+class Labels:
+    """What `--labels` shows in a table: field labels as headings, picklist values as their
+    option labels, lookups as the name (title field) of the record they point at, in one
+    language; other values and unknown columns as they are."""
+
+    def __init__(self, obj: ObjectDef, language: str, name_of: Callable[[str, str], str | None] | None = None):
+        self.obj, self.language = obj, language
+        self.name_of = name_of or (lambda target, record_id: None)
+
+    def heading(self, column: str) -> str:
+        return self.obj.field(column).label(self.language) if self.obj.has_field(column) else column
+
+    def value(self, column: str, value: Any) -> Any:
+        if not self.obj.has_field(column) or value is None:
+            return value
+        field = self.obj.field(column)
+        if field.target and isinstance(value, str):
+            return self.name_of(field.target, value) or value
+        options = {o.value: o.label(self.language) for o in field.options or ()}
+        if not options:
+            return value
+        if isinstance(value, list):
+            return [options.get(v, v) for v in value]
+        return options.get(value, value)
 
 
 def dumps(value: Any) -> str:
     return json.dumps(to_jsonable(value), ensure_ascii=False, default=str)
 
 
-def print_records(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: list[str] | None = None) -> None:
+def print_records(rows: Iterable[dict[str, Any]], fmt: str, out: TextIO, columns: list[str] | None = None,
+                  labels: Labels | None = None) -> None:
+    """Records as JSON lines, or as a table (with `labels`: headings and values as people read them)."""
     rows = list(rows)
     if fmt == "table":
-        out.write(table(rows, columns) + "\n")
+        if labels is not None and rows:
+            columns = columns or list(rows[0].keys())
+            rows = [{labels.heading(c): labels.value(c, row.get(c)) for c in columns} for row in rows]
+            columns = [labels.heading(c) for c in columns]
+        text = table(rows, columns)
+        out.write((i18n.localize(text, labels.language) if labels is not None and not rows else text) + "\n")
     else:
         for row in rows:
             out.write(dumps(row) + "\n")

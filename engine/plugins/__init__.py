@@ -32,3 +32,8 @@ def plugin_actions(pm: pluggy.PluginManager) -> dict[str, Callable[..., Any]]:
     for provided in reversed(pm.hook.metacrm_actions()):
         actions.update(provided or {})
     return actions
+
+
+def plugin_translations(pm: pluggy.PluginManager) -> tuple[str, ...]:
+    """The catalogue directories the plugins of `pm` add, in the order later ones win."""
+    return tuple(str(d) for provided in reversed(pm.hook.metacrm_translations()) for d in (provided or []))

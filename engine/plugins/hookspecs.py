@@ -21,3 +21,13 @@ def metacrm_actions() -> dict[str, Callable[..., Any]]:
     the triggering write's transaction; `context.record` is the record, `context.service`
     the RecordService and `context.actor` the automation actor to write with.
     """
+
+
+@hookspec
+def metacrm_translations() -> list[str]:
+    """Directories of message catalogues this plugin adds: `<language>.po` files (`zh_CN.po`,
+    `zh_TW.po`, `en.po`) whose message ids are metacrm's English messages (or the plugin's own).
+
+    An entry here wins over the shipped one, so a plugin can also reword a message. The API's
+    problem documents and the CLI's messages use them (docs/metadata.md, "Translations").
+    """

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from metacrm.engine.i18n import localize
 from metacrm.metamodel.errors import MetacrmError
 
 MESSAGES: dict[str, dict[str, str]] = {
@@ -61,15 +62,16 @@ MESSAGES: dict[str, dict[str, str]] = {
 
 
 def translate(code: str, language: str | None, default: str, **params: Any) -> str:
-    """The message for `code` in `language` (falling back to English, then `default`)."""
+    """The message for `code` in `language`; for a code without an entry here, `default` (the
+    English message, e.g. a value rule's) translated through the message catalogue."""
     table = MESSAGES.get(code)
     if not table:
-        return default
+        return localize(default, language)
     template = table.get(language or "en") or table.get((language or "").split("-")[0]) or table["en"]
     try:
-        return template.format(detail=default, **params)
+        return template.format(detail=localize(default, language), **params)
     except (KeyError, IndexError, ValueError):
-        return default
+        return localize(default, language)
 
 
 @dataclass(frozen=True)
