@@ -6,6 +6,8 @@ is what lets SQLite table rebuilds and later plans find them again.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sqlalchemy as sa
 
 from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime, column_type
@@ -111,8 +113,10 @@ def field_index_name(table: str, column: str) -> str:
     return f"ix_{table}_{column}"[:63]
 
 
+@lru_cache(maxsize=8)
 def build_tables(model: Model) -> tuple[sa.MetaData, dict[str, sa.Table]]:
-    """All tables of a model, in one MetaData (so foreign keys resolve)."""
+    """All tables of a model, in one MetaData (so foreign keys resolve). Built once per model
+    (an apply needs the old and new model's tables several times); callers must not alter them."""
     metadata = new_metadata()
     system_tables(metadata)
     tables = {name: object_table(obj, metadata) for name, obj in model.objects.items()}
