@@ -128,5 +128,9 @@ def existing_indexes(conn: sa.Connection, tables: list[str]) -> dict[str, dict[s
     lacks (or has left over)."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in inspector.get_indexes(t)}
-            for t in tables if t in present}
+    wanted = [t for t in tables if t in present]
+    if not wanted:
+        return {}
+    # one catalog query for all tables on PostgreSQL (get_indexes would ask once per table)
+    found = {name: indexes for (_, name), indexes in inspector.get_multi_indexes(filter_names=wanted).items()}
+    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in found.get(t, [])} for t in wanted}
