@@ -440,6 +440,7 @@ class RecordService:
             conn.execute(table.insert(), [r for _, r in batch])
             return
         for (_, record), row in zip(batch, conn.execute(_insert_returning(table), [r for _, r in batch])):
+            record.clear()  # the stored values, in column order, as a SELECT would give them
             record.update(row._mapping)
 
     def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
