@@ -70,7 +70,7 @@ def apply_plan(db: Database, plan: Plan, *, recompute: Recompute | None = None,
     step = on_step or (lambda name: None)
     with db.schema_change() as conn:
         metastore.ensure_system_tables(conn)
-        current = metastore.latest_revision_id(conn)
+        current = metastore.current_revision(conn)  # the tables exist now: no has_table round trip
         if current != plan.base_revision:
             raise ApplyError(f"the metadata changed since this plan was made (revision {plan.base_revision} "
                              f"-> {current}); plan again")
