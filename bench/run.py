@@ -69,6 +69,8 @@ TARGETS = {  # benchmark key -> (max engine/raw ratio, description)
     "rules_no_match": 1.2,
     "rule_matches": 1.5,
 }
+#: marked sections of docs/performance.md that a rewrite keeps (appended after this run's output)
+KEPT_SECTIONS = ("issue9-status", "crm-bench", "api-bench")
 ADD_FIELD_TARGET_S = 1.0  # "well under a second"
 
 OBJECT_YAML = """
@@ -749,12 +751,13 @@ def write_docs(path: Path, reports: list[BackendReport], facts: dict[str, str], 
         if report.error:
             lines += [f"**{report.backend} failed:** {report.error}", ""]
     path.parent.mkdir(parents=True, exist_ok=True)
-    kept = ""  # sections other benchmarks own (bench/api.py) survive a rewrite
+    kept = ""  # sections other benchmarks and sessions own (bench/crm.py, bench/api.py) survive a rewrite
     if path.exists():
         text = path.read_text(encoding="utf-8")
-        start, end = text.find("<!-- api-bench -->"), text.find("<!-- /api-bench -->")
-        if start != -1 and end != -1:
-            kept = "\n" + text[start:end + len("<!-- /api-bench -->")] + "\n"
+        for name in KEPT_SECTIONS:
+            start, end = text.find(f"<!-- {name} -->"), text.find(f"<!-- /{name} -->")
+            if start != -1 and end != -1:
+                kept += "\n" + text[start:end + len(f"<!-- /{name} -->")] + "\n"
     path.write_text("\n".join(lines).rstrip() + "\n" + kept, encoding="utf-8")
 
 

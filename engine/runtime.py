@@ -177,7 +177,10 @@ class Runtime:
         with self.db.begin() as conn:  # the revision row itself records who, when and what
             audit.record(conn, "metadata_apply", datetime.now(timezone.utc), user_id=user_id, detail={
                 "revision": revision, "author": plan.author, "changes": plan.summary()})
-        self.reload()
+        if revision == plan.new.revision:  # what was stored is the model the plan compiled: no second compile
+            self._state = _State(plan.new, build_tables(plan.new)[1])
+        else:
+            self.reload()
         return revision
 
     def restore_field(self, object_name: str, field_name: str, *, author: str | None = None) -> int:

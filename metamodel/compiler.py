@@ -154,7 +154,7 @@ class _Shell:
         for i, name in enumerate((self.data.get("intake") or {}).get("fields", ())):
             if name not in self.fields or self.fields[name]["type"] in ft.COMPUTED_TYPES:
                 problems.append(self.doc.problem(f"intake field {name!r} is not a writable field", ("intake", "fields", i)))
-        indexes = self._indexes(layouts, problems)
+        indexes = self._indexes(layouts, problems, permissions)
         if len(problems) > start:
             return None
         return ObjectDef(
@@ -469,9 +469,10 @@ class _Shell:
             check_fields(kanban.get("card_fields", ()), ("kanban", "card_fields"))
         return _freeze(layouts)
 
-    def _indexes(self, layouts, problems) -> list[IndexDef]:
+    def _indexes(self, layouts, problems, permissions=None) -> list[IndexDef]:
         """Declared indexes, then one composite index per list view (filters, sort, id), then the
-        index of the default list order (newest first), unless an earlier index already serves it."""
+        index of the default list order (newest first) — and, when a role reads only its own
+        records, of that order per owner — unless an earlier index already serves it."""
         indexes: dict[tuple[str, ...], IndexDef] = {}
         for i, raw in enumerate(self.data.get("indexes", ())):
             unknown = [f for f in raw["fields"] if f not in self.fields and f not in SYSTEM_COLUMNS]
@@ -481,6 +482,8 @@ class _Shell:
             columns = tuple(raw["fields"])
             indexes[columns] = IndexDef(raw.get("name") or index_name(self.name, columns), columns, bool(raw.get("unique")))
         views = [*layouts.get("list_views", ()), DEFAULT_LIST_ORDER]
+        if permissions is not None and any(r.read == "own" for r in permissions.by_role.values()):
+            views.append(OWN_LIST_ORDER)
         for view in views:
             signed = list_view_index_columns(view, self.kind_of)
             if signed and not any(key[: len(signed)] == signed for key in indexes):
@@ -491,6 +494,8 @@ class _Shell:
 
 
 DEFAULT_LIST_ORDER = MappingProxyType({"sort": ("-created_at",)})  # what a list without a sort returns
+#: the default list of a user who reads only their own records (security.access: owner IN (me))
+OWN_LIST_ORDER = MappingProxyType({"filter": (("owner", "eq", ""),), "sort": ("-created_at",)})
 
 
 def list_view_index_columns(view: Mapping[str, Any], kind_of) -> tuple[str, ...]:

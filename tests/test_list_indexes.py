@@ -188,3 +188,21 @@ def test_indexes_keep_their_directions_through_a_table_rebuild(runtime, records)
             .replace("{name: name, type: text, required: true}", "{name: name, type: text, required: true, unique: true}"))
     assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(limit=20)))
     assert_index_scan_without_sort(runtime, first_page_plan(runtime, records, Query(sort=("-amount",), limit=20)))
+
+
+def test_own_scope_default_list_reads_an_index(runtime, records):
+    """A user who may read only their own records gets the default list from an index on
+    (owner, created_at DESC, id): no sort over all of their records, however many they own."""
+    from metacrm.engine import identity
+    from metacrm.engine.records.context import Actor
+
+    install(runtime, DEAL + "permissions:\n  rep: {create: true, read: own, edit: own}\n")
+    with runtime.db.begin() as conn:
+        reps = [identity.create_user(conn, f"Rep {i}", f"rep{i}@example.com", roles=["rep"]).id for i in range(2)]
+    records.bulk_create("deal", [{"name": f"deal {i:03}", "owner": reps[i % 2]} for i in range(60)], actor=SYSTEM)
+    rep = Actor(user_id=reps[0], roles=frozenset({"rep"}))
+    with captured_selects(runtime) as seen:
+        page = records.list("deal", Query(limit=10), actor=rep)
+    assert len(page.records) == 10 and {r["owner"] for r in page.records} == {reps[0]}
+    statement, parameters = next((s, p) for s, p in seen if "ORDER BY" in s)
+    assert_index_scan_without_sort(runtime, plan_of(runtime, statement, parameters))

@@ -67,6 +67,8 @@ def _apply(conn: Connection, plan: Mapping[tuple[str, str, str], datetime | None
     """Replace the timers in `plan`: the old row goes (with its attempts and lease), a new one is
     armed where a due time is given."""
     keys = list(plan)
+    if not keys:  # most writes arm nothing: do not even build the statement
+        return
     key = sa.tuple_(timers.c.object, timers.c.rule, timers.c.record_id)
     for start in range(0, len(keys), BATCH):
         chunk = keys[start:start + BATCH]

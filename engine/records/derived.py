@@ -236,6 +236,13 @@ def _parents_to_refresh(model: Model, obj: ObjectDef, pairs: Iterable[Pair]):
 
 
 @lru_cache(maxsize=256)
+def feeds_others(model: Model, name: str) -> bool:
+    """Whether writes of `name` records can change other records (a rollup over them, a stored
+    formula reading them): most objects feed nothing, and their writes skip propagation."""
+    return bool(model.rollups_fed_by(name)) or bool(_dependents(model, name))
+
+
+@lru_cache(maxsize=256)
 def _dependents(model: Model, name: str) -> tuple[tuple[ObjectDef, tuple[str, ...], str], ...]:
     """(reader object, path prefix leading to a `name` record, field of `name` read) for every
     stored formula that reads a `name` record through a relation path."""

@@ -10,6 +10,7 @@ Any error leaves nothing written. Reads fill in the formulas computed when read.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from datetime import datetime
 from typing import Any, Mapping, Sequence
 
@@ -22,7 +23,7 @@ from metacrm.engine.records import integrity, readtime
 from metacrm.engine.records import query as q
 from metacrm.engine.records.autonumber import assign_numbers
 from metacrm.engine.records.context import Actor
-from metacrm.engine.records.derived import Propagation
+from metacrm.engine.records.derived import Propagation, feeds_others
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
                                    ValidationFailed, translate)
 from metacrm.engine.storage import dialect
@@ -270,12 +271,12 @@ class RecordService:
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
             assign_numbers(c, obj, [r for _, r in prepared], now)
             prepared = self._write_guarded(c, model, obj, table, prepared, result, pipeline, None,
-                                           lambda batch: c.execute(table.insert(), [r for _, r in batch]),
+                                           lambda batch: self._insert(c, table, batch, _single),
                                            single=_single, all_or_none=all_or_none)
             records = [r for _, r in prepared]
             self._propagate(c, model, obj, table, [(None, r) for r in records], actor, now)
             records = self._after_write(c, model, obj, table, "created", [(None, r) for r in records], actor,
-                                        [pending_logs.get(i, []) for i, _ in prepared])
+                                        [pending_logs.get(i, []) for i, _ in prepared], stored=_single)
         for index, record in prepared:
             result.ids[index] = record["id"]
         result.records = access.visible_many(records)
@@ -432,21 +433,38 @@ class RecordService:
             self._after_write(c, model, obj, table, "deleted", [(before, None)], actor)
 
     # -- steps -------------------------------------------------------------------------------
+    @staticmethod
+    def _insert(conn: Connection, table: sa.Table, batch, single: bool) -> None:
+        """Insert a batch. A single create reads its row back in the same statement (RETURNING):
+        each record then holds the values as stored, as a later SELECT would give them."""
+        if not single:
+            conn.execute(table.insert(), [r for _, r in batch])
+            return
+        for (_, record), row in zip(batch, conn.execute(_insert_returning(table), [r for _, r in batch])):
+            record.clear()  # the stored values, in column order, as a SELECT would give them
+            record.update(row._mapping)
+
     def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
-                     logs: list | None = None):
-        """Run automations for each written record; returns the records as stored (after automations)."""
+                     logs: list | None = None, stored: bool = False):
+        """Run automations for each written record; returns the records as stored (after automations).
+        `stored`: the records already hold their stored values (INSERT ... RETURNING, then rollups
+        reloaded by `_propagate`); they are read again only if an automation may have changed them."""
         from metacrm.engine.automation.runner import Event
 
         events = [Event(kind, obj, before, after, actor, list(logs[index]) if logs else [])
                   for index, (before, after) in enumerate(pairs)]
         self.automation.arm_timers(conn, model, events)
+        changed = False
         for event in events:
-            self.automation.after_write(conn, model, event, armed=True)
+            changed = self.automation.after_write(conn, model, event, armed=True) or changed
         afters = [after for _, after in pairs if after is not None]
         if not afters:
             return afters
         # the stored rows, not the values we sent: the response is what a later read returns
-        fresh = self._load(conn, table, [r["id"] for r in afters])
+        if stored and not changed:
+            fresh = {r["id"]: dict(r) for r in afters}
+        else:
+            fresh = self._load(conn, table, [r["id"] for r in afters])
         self._fill(conn, model, obj, list(fresh.values()), actor)
         return [fresh.get(r["id"], r) for r in afters]
 
@@ -668,6 +686,8 @@ class RecordService:
                    now: datetime) -> None:
         """Rollups, and formulas reading these records, on other records (engine.records.derived).
         Written records that this changed again (a formula reading a parent's rollup) are reloaded."""
+        if not feeds_others(model, obj.name):
+            return
         propagation = Propagation(self, conn, model, actor, now)
         try:
             propagation.written(obj, pairs)
@@ -720,6 +740,13 @@ class RecordService:
         message = translate("conflict", actor.language, "was changed by someone else", given=given,
                             current=before["version"])
         return Conflict([FieldError(None, "conflict", f"{obj.label(actor.language)} {message}")], before["version"])
+
+
+@lru_cache(maxsize=512)
+def _insert_returning(table: sa.Table) -> sa.Insert:
+    """INSERT ... RETURNING every column, built once per table (per model revision): building
+    it and its cache key on every create costs as much as a small SELECT."""
+    return table.insert().returning(*table.c)
 
 
 _MISSING = object()

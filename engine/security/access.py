@@ -12,7 +12,7 @@ search and writes, and no error tells them from fields that do not exist. System
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
@@ -50,6 +50,17 @@ def conceals(model, obj: ObjectDef, actor: Actor, expression) -> bool:
             if field_name in rights.hidden or (name != obj.name and rights.read == "none"):
                 return True
     return False
+
+
+@lru_cache(maxsize=1024)
+def _share_check(object_name: str, share_access: tuple[str, ...]) -> sa.Select:
+    """SELECT 1 of one share of `object_name` with the user `:user` or their groups; built once
+    per object and access (it is asked on every scoped call)."""
+    shares, members = identity.shares, identity.group_members
+    mine = sa.select(members.c.group_id).where(members.c.user_id == sa.bindparam("user"))
+    return sa.select(sa.literal(1)).where(
+        shares.c.object == object_name, shares.c.access.in_(share_access),
+        sa.or_(shares.c.user_id == sa.bindparam("user"), shares.c.group_id.in_(mine))).limit(1)
 
 
 def history_fields(obj: ObjectDef, actor: Actor) -> frozenset[str] | None:
@@ -109,13 +120,8 @@ class Access:
         if scope == "none" or user is None:
             return sa.false()
         clauses = [table.c.owner.in_(self._owners(scope, user))]
-        if share_access:
-            shares = identity.shares
-            # the actor's groups as a subquery: no statement of its own, never stale
-            mine = sa.select(identity.group_members.c.group_id).where(identity.group_members.c.user_id == user)
-            who = sa.or_(shares.c.user_id == user, shares.c.group_id.in_(mine))
-            clauses.append(table.c.id.in_(sa.select(shares.c.record_id).where(
-                shares.c.object == self.obj.name, shares.c.access.in_(share_access), who)))
+        if share_access and self._shared_with_me(share_access):
+            clauses.append(table.c.id.in_(self._shares(share_access).with_only_columns(identity.shares.c.record_id)))
         if with_pools and self._pools:
             from metacrm.engine.automation.tables import pool_entries
 
@@ -130,6 +136,27 @@ class Access:
         if scope == "subordinates":
             return [user, *self._subordinates]
         return self._team
+
+    def _shares(self, share_access: tuple[str, ...]) -> sa.Select:
+        """The shares of this object's records with the actor or their groups (groups as a
+        subquery: no statement of its own, never stale)."""
+        shares, user = identity.shares, self.actor.user_id
+        mine = sa.select(identity.group_members.c.group_id).where(identity.group_members.c.user_id == user)
+        return sa.select(sa.literal(1)).where(shares.c.object == self.obj.name, shares.c.access.in_(share_access),
+                                              sa.or_(shares.c.user_id == user, shares.c.group_id.in_(mine)))
+
+    def _shared_with_me(self, share_access: tuple[str, ...]) -> bool:
+        """Whether any record of this object is shared with the actor, asked once per call. Most
+        users have no shares: their scope is then `owner IN (...)` alone, which the database
+        answers from the owner index in list order, instead of an OR it must resolve row by row."""
+        if share_access not in self._share_checks:
+            found = self.conn.execute(_share_check(self.obj.name, share_access), {"user": self.actor.user_id})
+            self._share_checks[share_access] = found.first() is not None
+        return self._share_checks[share_access]
+
+    @cached_property
+    def _share_checks(self) -> dict[tuple[str, ...], bool]:
+        return {}
 
     @cached_property
     def _subordinates(self) -> list[str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import sqlalchemy as sa
 from alembic.migration import MigrationContext
@@ -70,7 +70,7 @@ def apply_plan(db: Database, plan: Plan, *, recompute: Recompute | None = None,
     step = on_step or (lambda name: None)
     with db.schema_change() as conn:
         metastore.ensure_system_tables(conn)
-        current = metastore.latest_revision_id(conn)
+        current = metastore.current_revision(conn)  # the tables exist now: no has_table round trip
         if current != plan.base_revision:
             raise ApplyError(f"the metadata changed since this plan was made (revision {plan.base_revision} "
                              f"-> {current}); plan again")
@@ -228,8 +228,11 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
     drop_fks = {columns.get((obj, c.field), c.old.name if c.old else c.field)
                 for c in actions["remove_field"] + actions["change_type"] + actions["change_on_delete"]
                 + actions["replace_computed"]}
-    kept = _kept_structures(conn, db, obj, touched, dropped_indexes, drop_fks)
-    _drop_dependents(conn, ops, obj, touched, dropped_indexes, drop_fks)
+    additions_only = _additions_only(db, actions, target)
+    kept = {"indexes": [], "foreign_keys": []} if additions_only else \
+        _kept_structures(conn, db, obj, touched, dropped_indexes, drop_fks)
+    if touched or dropped_indexes or drop_fks:  # else nothing can be in the way: no reflection
+        _drop_dependents(conn, ops, obj, touched, dropped_indexes, drop_fks)
     # First move every column that leaves its name out of the way (renames go through a
     # temporary name, so that swapping two names or reusing a removed field's name works) ...
     with _batch(ops, obj) as batch:
@@ -285,8 +288,25 @@ def _alter_table(conn, ops: Operations, db: Database, plan: Plan, obj: str, chan
         with _batch(ops, obj) as batch:
             for c in nullability:
                 batch.alter_column(c.new.name, existing_type=_plain(column_type(c.new)), nullable=not c.new.required)
-    _reconcile(conn, ops, obj, target, refk)
-    _verify_kept(conn, obj, kept, {c.old.name: c.new.name for c in actions["rename_field"]})
+    if not additions_only:
+        _reconcile(conn, ops, obj, target, refk)
+        _verify_kept(conn, obj, kept, {c.old.name: c.new.name for c in actions["rename_field"]})
+
+
+def _additions_only(db: Database, actions: Mapping[str, list[Change]], target: sa.Table) -> bool:
+    """Whether this change of a PostgreSQL table only adds plain columns: `ALTER TABLE ... ADD
+    COLUMN` of a nullable column without constraints or indexes is metadata-only there and
+    cannot lose or need any index, key or constraint, so the table is not reflected at all
+    (reflection is most of an add-field's time). SQLite may rebuild the table: always checked."""
+    if db.is_sqlite or any(changes for action, changes in actions.items() if action != "add_field"):
+        return False
+    added = {c.new.name for c in actions["add_field"]}
+    if any(c.new.required or c.new.unique or c.new.target for c in actions["add_field"]):
+        return False
+    indexed = {col.name for index in target.indexes for col in index.columns}
+    constrained = {col.name for constraint in target.constraints for col in getattr(constraint, "columns", ())
+                   if not isinstance(constraint, sa.PrimaryKeyConstraint)}
+    return not added & (indexed | constrained)
 
 
 def _kept_structures(conn, db: Database, table: str, touched: set[str], dropped: set[str],

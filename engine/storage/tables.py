@@ -6,6 +6,8 @@ is what lets SQLite table rebuilds and later plans find them again.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sqlalchemy as sa
 
 from metacrm.engine.storage.columns import ID_TYPE, JSONText, UTCDateTime, column_type
@@ -111,8 +113,10 @@ def field_index_name(table: str, column: str) -> str:
     return f"ix_{table}_{column}"[:63]
 
 
+@lru_cache(maxsize=8)
 def build_tables(model: Model) -> tuple[sa.MetaData, dict[str, sa.Table]]:
-    """All tables of a model, in one MetaData (so foreign keys resolve)."""
+    """All tables of a model, in one MetaData (so foreign keys resolve). Built once per model
+    (an apply needs the old and new model's tables several times); callers must not alter them."""
     metadata = new_metadata()
     system_tables(metadata)
     tables = {name: object_table(obj, metadata) for name, obj in model.objects.items()}
@@ -124,5 +128,9 @@ def existing_indexes(conn: sa.Connection, tables: list[str]) -> dict[str, dict[s
     lacks (or has left over)."""
     inspector = sa.inspect(conn)
     present = set(inspector.get_table_names())
-    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in inspector.get_indexes(t)}
-            for t in tables if t in present}
+    wanted = [t for t in tables if t in present]
+    if not wanted:
+        return {}
+    # one catalog query for all tables on PostgreSQL (get_indexes would ask once per table)
+    found = {name: indexes for (_, name), indexes in inspector.get_multi_indexes(filter_names=wanted).items()}
+    return {t: {i["name"]: tuple(c for c in i["column_names"] if c) for i in found.get(t, [])} for t in wanted}
