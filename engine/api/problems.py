@@ -6,6 +6,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
+from metacrm.engine.records.bulkfailure import BulkFailed
 from metacrm.engine.records.errors import (
     Conflict,
     FieldError,
@@ -42,12 +43,12 @@ class Problem(Exception):
         self.status, self.detail, self.errors, self.extra = status, detail, errors or [], extra
 
 
-def problem_response(status: int, detail: str, errors: list[FieldError] | None = None,
+def problem_response(status: int, detail: str, errors: list[FieldError] | list[dict[str, Any]] | None = None,
                      headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
     body = {"type": f"https://metacrm.dev/problems/{status}", "title": TITLES.get(status, "Error"),
             "status": status, "detail": detail, **extra}
     if errors:
-        body["errors"] = [e.as_dict() for e in errors]
+        body["errors"] = [e if isinstance(e, dict) else e.as_dict() for e in errors]
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
 
@@ -55,4 +56,5 @@ def from_record_error(exc: RecordError) -> JSONResponse:
     status = 412 if isinstance(exc, Conflict) else status_of(exc)  # a stale version over HTTP: failed precondition
     detail = "; ".join(e.message for e in exc.errors) or str(exc)
     extra = {"current_version": exc.current_version} if hasattr(exc, "current_version") else {}
-    return problem_response(status, detail, exc.errors, **extra)
+    errors = exc.indexed() if isinstance(exc, BulkFailed) else exc.errors  # all-or-none bulk: by record index
+    return problem_response(status, detail, errors, **extra)
