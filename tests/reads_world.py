@@ -49,7 +49,7 @@ fields:
   - {name: salary, type: integer}
   - {name: company, type: lookup, target: company}
 permissions:
-  rep: {create: true, read: all, edit: own, fields: {salary: hidden}}
+  rep: {create: true, read: own, edit: own, fields: {salary: hidden}}
   viewer: {read: all}
 """
 MEMO = """
