@@ -53,6 +53,12 @@ def test_history_pages_and_bad_parameters(world: World, records):
     other = world.companies["Bolt"]
     assert history(world, "adm", other, cursor=cursor).status_code == 422   # another record's cursor
     assert history(world, "adm", acme, cursor="garbage").status_code == 422
+    import base64
+    import json
+
+    huge = base64.urlsafe_b64encode(json.dumps({"at": "2026-01-01T00:00:00+00:00", "id": 10**30,
+                                                "r": f"company/{acme}"}).encode()).decode()
+    assert history(world, "adm", acme, cursor=huge).status_code == 422
     for params in ({"limit": "0"}, {"limit": "x"}, {"sort": "field"}):
         assert history(world, "adm", acme, **params).status_code == 400
     assert world.http.get(f"/api/v1/records/nothing/{acme}/history", headers=world.as_("adm")).status_code == 404

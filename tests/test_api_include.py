@@ -59,6 +59,19 @@ def test_include_by_child_and_lookup_name_and_unknown_names(world: World, record
         assert response.status_code == 400, (bad, response.text)
         assert response.headers["content-type"] == "application/problem+json"
     assert "person" in get(world, "adm", include="nothing").json()["detail"]
+    assert "memo" in get(world, "adm", include="nothing").json()["detail"]
+    assert "memo" not in get(world, "ann", include="nothing").json()["detail"]  # an object ann cannot read
+
+
+def test_a_list_through_a_hidden_lookup_is_absent(world: World, records, runtime):
+    from tests.conftest import install
+    from tests.reads_world import COMPANY, MEMO, PERSON
+
+    install(runtime, COMPANY, PERSON.replace("fields: {salary: hidden}", "fields: {salary: hidden, company: hidden}"),
+            MEMO)
+    seed(world, records)
+    body = get(world, "ann", include="person").json()
+    assert body["_related"] == {} and get(world, "adm", include="person").json()["_related"]["person"]["items"]
 
 
 def test_get_one_takes_only_fields_and_include(world: World):

@@ -51,7 +51,7 @@ def test_mark_read_and_read_all(world: World, runtime):
     assert inbox(world, "ann", unread="true")["items"][0]["message"] == "Welcome"
     assert [i["message"] for i in inbox(world, "ann", unread="false")["items"]] == ["Acme was updated"]
     assert inbox(world, "ann")["unread"] == 1
-    for other in (bobs["Bob only"], bobs["Welcome"], 999999, "abc", "-1"):      # not the caller's: 404
+    for other in (bobs["Bob only"], bobs["Welcome"], 999999, "abc", "-1", "0", "9" * 19, "9" * 30):      # not the caller's: 404
         response = world.http.post(f"/api/v1/notifications/{other}/read", headers=world.as_("ann"))
         assert response.status_code == 404 and response.headers["content-type"] == "application/problem+json"
     assert inbox(world, "bob")["unread"] == 2                                   # bob's stay unread
@@ -77,4 +77,6 @@ def test_pages_and_bad_parameters(world: World, runtime):
     assert [i["message"] for i in second["items"]] == ["Acme was updated"] and second["next"] is None
     for params in ({"unread": "maybe"}, {"limit": "0"}, {"object": "company"}):
         assert world.http.get("/api/v1/notifications", params=params, headers=world.as_("ann")).status_code == 400
-    assert world.http.get("/api/v1/notifications", params={"cursor": "x"}, headers=world.as_("ann")).status_code == 422
+    for cursor in ("x", "-1", "9" * 19, "9" * 40):
+        response = world.http.get("/api/v1/notifications", params={"cursor": cursor}, headers=world.as_("ann"))
+        assert response.status_code == 422, (cursor, response.text)

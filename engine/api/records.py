@@ -178,7 +178,7 @@ def _get_one(request: Request, name: str, record_id: str) -> Response:
     with request_unit(request) as unit:
         _object_fields(request, name)
         obj = _obj(request, name)
-        wanted = related.resolve(request.app.state.runtime.model, obj, include) if include else []
+        wanted = related.resolve(request.app.state.runtime.model, obj, include, unit.actor) if include else []
         record = service(request).get(name, record_id, actor=unit.actor, conn=unit.conn)
         pages = related.first_pages(service(request), request.app.state.runtime.model, record["id"], wanted,
                                     actor=unit.actor, conn=unit.conn) if wanted else {}

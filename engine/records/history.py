@@ -74,7 +74,7 @@ def _decode(cursor: str, object_name: str, record_id: str) -> tuple[datetime, in
         if not isinstance(body, dict) or body.get("r") != f"{object_name}/{record_id}":
             raise ValueError
         at, row_id = datetime.fromisoformat(body["at"]), body["id"]
-        if at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, int):
+        if at.tzinfo is None or isinstance(row_id, bool) or not isinstance(row_id, int) or not 0 < row_id < 2**63:
             raise ValueError
         return at, row_id
     except (ValueError, TypeError, KeyError, binascii.Error, UnicodeDecodeError, RecursionError):

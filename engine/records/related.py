@@ -67,17 +67,26 @@ def related_lists(model: Model, obj: ObjectDef) -> dict[str, RelatedList]:
     return found
 
 
-def resolve(model: Model, obj: ObjectDef, names: Sequence[str]) -> list[tuple[str, RelatedList]]:
-    """The lists `names` ask for, in order; UnknownRelated names the first unknown one."""
+def resolve(model: Model, obj: ObjectDef, names: Sequence[str], actor: Actor) -> list[tuple[str, RelatedList]]:
+    """The lists `names` ask for, in order; UnknownRelated names the first unknown one and lists
+    the names the actor may use (not those of objects they cannot read: /meta hides those too)."""
     known = related_lists(model, obj)
     chosen = []
     for name in dict.fromkeys(names):
         if name not in known:
-            listed = ", ".join(sorted(known)) or "none"
+            listed = ", ".join(sorted(n for n, item in known.items() if readable(model, item, actor))) or "none"
             raise UnknownRelated([FieldError("include", "unknown_related",
                                              f"{obj.name} has no related list {name!r}; known: {listed}")])
         chosen.append((name, known[name]))
     return chosen
+
+
+def readable(model: Model, item: RelatedList, actor: Actor) -> bool:
+    """Whether the actor may read the list: its object at all, and the lookup it goes through."""
+    from metacrm.engine.security.access import rights_of
+
+    rights = rights_of(model.object(item.object), actor)
+    return rights.read != "none" and item.via not in rights.hidden
 
 
 def first_pages(records, model: Model, record_id: str, lists: Sequence[tuple[str, RelatedList]], *,
@@ -88,9 +97,9 @@ def first_pages(records, model: Model, record_id: str, lists: Sequence[tuple[str
 
     pages: dict[str, RelatedPage] = {}
     for name, item in lists:
-        rights = rights_of(model.object(item.object), actor)
-        if rights.read == "none" or item.via in rights.hidden:
+        if not readable(model, item, actor):
             continue
+        rights = rights_of(model.object(item.object), actor)
         sort = tuple(k for k in item.sort if k.lstrip("-+") not in rights.hidden)
         query = Query(filter=[[item.via, "eq", record_id]], sort=sort, limit=limit)
         page = records.list(item.object, query, actor=actor, conn=conn)

@@ -78,7 +78,7 @@ def unread_count(records, actor: Actor, conn: Connection | None = None) -> int:
 
 def mark_read(records, actor: Actor, notification_id: Any) -> bool:
     """Mark one of the caller's notifications read; False if it is not one they can see."""
-    if isinstance(notification_id, bool) or not isinstance(notification_id, int):
+    if not valid_id(notification_id):
         return False
     with records.transaction() as c:
         shown = visible(records, c, actor)
@@ -102,7 +102,15 @@ def _count_unread(conn: Connection, shown: sa.ColumnElement) -> int:
     return conn.execute(sa.select(sa.func.count()).select_from(n).where(shown, n.c.read_at.is_(None))).scalar_one()
 
 
+MAX_ID = 2**63 - 1  # a BIGINT: a larger number names no notification (and must not reach the database)
+
+
+def valid_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value <= MAX_ID
+
+
 def _position(cursor: str) -> int:
-    if not (isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19):
+    if not (isinstance(cursor, str) and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19
+            and valid_id(int(cursor))):
         raise QueryError("invalid cursor: use the `next` link of the previous page", "cursor")
     return int(cursor)
