@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from tests.reads_world import World, world  # noqa: F401  (fixture)
+from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 
 def bulk(world: World, method: str, rows, who: str = "adm"):

@@ -4,7 +4,7 @@ related lists as the caller may read them, on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from metacrm.engine.records.context import SYSTEM
-from tests.reads_world import World, world  # noqa: F401  (fixture)
+from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 
 def seed(world: World, records) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from metacrm.engine.records.context import SYSTEM, Actor
 from metacrm.engine.records.query import Query, QueryError
-from tests.reads_world import World, world  # noqa: F401  (fixture)
+from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 
 def test_me_says_who_the_caller_is_and_what_they_may_do(world: World):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from metacrm.engine.automation.delivery import store_notifications
 from metacrm.engine.records.context import SYSTEM
 from metacrm.engine.security import auth
-from tests.reads_world import World, world  # noqa: F401  (fixture)
+from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 
 def notify(runtime, outbox_id: int, users: list[str], message: str, record_id: str | None = None) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import io
 
-from tests.reads_world import World, world  # noqa: F401  (fixture)
+from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 
 def listed(world: World, who: str, **params):
