@@ -141,6 +141,8 @@ def strategies(target: Target):
         texts)
     list_query = st.lists(st.one_of(
         st.tuples(st.just("filter"), filters), st.tuples(st.sampled_from(["sort", "search", "fields", "cursor"]), texts),
+        st.tuples(st.just("view"), st.one_of(st.sampled_from(["all", "open", "mine", "key_accounts"]), texts)),
+        st.tuples(st.sampled_from(["owner", "created_by"]), st.sampled_from(["me", "current_user()", "ME"])),
         st.tuples(st.just("limit"), st.one_of(texts, numbers.map(str))),
         st.tuples(st.one_of(st.sampled_from(target.fields), texts), texts)), max_size=3)
     auth_headers = st.one_of(
@@ -185,6 +187,8 @@ def strategies(target: Target):
     import_query = st.lists(st.tuples(st.sampled_from(["mapping", "match", "dry_run", "other"]),
                                       st.one_of(texts, st.just('{"a": "subject"}'))), max_size=2)
     credentials = st.fixed_dictionaries({"email": texts, "password": texts}).map(as_json)
+    paging_query = st.lists(st.tuples(st.sampled_from(["limit", "cursor", "other"]),
+                                      st.one_of(texts, numbers.map(str))), max_size=2)
     return {
         ("/api/v1/auth/login", "POST"): call("POST", st.just("/api/v1/auth/login"), body_=st.one_of(credentials, body),
                                               authorised=st.just([])),
@@ -227,7 +231,18 @@ def strategies(target: Target):
             .map(as_json), body)),
         ("/api/v1/records/{object}/{id}/shares", "DELETE"): call("DELETE", one("/shares"), st.lists(st.tuples(
             st.sampled_from(["user_id", "group", "other"]), st.one_of(ids, texts)), max_size=2)),
-        ("/api/v1/records/{object}/{id}", "GET"): call("GET", one()),
+        ("/api/v1/records/{object}/{id}", "GET"): call("GET", one(), st.lists(st.tuples(
+            st.sampled_from(["include", "fields", "expand"]),
+            st.one_of(st.sampled_from(["contact", "opportunity,ticket", "contact.account", ""]), texts)), max_size=2)),
+        ("/api/v1/records/{object}/{id}/history", "GET"): call("GET", one("/history"), paging_query),
+        ("/api/v1/me", "GET"): call("GET", st.just("/api/v1/me")),
+        ("/api/v1/notifications", "GET"): call("GET", st.just("/api/v1/notifications"), st.lists(st.tuples(
+            st.sampled_from(["unread", "limit", "cursor", "other"]),
+            st.one_of(st.sampled_from(["true", "false", str(2**63), "-1"]), texts, numbers.map(str))), max_size=3)),
+        ("/api/v1/notifications/unread-count", "GET"): call("GET", st.just("/api/v1/notifications/unread-count")),
+        ("/api/v1/notifications/read-all", "POST"): call("POST", st.just("/api/v1/notifications/read-all")),
+        ("/api/v1/notifications/{id}/read", "POST"): call("POST", path(
+            "/api/v1/notifications/{id}/read", id=st.one_of(ids, numbers.map(str)))),
         ("/api/v1/records/{object}/{id}", "PATCH"): call("PATCH", one(), body_=body),
         ("/api/v1/records/{object}/{id}", "DELETE"): call("DELETE", one()),
         ("/api/v1/admin/metadata/plan", "POST"): call("POST", st.just("/api/v1/admin/metadata/plan"), body_=plan_body),

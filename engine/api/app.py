@@ -90,13 +90,18 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
     """The API. Every handler is a plain function that Starlette runs in its thread pool, so a
     request waiting on the database never holds up another one (or the event loop)."""
     from metacrm.engine.api import admin, csvio, openapi
-    from metacrm.engine.api import sharing
+    from metacrm.engine.api import history, me, notifications, sharing
 
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
         Route("/api/v1/auth/logout", session.logout, methods=["POST"]),
         Route("/api/v1/auth/tokens", session.tokens, methods=["GET", "POST"]),
         Route("/api/v1/auth/tokens/{id}", session.revoke, methods=["DELETE"]),
+        Route("/api/v1/me", me.me, methods=["GET"]),
+        Route("/api/v1/notifications", notifications.listing, methods=["GET"]),
+        Route("/api/v1/notifications/unread-count", notifications.unread_count, methods=["GET"]),
+        Route("/api/v1/notifications/read-all", notifications.read_all, methods=["POST"]),
+        Route("/api/v1/notifications/{id}/read", notifications.mark_read, methods=["POST"]),
         Route("/api/v1/meta/objects", meta.objects, methods=["GET"]),
         Route("/api/v1/meta/objects/{object}", meta.one_object, methods=["GET"]),
         Route("/api/v1/records/{object}", records.list_or_create, methods=["GET", "POST"]),
@@ -106,6 +111,7 @@ def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
         Route("/api/v1/records/{object}/rules/{rule}", automation.run_rule, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.submit, methods=["POST"]),
         Route("/api/v1/records/{object}/{id}/approvals", automation.history, methods=["GET"]),
+        Route("/api/v1/records/{object}/{id}/history", history.history, methods=["GET"]),
         Route("/api/v1/records/{object}/{id}/shares", sharing.shares, methods=["GET", "POST", "DELETE"]),
         Route("/api/v1/approvals/{id}/{decision}", automation.decide, methods=["POST"]),
         Route("/api/v1/intake/{object}", automation.intake, methods=["POST"]),

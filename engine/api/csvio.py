@@ -79,7 +79,7 @@ def export_csv(request: Request) -> Response:
         if not access.rights.export:
             raise service.forbidden(obj, actor, "export")
         hidden = access.hidden
-    query = record_api._query(request, known)
+    query = record_api._query(request, known, actor)
     columns = export_columns(obj, hidden, query.fields)
     query = replace(query, limit=PAGE, fields=tuple(columns[1:]) if query.fields else None)
     first = service.list(name, query, actor=actor)  # a bad filter or sort fails here, as a problem document

@@ -16,9 +16,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from metacrm.engine.records.context import Actor
-from metacrm.engine.records.query import kind_of
+from metacrm.engine.records.views import visible_view
 from metacrm.engine.security.access import rights_of
-from metacrm.metamodel import filters as flt
 from metacrm.metamodel.concealment import thaw
 from metacrm.metamodel.model import Model, ObjectDef
 
@@ -32,7 +31,7 @@ def visible_layouts(model: Model, obj: ObjectDef, actor: Actor) -> dict[str, Any
     if "form" in layouts:
         shown["form"] = _form(layouts["form"], hidden)
     if "list_views" in layouts:
-        shown["list_views"] = [v for v in (_list_view(obj, view, hidden) for view in layouts["list_views"]) if v]
+        shown["list_views"] = [v for v in (visible_view(obj, view, hidden) for view in layouts["list_views"]) if v]
     if "related_lists" in layouts:
         shown["related_lists"] = [r for r in (_related(model, related, actor) for related in layouts["related_lists"])
                                   if r]
@@ -58,20 +57,6 @@ def _sections(sections: list[dict[str, Any]], hidden: frozenset[str]) -> list[di
         fields = [name for name in section["fields"] if name not in hidden]
         if fields or not section["fields"]:
             shown.append(dict(section, fields=fields))
-    return shown
-
-
-def _list_view(obj: ObjectDef, view: dict[str, Any], hidden: frozenset[str]) -> dict[str, Any] | None:
-    try:
-        flt.parse_filter(view.get("filter"), kind_of(obj, hidden))
-    except flt.FilterError:
-        return None
-    columns = [name for name in view["columns"] if name not in hidden]
-    if not columns:
-        return None
-    shown = dict(view, columns=columns)
-    if "sort" in view:
-        shown["sort"] = _sort(view["sort"], hidden)
     return shown
 
 

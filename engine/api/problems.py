@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from metacrm.engine import i18n
+from metacrm.engine.records.bulkfailure import BulkFailed
 
 from metacrm.engine.records.errors import (
     Conflict,
@@ -70,12 +71,13 @@ def speaker(request: Request) -> Speaker:
     return Speaker(language, runtime.catalogue if runtime is not None else None)
 
 
-def problem_response(status: int, detail: str, errors: list[FieldError] | None = None,
+def problem_response(status: int, detail: str, errors: list[FieldError] | list[dict[str, Any]] | None = None,
                      headers: dict[str, str] | None = None, *, say: Speaker = Speaker(), **extra: Any) -> JSONResponse:
     body = {"type": f"https://metacrm.dev/problems/{status}", "title": say(TITLES.get(status, "Error")),
             "status": status, "detail": say(detail), **extra}
     if errors:
-        body["errors"] = [dict(e.as_dict(), message=say(e.message)) for e in errors]
+        body["errors"] = [dict(e, message=say(e["message"])) if isinstance(e, dict)
+                          else dict(e.as_dict(), message=say(e.message)) for e in errors]
     headers = dict(headers or {}, **{"Content-Language": say.language})
     return JSONResponse(body, status_code=status, media_type="application/problem+json", headers=headers)
 
@@ -84,4 +86,5 @@ def from_record_error(exc: RecordError, say: Speaker = Speaker()) -> JSONRespons
     status = 412 if isinstance(exc, Conflict) else status_of(exc)  # a stale version over HTTP: failed precondition
     detail = "; ".join(say(e.message) for e in exc.errors) or str(exc)
     extra = {"current_version": exc.current_version} if hasattr(exc, "current_version") else {}
-    return problem_response(status, detail, exc.errors, say=say, **extra)
+    errors = exc.indexed() if isinstance(exc, BulkFailed) else exc.errors  # all-or-none bulk: by record index
+    return problem_response(status, detail, errors, say=say, **extra)

@@ -13,12 +13,14 @@ from starlette.responses import JSONResponse, Response
 from metacrm.engine.api.bodies import awaited, parse_json, read_json, read_object, whole_number
 from metacrm.engine.api.context import authenticate, request_unit
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.query import MAX_LIMIT, Query
+from metacrm.engine.records import related, views
+from metacrm.engine.records.query import MAX_LIMIT, Query, QueryError
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.security.access import rights_of
 
-LIST_PARAMS = frozenset({"filter", "sort", "search", "fields", "limit", "cursor"})
+LIST_PARAMS = frozenset({"filter", "sort", "search", "fields", "limit", "cursor", "view"})
+ONE_PARAMS = frozenset({"fields", "include"})
 BULK_LIMIT = 1000
 
 
@@ -53,7 +55,8 @@ def if_match_version(request: Request, record_id: str) -> int | None:
     return number
 
 
-def _query(request: Request, obj_fields: set[str]) -> Query:
+def _query(request: Request, obj_fields: set[str], actor=None) -> Query:
+    """The list query of a request; `view=<name>` (needs `actor`) runs it through that list view."""
     params = request.query_params
     conditions: list[Any] = []
     for key in params.keys():
@@ -70,10 +73,17 @@ def _query(request: Request, obj_fields: set[str]) -> Query:
         raise Problem(400, "limit must be a whole number")
     if not 1 <= limit <= MAX_LIMIT:
         raise Problem(400, f"limit must be between 1 and {MAX_LIMIT}")
-    split = lambda text: tuple(p.strip() for p in text.split(",") if p.strip())  # noqa: E731
-    return Query(filter=conditions or None, sort=split(params.get("sort", "")), search=params.get("search"),
-                 limit=limit, cursor=params.get("cursor"),
-                 fields=split(params["fields"]) if params.get("fields") else None)
+    query = Query(filter=conditions or None, sort=_split(params.get("sort", "")), search=params.get("search"),
+                  limit=limit, cursor=params.get("cursor"),
+                  fields=_split(params["fields"]) if params.get("fields") else None)
+    if "view" in params:
+        obj = _obj(request, request.path_params["object"])
+        query = views.with_view(query, views.find_view(obj, params["view"], actor))
+    return query
+
+
+def _split(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
 
 
 def _obj(request: Request, name: str):
@@ -104,7 +114,7 @@ def list_or_create(request: Request) -> Response:
             "ETag": etag(record, _obj(request, name)), "Location": f"/api/v1/records/{name}/{record['id']}"})
     with request_unit(request) as unit:
         name = request.path_params["object"]
-        query = _query(request, visible_fields(request, name, unit.actor))
+        query = _query(request, visible_fields(request, name, unit.actor), unit.actor)
         page = service(request).list(name, query, actor=unit.actor, conn=unit.conn)
     body: dict[str, Any] = {"records": to_jsonable(page.records), "next_cursor": page.next_cursor}
     if page.next_cursor:
@@ -118,13 +128,7 @@ def one(request: Request) -> Response:
     name, record_id = request.path_params["object"], request.path_params["id"]
     records = service(request)
     if request.method == "GET":
-        with request_unit(request) as unit:
-            _object_fields(request, name)
-            record = records.get(name, record_id, actor=unit.actor, conn=unit.conn)
-        tag = etag(record, _obj(request, name))
-        if request.headers.get("if-none-match") == tag:
-            return Response(status_code=304, headers={"ETag": tag})
-        return JSONResponse(to_jsonable(record), headers={"ETag": tag})
+        return _get_one(request, name, record_id)
     actor = authenticate(request)
     _object_fields(request, name)
     if request.method == "DELETE":
@@ -159,3 +163,53 @@ def bulk(request: Request) -> Response:
                          "errors": [{"index": i, "errors": [e.as_dict() for e in errs]}
                                     for i, errs in sorted(result.errors.items())]},
                         status_code=200 if not result.errors else 207)
+
+
+def _get_one(request: Request, name: str, record_id: str) -> Response:
+    """One record; `fields=` keeps some fields (and id, version); `include=` adds related lists.
+    With `include=` there is no 304: the related records can change while the record does not."""
+    params = request.query_params
+    unknown = [key for key in params.keys() if key not in ONE_PARAMS]
+    if unknown:
+        raise Problem(400, f"unknown query parameter {unknown[0]!r}; a single record takes only fields= and include=")
+    include = _split(params.get("include", ""))
+    if "include" in params and not include:
+        raise Problem(400, "include= needs the name of a related list (or child object)")
+    with request_unit(request) as unit:
+        _object_fields(request, name)
+        obj = _obj(request, name)
+        wanted = related.resolve(request.app.state.runtime.model, obj, include, unit.actor) if include else []
+        record = service(request).get(name, record_id, actor=unit.actor, conn=unit.conn)
+        pages = related.first_pages(service(request), request.app.state.runtime.model, record["id"], wanted,
+                                    actor=unit.actor, conn=unit.conn) if wanted else {}
+    tag = etag(record, obj)
+    if not include and request.headers.get("if-none-match") == tag:
+        return Response(status_code=304, headers={"ETag": tag})
+    body = to_jsonable(_keep_fields(record, _split(params.get("fields", ""))))
+    if include:
+        body["_related"] = {key: _related_body(page) for key, page in pages.items()}
+    return JSONResponse(body, headers={"ETag": tag})
+
+
+def _keep_fields(record: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """The record with only `fields` (and id, version); a field it lacks (none such, or hidden from
+    the caller) is refused like in a list."""
+    if not fields:
+        return record
+    unknown = [f for f in fields if f not in record]
+    if unknown:
+        raise QueryError(f"unknown field(s): {', '.join(unknown)}")
+    keep = set(fields) | {"id", "version"}
+    return {k: v for k, v in record.items() if k in keep}
+
+
+def _related_body(page: related.RelatedPage) -> dict[str, Any]:
+    """{"object", "items", "next"}; `next` is the list endpoint's link to the following page."""
+    following = None
+    if page.next_cursor:
+        via, _, value = page.query.filter[0]
+        params = {via: value, "limit": str(page.query.limit), "cursor": page.next_cursor}
+        if page.query.sort:
+            params["sort"] = ",".join(page.query.sort)
+        following = f"/api/v1/records/{page.list.object}?{urlencode(params)}"
+    return {"object": page.list.object, "items": to_jsonable(page.records), "next": following}

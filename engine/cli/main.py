@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from metacrm.engine import i18n
+from metacrm.engine.cli import acting
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.language import cli_language
 from metacrm.engine.cli.output import Labels, dumps, print_records
@@ -80,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
             cmd.add_argument("--limit", type=int, default=50)
             cmd.add_argument("--cursor", help="next_cursor of the previous page")
             cmd.add_argument("--fields", help="comma-separated fields to show")
+        if action in ("get", "list"):
+            acting.add_option(cmd)
         cmd.add_argument("--format", choices=("json", "table"), default="json")
         cmd.add_argument("--labels", action="store_true",
                          help="with --format table: field labels as headings and picklist values as their "
@@ -90,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="field history of a record")
     history.add_argument("object")
     history.add_argument("id")
+    acting.add_option(history)
     history.add_argument("--format", choices=("json", "table"), default="json")
 
     field = commands.add_parser("field", help="manage fields").add_subparsers(dest="action", required=True)
@@ -179,6 +183,7 @@ def add_csv_commands(actions) -> None:
     dump.add_argument("--sort", action="append", default=[], help="field, or -field for descending (write --sort=-field)")
     dump.add_argument("--fields", help="comma-separated fields to export (default: all, with owner and timestamps)")
     dump.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    acting.add_option(dump)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -293,6 +298,7 @@ def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
+    actor = acting.acting(runtime, args, actor)
     if args.action in ("import", "export"):
         from metacrm.engine.cli import transfer
 
@@ -341,6 +347,7 @@ def labels_for(runtime: Runtime, args, actor: Actor) -> Labels | None:
 
 
 def cmd_history(runtime: Runtime, args, actor: Actor) -> int:
+    actor = acting.acting(runtime, args, actor)
     print_records(RecordService(runtime).history(args.object, args.id, actor=actor), args.format, sys.stdout)
     return 0
 

@@ -28,6 +28,11 @@ from metacrm.metamodel.names import SYSTEM_COLUMNS
 
 MAX_LIMIT = 1000
 NOT_NULL_SYSTEM = frozenset({"id", "created_at", "updated_at", "version"})
+#: Values that stand for the acting user in a condition on a user field (owner, created_by,
+#: updated_by, `user` fields): `me`, and `current_user()` as formulas spell it.
+ME_VALUES = frozenset({"me", "current_user()"})
+USER_SYSTEM_FIELDS = frozenset({"owner", "created_by", "updated_by"})
+NOBODY = object()  # no acting user is known: `me` cannot be resolved
 
 
 @dataclass(frozen=True)
@@ -64,23 +69,44 @@ def kind_of(obj: ObjectDef, hidden: frozenset[str] = frozenset()):
 
 
 def where_clause(obj: ObjectDef, table: sa.Table, raw_filter: Any, clock: Clock,
-                 hidden: frozenset[str] = frozenset()) -> sa.ColumnElement | None:
+                 hidden: frozenset[str] = frozenset(), user: Any = NOBODY) -> sa.ColumnElement | None:
+    """The WHERE clause of a filter. `user` is the acting user's id, which `me` (and
+    `current_user()`) stand for in conditions on user fields; None or NOBODY: there is none."""
     try:
         parsed = flt.parse_filter(raw_filter, kind_of(obj, hidden))
     except flt.FilterError as exc:
         raise QueryError(str(exc)) from None
-    return None if parsed is None else _clause(obj, table, parsed, clock)
+    return None if parsed is None else _clause(obj, table, parsed, clock, user)
 
 
-def _clause(obj: ObjectDef, table: sa.Table, node: flt.Filter, clock: Clock) -> sa.ColumnElement:
+def _clause(obj: ObjectDef, table: sa.Table, node: flt.Filter, clock: Clock, user: Any) -> sa.ColumnElement:
     if isinstance(node, flt.And):
-        return sa.and_(sa.true(), *(_clause(obj, table, item, clock) for item in node.items))
+        return sa.and_(sa.true(), *(_clause(obj, table, item, clock, user) for item in node.items))
     if isinstance(node, flt.Or):
-        return sa.or_(sa.false(), *(_clause(obj, table, item, clock) for item in node.items))
+        return sa.or_(sa.false(), *(_clause(obj, table, item, clock, user) for item in node.items))
     if isinstance(node, flt.Not):
         # blank values make a condition unknown in SQL; "not" treats unknown as false first
-        return sa.not_(sa.func.coalesce(_clause(obj, table, node.item, clock), sa.false()))
-    return _condition(obj, table, node, clock)
+        return sa.not_(sa.func.coalesce(_clause(obj, table, node.item, clock, user), sa.false()))
+    return _condition(obj, table, _resolve_me(obj, node, user), clock)
+
+
+def is_user_field(obj: ObjectDef, name: str) -> bool:
+    """Whether `name` holds a user id: owner, created_by, updated_by or a field of type user."""
+    return name in USER_SYSTEM_FIELDS or (obj.has_field(name) and obj.field(name).type == "user")
+
+
+def _resolve_me(obj: ObjectDef, cond: flt.Condition, user: Any) -> flt.Condition:
+    """`me` / `current_user()` in a condition on a user field, replaced by the acting user's id.
+    Resolved here, per call, so one saved filter (a list view's) means each caller's own records."""
+    if not is_user_field(obj, cond.field):
+        return cond
+    values = cond.value if isinstance(cond.value, tuple) else (cond.value,)
+    if not any(isinstance(v, str) and v.strip().lower() in ME_VALUES for v in values):
+        return cond
+    if user is NOBODY or user is None:
+        raise QueryError(f"{cond.field}: 'me' stands for the signed-in user, and there is none here", cond.field)
+    resolved = tuple(user if isinstance(v, str) and v.strip().lower() in ME_VALUES else v for v in values)
+    return flt.Condition(cond.field, cond.op, resolved if isinstance(cond.value, tuple) else resolved[0])
 
 
 def _value(obj: ObjectDef, name: str, value: Any) -> Any:

@@ -22,6 +22,7 @@ from metacrm.engine.expressions import Evaluator
 from metacrm.engine.records import integrity, readtime
 from metacrm.engine.records import query as q
 from metacrm.engine.records.autonumber import assign_numbers
+from metacrm.engine.records.bulkfailure import BulkFailed
 from metacrm.engine.records.context import Actor
 from metacrm.engine.records.derived import Propagation, feeds_others
 from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
@@ -176,7 +177,7 @@ class RecordService:
             if unknown:
                 raise q.QueryError(f"unknown field(s): {', '.join(unknown)}")
         clauses = (access.read_clause(table) if access is not None else None,
-                   q.where_clause(obj, table, query.filter, actor.clock, hidden),
+                   q.where_clause(obj, table, query.filter, actor.clock, hidden, actor.user_id),
                    q.search_clause(obj, table, query.search, hidden))
         for clause in clauses:
             if clause is not None:
@@ -191,7 +192,8 @@ class RecordService:
         with self.runtime.db.read() as c:
             access = self.access(obj, actor, c)
             statement = sa.select(sa.func.count()).select_from(table)
-            for clause in (access.read_clause(table), q.where_clause(obj, table, filter, actor.clock, access.hidden)):
+            for clause in (access.read_clause(table), q.where_clause(obj, table, filter, actor.clock, access.hidden,
+                                                                     actor.user_id)):
                 if clause is not None:
                     statement = statement.where(clause)
             return c.execute(statement).scalar_one()
@@ -265,9 +267,10 @@ class RecordService:
             self._check_references(c, model, obj, prepared, result, pipeline)
             self._check_unique(c, obj, table, prepared, result, pipeline)
             result.errors = {i: access.conceal(errs) for i, errs in result.errors.items()}
-            if result.errors and (all_or_none or _single):
-                raise ValidationFailed(sorted(result.errors.items())[0][1] if _single else
-                                       [e for errs in result.errors.values() for e in errs])
+            if result.errors and _single:
+                raise ValidationFailed(sorted(result.errors.items())[0][1])
+            if result.errors and all_or_none:
+                raise BulkFailed.of(result.errors, rows)
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
             assign_numbers(c, obj, [r for _, r in prepared], now)
             prepared = self._write_guarded(c, model, obj, table, prepared, result, pipeline, None,
@@ -361,8 +364,10 @@ class RecordService:
             self._check_references(c, model, obj, prepared, result, pipeline, befores)
             self._check_unique(c, obj, table, prepared, result, pipeline, befores)
             result.errors = {i: access.conceal(errs) for i, errs in result.errors.items()}
-            if result.errors and (all_or_none or _single):
+            if result.errors and _single:
                 raise ValidationFailed([e for errs in result.errors.values() for e in errs])
+            if result.errors and all_or_none:
+                raise BulkFailed.of(result.errors, rows)
             prepared = [(i, r) for i, r in prepared if i not in result.errors]
 
             def write(batch):
@@ -492,7 +497,7 @@ class RecordService:
                 kept += batch
                 break
         if result.errors and all_or_none:
-            raise ValidationFailed([e for errs in result.errors.values() for e in errs])
+            raise BulkFailed(result.errors, {i: r["id"] for i, r in prepared} if befores is not None else {})
         return kept
 
     def _refused(self, conn, model: Model, obj: ObjectDef, table: sa.Table, batch, result: BulkResult,
