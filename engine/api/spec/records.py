@@ -87,8 +87,7 @@ class ObjectPaths:
         made[f"{self.base}/{{id}}"]["delete"] = self.delete_op()
         made[f"{self.base}/bulk"] = {"post": self.bulk_op("create"), "patch": self.bulk_op("update")}
         made[f"{self.base}/import"] = {"post": self.import_op()}
-        if self.obj.approval_processes:
-            made.setdefault(f"{self.base}/{{id}}/approvals", {})["post"] = self.submit_op()
+        made.setdefault(f"{self.base}/{{id}}/approvals", {})["post"] = self.submit_op()
         rules = [r.name for r in self.obj.automations if r.trigger.on == "manual" and may_run(r, self.actor)]
         if rules:
             made[f"{self.base}/rules/{{rule}}"] = {"post": self.rule_op(rules)}
@@ -228,7 +227,9 @@ class ObjectPaths:
 
     def submit_op(self) -> dict[str, Any]:
         processes = [p.name for p in self.obj.approval_processes]
-        body = obj({"process": {"type": "string", "enum": processes}, "comment": {"type": "string"}}, ["process"])
+        process = {"type": "string", "enum": processes} if processes else {
+            "type": "string", "description": self.say("the {label} object has no approval process today")}
+        body = obj({"process": process, "comment": {"type": "string"}}, ["process"])
         return self.op("submit_approval", "Submit a {label} record for approval", {
             "201": json_response(self.say("submitted"), obj({"approval": {"type": "integer"},
                                                             "status": {"type": "string", "enum": ["pending"]}},
