@@ -6,7 +6,13 @@ works for the everyday calls."""
 
 from __future__ import annotations
 
+import csv
+import importlib
+import io
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from openapi_spec_validator import validate
@@ -132,3 +138,87 @@ def test_hidden_fields_are_not_described(live):
     assert "budget" not in {p["name"] for p in rep["paths"]["/api/v1/records/inquiry"]["get"]["parameters"]}
     assert "budget" in spec_of(live, "admin")["components"]["schemas"]["inquiry"]["properties"]
     live.runtime.apply(live.runtime.plan(list(template.objects) + list(load_documents([("inquiry.yaml", INQUIRY)]))))
+
+
+# -- a generated client ------------------------------------------------------------------------
+
+GENERATOR_CONFIG = Path(__file__).parent / "data" / "openapi-python-client.yaml"
+CLIENT = "metacrm_api_client"
+
+
+def generate_client(live, tmp_path: Path) -> Path:
+    """The client package generated from the live document (as an admin sees it, in English),
+    built and installed into a directory of its own; returns that directory."""
+    with live.client() as http:
+        (tmp_path / "openapi.json").write_text(http.get("/api/v1/openapi.json",
+                                                        headers={"Accept-Language": "en"}).text, "utf-8")
+    made = subprocess.run([sys.executable, "-m", "openapi_python_client", "generate", "--path",
+                           str(tmp_path / "openapi.json"), "--meta", "setup", "--output-path", str(tmp_path / "client"),
+                           "--config", str(GENERATOR_CONFIG), "--fail-on-warning"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert made.returncode == 0, made.stdout + made.stderr
+    assert "warning" not in (made.stdout + made.stderr).lower(), made.stdout + made.stderr
+    target = tmp_path / "site"
+    built = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+                            "--target", str(target), str(tmp_path / "client")], capture_output=True, text=True)
+    assert built.returncode == 0, built.stdout + built.stderr
+    return target
+
+
+@pytest.fixture
+def generated(live, tmp_path):
+    """The generated client's modules, imported from where pip installed them."""
+    target = generate_client(live, tmp_path)
+    forget = lambda: [sys.modules.pop(m) for m in [m for m in sys.modules if m.split(".")[0] == CLIENT]]  # noqa: E731
+    forget()
+    sys.path.insert(0, str(target))
+    try:
+        yield importlib.import_module(CLIENT), target
+    finally:
+        sys.path.remove(str(target))
+        forget()
+
+
+def test_a_generated_client_works_for_everyday_calls(live, generated):
+    package, target = generated
+    assert (target / CLIENT / "api" / "inquiry" / "create_inquiry.py").exists()  # installed, not read from the source
+    api = lambda name: importlib.import_module(f"{CLIENT}.api.inquiry.{name}")  # noqa: E731
+    models = importlib.import_module(f"{CLIENT}.models")
+    types = importlib.import_module(f"{CLIENT}.types")
+    client = package.AuthenticatedClient(base_url=live.url, token=live.tokens["admin"])
+    with client:
+        made = api("create_inquiry").sync_detailed(client=client, body=models.InquiryCreate(
+            subject="generated", budget="1234567890123456.78", visits=2))
+        assert made.status_code == 201, made.content
+        record = made.parsed
+        assert record.subject == "generated" and record.budget == "1234567890123456.78" and record.version == 1
+        tag = made.headers["ETag"]
+        assert made.headers["Location"] == f"/api/v1/records/inquiry/{record.id}"
+
+        page = api("list_inquiry").sync(client=client, fields="subject", subject="generated")
+        assert [(str(r.id), r.subject, r.version) for r in page.records] == [(str(record.id), "generated", 1)]
+
+        updated = api("update_inquiry").sync_detailed(record.id, client=client, body=models.InquiryUpdate(visits=3),
+                                                      if_match=tag)
+        assert updated.status_code == 200 and updated.parsed.visits == 3 and updated.parsed.version == 2
+        stale = api("update_inquiry").sync_detailed(record.id, client=client, body=models.InquiryUpdate(visits=4),
+                                                    if_match=tag)
+        assert stale.status_code == 412 and isinstance(stale.parsed, models.Problem)
+        assert stale.parsed.status == 412 and stale.parsed.current_version == 2
+
+        bulk = api("bulk_create_inquiry").sync_detailed(client=client, body=models.BulkCreateInquiryBody(
+            records=[models.InquiryCreate(subject="bulk 1"), models.InquiryCreate(subject="bulk 2")]))
+        assert bulk.status_code == 200 and bulk.parsed.written == 2 and len(bulk.parsed.ids) == 2
+
+        csv_text = b"subject,visits\nimported,5\n,6\n"
+        dry = api("import_inquiry").sync_detailed(client=client, body=types.File(payload=io.BytesIO(csv_text)),
+                                                  dry_run=True)
+        assert dry.status_code == 207 and dry.parsed.dry_run and dry.parsed.created == 1
+        assert [e.row for e in dry.parsed.errors] == [3]
+        exported = api("export_inquiry").sync_detailed(client=client, fields="subject", sort="subject")
+        assert exported.status_code == 200
+        rows = list(csv.reader(io.StringIO(exported.content.decode("utf-8"))))
+        assert [r[1:] for r in rows] == [["subject"], ["bulk 1"], ["bulk 2"], ["generated"]]
+    assert live.runtime.model.object("inquiry")  # the dry run wrote nothing:
+    with live.client() as http:
+        assert http.get("/api/v1/records/inquiry", params={"subject": "imported"}).json()["records"] == []

@@ -28,7 +28,7 @@ def admin_paths(language: str, objects: list[str]) -> dict[str, Any]:
                 "destructive": {"type": "boolean"}, "needs_data_check": {"type": "boolean"},
                 "warnings": {"type": "array", "items": {"type": "string"}}, "text": {"type": "string"}},
                ["base_revision", "changes", "destructive", "needs_data_check", "warnings", "text"])
-    applied = obj({"revision": {"type": "integer"}, "changes": {"type": "array"}}, ["revision", "changes"])
+    applied = obj({"revision": {"type": "integer"}, "changes": {"type": "array", "items": {"type": "string"}}}, ["revision", "changes"])
     entry = obj({"id": {"type": "integer"}, "at": DATE_TIME, "event": {"type": "string"},
                  "user_id": nullable(UUID), "object_name": {"type": ["string", "null"]},
                  "record_id": {"type": ["string", "null"]}, "detail": {},

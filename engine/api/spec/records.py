@@ -171,7 +171,7 @@ class ObjectPaths:
             query_param("dry_run", {"type": "boolean", "default": False},
                         self.say("check every row and report, writing nothing")),
         ]
-        body = {"required": True, "content": {"text/csv": {"schema": {"type": "string"}}}}
+        body = {"required": True, "content": {"text/csv": {"schema": {"type": "string", "format": "binary"}}}}
         return self.op("import", "Import {label} records from CSV (UTF-8)", {
             "200": json_response(self.say("every row was imported (or would be, on a dry run)"), ref("ImportResult")),
             "207": json_response(self.say("some rows were refused; errors lists them by line"), ref("ImportResult")),
