@@ -17,6 +17,9 @@ BULK_LIMIT = 1000
 RULE_IDS_LIMIT = 500
 FILTERABLE_SYSTEM = ("owner", "id", "created_at", "updated_at")
 INCLUDE_LIMIT = 10
+#: An ETag we gave ("<id>.<version>", with a digest for records with read-time formulas), a bare
+#: version, or * (any version).
+IF_MATCH = r'^(\*|(W/)?"[0-9a-fA-F-]{36}\.[0-9]{1,18}(\.[0-9a-f]{12})?"|"?[0-9]{1,18}"?)$'
 
 
 class ObjectPaths:
@@ -131,7 +134,7 @@ class ObjectPaths:
             **errors(400, 404)}, parameters=params)
 
     def if_match(self) -> dict[str, Any]:
-        return {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
+        return {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string", "pattern": IF_MATCH},
                 "description": self.say("the ETag you read (or its version number): 412 if the record changed since")}
 
     def update_op(self) -> dict[str, Any]:
