@@ -32,7 +32,7 @@ def auth_paths(language: str) -> dict[str, Any]:
                      "expires_in_days": {"type": "integer", "minimum": 1,
                                          "description": say("capped by the server's token lifetime policy")}},
                     ["name"])
-    made = obj({"id": UUID, "token": {"type": "string", "description": say("the secret, shown only this once")},
+    made = obj({"id": UUID, "token": {"type": "string", "description": say("the token itself, shown only this once")},
                 "name": {"type": "string"}, "expires_at": DATE_TIME}, ["id", "token", "name", "expires_at"])
     return {
         "/api/v1/auth/login": {"post": _op(
@@ -43,7 +43,7 @@ def auth_paths(language: str) -> dict[str, Any]:
         "/api/v1/auth/logout": {"post": _op("logout", "Sign out (ends the session)", language, {
             "204": {"description": say("signed out")}, **errors()}, "auth")},
         "/api/v1/auth/tokens": {
-            "get": _op("list_tokens", "Your API tokens (never their secrets)", language, {
+            "get": _op("list_tokens", "Your API tokens (never the tokens themselves)", language, {
                 "200": json_response(say("the tokens, newest first"), obj({"tokens": {"type": "array", "items": token}},
                                                                            ["tokens"])), **errors()}, "auth"),
             "post": _op("create_token", "Create an API token for yourself", language, {
