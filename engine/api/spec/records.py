@@ -116,8 +116,10 @@ class ObjectPaths:
     def get_op(self) -> dict[str, Any]:
         record = ref(self.name)
         if self.related:
-            record = {"allOf": [ref(self.name), obj({"_related": obj({name: ref("RelatedList") for name in self.related},
-                                                                      closed=True)})]}
+            related = {"type": "object", "additionalProperties": ref("RelatedList"), "description": self.say(
+                "per name given in include= (one of: {names}), the first page of that list; a list you may not "
+                "read is absent", names=", ".join(self.related))}
+            record = {"allOf": [ref(self.name), obj({"_related": related})]}
         include_schema: dict[str, Any] = {"type": "string"}
         params = [self.id_param(),
                   query_param("fields", {"type": "string"},
