@@ -223,3 +223,13 @@ def test_a_generated_client_works_for_everyday_calls(live, generated):
         assert http.get("/api/v1/records/inquiry", params={"subject": "imported"}).json()["records"] == []  # dry run
     assert [r[1:] for r in rows] == [["subject"]] + [[r["subject"]] for r in listed]
     assert {"bulk 1", "bulk 2", "generated"} <= {r[1] for r in rows}
+
+
+def test_a_whole_number_written_with_a_fraction_is_an_integer(live):
+    """The document says "integer", and JSON Schema counts 30.0 as one: the API must agree."""
+    with live.client() as http:
+        made = http.post("/api/v1/auth/tokens", content=b'{"name": "float days", "expires_in_days": 30.0}',
+                         headers={"Content-Type": "application/json"})
+        assert made.status_code == 201, made.text
+        refused = http.post("/api/v1/auth/tokens", json={"name": "half days", "expires_in_days": 1.5})
+        assert refused.status_code == 400
