@@ -140,19 +140,25 @@ def parse_yaml(text: str, source: str | None) -> Document:
         raise MetadataError([Problem(f"the document has {len(text):,} characters; the limit is {MAX_DOCUMENT:,} "
                                      "(1 MiB)", source, "", None)])
     _check_flow_depth(text, source)
-    loader = _LimitedLoader(text)
+    loader = None
     try:
+        loader = _LimitedLoader(text)  # the reader refuses control characters here, before parsing
         node = loader.get_single_node()
         if node is not None:
             _check_limits(node, source)
         data = loader.construct_document(node) if node is not None else None
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        raise MetadataError([Problem(f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML "
+                                     "(control characters other than tab and newline)", source, "", line)]) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         reason = getattr(exc, "problem", None) or str(exc)
         raise MetadataError([Problem(f"invalid YAML: {reason}", source, "", line)]) from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if not isinstance(data, dict):
         raise MetadataError([Problem("a metadata document must be a mapping", source, "", 1)])
     lines: dict[PathKey, int] = {}

@@ -249,3 +249,14 @@ permissions:
     assert any("only text fields can be searchable" in p for p in problems)
     assert any("admin role always has full access" in p for p in problems)
     assert any("permissions.rep.fields.nope" in p and "unknown field" in p for p in problems)
+
+
+def test_a_control_character_is_a_metadata_problem_with_its_line():
+    """PyYAML's reader refuses control characters before parsing starts; that must be a problem
+    naming the file and line (the API answers 422), not an unhandled ReaderError (a 500)."""
+    from metacrm.metamodel.loader import load_documents
+
+    with pytest.raises(MetadataError) as raised:
+        load_documents([("bad.yaml", "name: deal\nfields:\n  - {name: a\x1a, type: text}\n")])
+    problem = raised.value.problems[0]
+    assert (problem.file, problem.line) == ("bad.yaml", 3) and "U+001A" in problem.message

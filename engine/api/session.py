@@ -84,6 +84,8 @@ def tokens(request: Request) -> Response:
         raise Problem(400, "give the token a name")
     if len(name) > MAX_TOKEN_NAME or "\x00" in name:
         raise Problem(400, f"the token name must be text of at most {MAX_TOKEN_NAME} characters, without NUL")
+    if isinstance(days, float) and days.is_integer():
+        days = int(days)  # 30.0 is the whole number 30 in JSON (and in the OpenAPI document's "integer")
     if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 1):
         raise Problem(400, "expires_in_days must be a whole number of days, at least 1")
     runtime = request.app.state.runtime
