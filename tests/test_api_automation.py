@@ -9,7 +9,7 @@ from metacrm.engine.api import create_app
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 LEAD = """
 name: lead

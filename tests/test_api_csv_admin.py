@@ -19,7 +19,7 @@ from metacrm.engine.security import auth
 from metacrm.engine.identity.audit import audit_log
 from metacrm.engine.storage import sequences
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 CONTACT = """
 name: contact

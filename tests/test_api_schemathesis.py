@@ -37,7 +37,7 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ACCOUNT = """
 name: account

@@ -19,7 +19,7 @@ from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 DEAL = """
 name: deal

@@ -27,7 +27,7 @@ from metacrm.engine.storage.tables import build_tables
 from metacrm.metamodel.compiler import compile_model
 from tests.conftest import documents
 from tests.test_cli import cli
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ACCOUNT = """
 name: account

@@ -14,8 +14,8 @@ from metacrm.engine.api import create_app
 from metacrm.engine.automation.tables import execution_log
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity

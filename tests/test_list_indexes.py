@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from metacrm.engine.records.query import Query
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 DEAL = """
 name: deal

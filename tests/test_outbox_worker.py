@@ -12,7 +12,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine import identity
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver

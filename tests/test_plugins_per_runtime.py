@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from metacrm.engine.plugins import hookimpl, new_manager, plugin_actions
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.runtime import Runtime
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import install

@@ -16,8 +16,8 @@ from metacrm.engine.automation import manual
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import execution_log, notifications, outbox
 from metacrm.engine.automation.worker import Worker
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install

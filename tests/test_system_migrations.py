@@ -20,7 +20,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine import identity

@@ -22,7 +22,7 @@ from starlette.routing import Route
 from metacrm.engine.api import automation, meta, records, session
 from metacrm.engine.api.context import Gate
 from metacrm.engine.api.problems import Problem, from_record_error, problem_response
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine.storage.database import unavailable_reason

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import kind_of
 from metacrm.engine.security.access import rights_of
 from metacrm.metamodel import filters as flt

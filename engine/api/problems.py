@@ -6,7 +6,7 @@ from typing import Any
 
 from starlette.responses import JSONResponse
 
-from metacrm.engine.records.errors import (
+from metacrm.engine.errors import (
     Conflict,
     FieldError,
     NotFound,

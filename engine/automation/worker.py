@@ -25,12 +25,14 @@ from croniter import croniter
 
 from metacrm.engine.automation import delivery, sla
 from metacrm.engine.automation import timers as timer_rules
-from metacrm.engine.automation.runner import AutomationError, Event, write_log_entries
+from metacrm.engine.automation.event import Event
+from metacrm.engine.automation.runner import Automation, write_log_entries
+from metacrm.engine.errors import AutomationError
 from metacrm.engine.automation.tables import outbox, schedules, timers
 from metacrm.engine.expressions.evaluator import Clock, Evaluator
 from metacrm.engine.records import readtime
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.service import RecordService
 
@@ -61,6 +63,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.records = RecordService(self.runtime)
+        self.automation = Automation(self.runtime, self.records)
         self.stats = WorkerStats()
 
     # -- loop ------------------------------------------------------------------------------
@@ -215,7 +218,7 @@ class Worker:
             record = dict(conn.execute(sa.select(tables[obj.name]).where(tables[obj.name].c.id == row.record_id)).one()._mapping)
             actor = Actor(system=True, channel="automation", clock=self.clock)
             readtime.fill(conn, model, tables, obj, [record], Evaluator(self.clock))
-            self.records.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
+            self.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
                                                 f"{obj.name}.{row.rule}")
 
     def _run_on_record(self, conn, model, rule, record_id: str, kind: str) -> bool:
@@ -227,7 +230,7 @@ class Worker:
         record = dict(row._mapping)
         readtime.fill(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
         actor = Actor(system=True, channel="automation", clock=self.clock)
-        return self.records.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
+        return self.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
 
     # -- schedules -------------------------------------------------------------------------
     def run_schedules(self) -> int:

@@ -18,9 +18,9 @@ from typing import Any, Sequence
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.output import dumps, print_records
 from metacrm.metamodel.coercion import json_integer, json_number
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.csvio import ImportRefused
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime, find_template

@@ -58,7 +58,7 @@ def _detail_columns(detail: str | None) -> list[str]:
 
 def field_error(pipeline, broken: tuple[str, str] | None, value=None):
     """The FieldError a user sees for a refused write (`pipeline` gives language and labels)."""
-    from metacrm.engine.records.errors import FieldError
+    from metacrm.engine.errors import FieldError
 
     if broken is None:
         label = pipeline.obj.label(pipeline.language)

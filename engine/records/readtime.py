@@ -28,7 +28,7 @@ def fill(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: Ob
     names = obj.read_time_formulas
     if not names or not rows:
         return
-    from metacrm.engine.records.context import SYSTEM
+    from metacrm.engine.identity.actor import SYSTEM
     from metacrm.engine.records.pipeline import Pipeline
     from metacrm.engine.records.relations import prefetch, related_values
 

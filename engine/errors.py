@@ -123,3 +123,13 @@ class PermissionDenied(RecordError):
 
 class UnknownObject(RecordError):
     """No object of that name in the metadata."""
+
+
+class AutomationError(MetacrmError):
+    """A rule's action failed: the triggering write is rolled back. `entries` are its execution-log
+    lines, written after the rollback (engine.automation.hooks). Declared here, below the record
+    engine, so that the record engine and importers can recognise it without importing automation."""
+
+    def __init__(self, message: str, entries: list[dict[str, Any]]):
+        super().__init__(message)
+        self.entries = entries

@@ -9,6 +9,7 @@ automations see it like any other write.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,8 +17,9 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation import recipients
 from metacrm.engine.automation.tables import pool_claims, pool_entries
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, NotFound, Refused
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import FieldError, NotFound, Refused
+from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.automation import PoolDef
 
 
@@ -114,10 +116,9 @@ def assign(service, object_name: str, record_id: str, user_id: str, actor: Actor
 
 
 def _locked_entry(conn: Connection, object_name: str, record_id: str):
-    from metacrm.engine.records.service import _id
 
     query = sa.select(pool_entries).where(pool_entries.c.object == object_name,
-                                          pool_entries.c.record_id == _id(record_id))
+                                          pool_entries.c.record_id == canonical_id(record_id))
     if conn.dialect.name == "postgresql":
         query = query.with_for_update()
     found = conn.execute(query).first()
@@ -127,6 +128,4 @@ def _locked_entry(conn: Connection, object_name: str, record_id: str):
 
 
 def _system(actor: Actor) -> Actor:
-    from dataclasses import replace
-
     return replace(actor, system=True)
