@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from metacrm.engine.api import automation, meta, records, session
+from metacrm.engine.api import admin, automation, csvio, meta, openapi, records, session, sharing
 from metacrm.engine.api.context import Gate
 from metacrm.engine.api.problems import Problem, from_record_error, problem_response
 from metacrm.engine.errors import RecordError
@@ -86,9 +86,6 @@ def lifespan(runtime: Runtime, owns_runtime: bool):
 def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
     """The API. Every handler is a plain function that Starlette runs in its thread pool, so a
     request waiting on the database never holds up another one (or the event loop)."""
-    from metacrm.engine.api import admin, csvio, openapi
-    from metacrm.engine.api import sharing
-
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
         Route("/api/v1/auth/logout", session.logout, methods=["POST"]),

@@ -19,6 +19,7 @@ import threading
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from metacrm.engine.api.app import create_app
+from metacrm.engine.automation.worker import Worker
 from metacrm.engine.runtime import Runtime
 
 WORKER_ENV = "METACRM_INPROCESS_WORKER"
@@ -48,7 +49,5 @@ def app_from_env():
 
 def _start_worker(app, runtime: Runtime) -> None:
     """A daemon thread with its own Runtime; it ends with the server process."""
-    from metacrm.engine.automation.worker import Worker
-
     worker = Worker(Runtime.open(runtime.db.url))
     threading.Thread(target=worker.run_forever, kwargs={"poll": 1.0}, daemon=True, name="metacrm-worker").start()

@@ -20,10 +20,10 @@ from metacrm.engine.automation.authorization import authorize_write
 from metacrm.engine.automation.event import Event
 from metacrm.engine.automation.runner import Automation
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records import readtime
 from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.relations import fill_read_time
 from metacrm.metamodel.automation import RuleDef
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
@@ -113,7 +113,7 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
         for row in conn.execute(query):
             record = dict(row._mapping)
             evaluator = Evaluator(actor.clock, actor.user_id)
-            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], evaluator)
+            fill_read_time(conn, model, service.runtime.tables(model), obj, [record], evaluator)
             event = Event("dry_run", obj, record, record, actor)
             entry: dict[str, Any] = {"id": record["id"], "title": record.get(obj.title_field)}
             try:

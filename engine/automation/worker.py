@@ -30,10 +30,10 @@ from metacrm.engine.automation.runner import Automation, write_log_entries
 from metacrm.engine.errors import AutomationError
 from metacrm.engine.automation.tables import outbox, schedules, timers
 from metacrm.engine.expressions.evaluator import Clock, Evaluator
-from metacrm.engine.records import readtime
 from metacrm.engine.identity.actor import Actor
 from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.relations import fill_read_time
 from metacrm.engine.records.service import RecordService
 
 log = logging.getLogger("metacrm.worker")
@@ -217,7 +217,7 @@ class Worker:
         if actions:
             record = dict(conn.execute(sa.select(tables[obj.name]).where(tables[obj.name].c.id == row.record_id)).one()._mapping)
             actor = Actor(system=True, channel="automation", clock=self.clock)
-            readtime.fill(conn, model, tables, obj, [record], Evaluator(self.clock))
+            fill_read_time(conn, model, tables, obj, [record], Evaluator(self.clock))
             self.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
                                                 f"{obj.name}.{row.rule}")
 
@@ -228,7 +228,7 @@ class Worker:
         if row is None:
             return False
         record = dict(row._mapping)
-        readtime.fill(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
+        fill_read_time(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
         actor = Actor(system=True, channel="automation", clock=self.clock)
         return self.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
 

@@ -22,12 +22,12 @@ from metacrm.engine.errors import (AutomationError, Conflict, FieldError, NotFou
 from metacrm.engine.expressions import Evaluator
 from metacrm.engine.identity import users
 from metacrm.engine.identity.actor import Actor
-from metacrm.engine.records import integrity, readtime
+from metacrm.engine.records import integrity
 from metacrm.engine.records import query as q
 from metacrm.engine.records.autonumber import assign_numbers
 from metacrm.engine.records.derived import Propagation
 from metacrm.engine.records.pipeline import Pipeline, relation_paths
-from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
+from metacrm.engine.records.relations import fill_read_time, prefetch, prefetch_scoped, related_values
 from metacrm.engine.records.retry import retrying
 from metacrm.engine.security.access import Access, history_fields, rights_of
 from metacrm.engine.security.owners import OwnerRule
@@ -681,7 +681,7 @@ class RecordService:
     def _fill(self, conn, model: Model, obj: ObjectDef, rows: list[dict[str, Any]], actor: Actor) -> None:
         """Formulas computed when read (today(), now(), current_user()), as of now and for `actor`."""
         if obj.read_time_formulas and rows:
-            readtime.fill(conn, model, self.runtime.tables(model), obj, rows, Evaluator(actor.clock, actor.user_id))
+            fill_read_time(conn, model, self.runtime.tables(model), obj, rows, Evaluator(actor.clock, actor.user_id))
 
     def _write_history(self, conn, obj: ObjectDef, pairs, actor: Actor, now: datetime) -> None:
         if not obj.history:
