@@ -125,6 +125,9 @@ class RecordService:
 
     # -- reads -----------------------------------------------------------------------------
     def access(self, obj: ObjectDef, actor: Actor, conn: Connection) -> Access:
+        """What `actor` may do with records of `obj`; every read and write starts here."""
+        if actor is None:  # a forgotten actor must be an error, never full (SYSTEM) access
+            raise TypeError("actor is required (SYSTEM for the engine's own work), not None")
         return Access(obj, actor, conn, self.hooks)
 
     def get(self, object_name: str, record_id: str, *, actor: Actor, conn: Connection | None = None) -> dict[str, Any]:
@@ -144,11 +147,9 @@ class RecordService:
             self._fill(c, model, obj, [record], actor)
         return access.visible(record)
 
-    def list(self, object_name: str, query: q.Query = q.Query(), *legacy: Actor, actor: Actor | None = None,
+    def list(self, object_name: str, query: q.Query = q.Query(), *, actor: Actor,
              conn: Connection | None = None) -> Page:
-        """One page of records as this actor may see them. `actor` is required; the positional form is
-        kept only for engine/api/csvio.py until that module moves into the records layer."""
-        actor = _required_actor("list", legacy, actor)
+        """One page of records as this actor may see them."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         limit = max(1, min(query.limit, q.MAX_LIMIT))
@@ -222,12 +223,9 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
-                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
-                    _single: bool = False) -> BulkResult:
-        """Create many records: each validated in Python, then written in batches of plain executemany.
-        `actor` is required (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
-        actor = _required_actor("bulk_create", legacy, actor)
+    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
+                    all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
+        """Create many records: each validated in Python, then written in batches of plain executemany."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -287,12 +285,10 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
-                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
+    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
+                    all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
-        """Update many records; each row carries "id" and optionally "version". `actor` is required
-        (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
-        actor = _required_actor("bulk_update", legacy, actor)
+        """Update many records; each row carries "id" and optionally "version"."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -753,13 +749,3 @@ class _Reuse:
 
     def __exit__(self, *exc) -> None:
         return None
-
-
-def _required_actor(method: str, legacy: tuple, actor: Actor | None) -> Actor:
-    """The actor of a call: forgetting it must be an error, never full (SYSTEM) access."""
-    if len(legacy) > 1 or (legacy and actor is not None):
-        raise TypeError(f"{method}() takes one actor")
-    actor = legacy[0] if legacy else actor
-    if actor is None:
-        raise TypeError(f"{method}() missing required keyword argument: 'actor'")
-    return actor
