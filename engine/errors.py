@@ -2,7 +2,9 @@
 
 Messages are given in the actor's language where a translation exists (English,
 Simplified and Traditional Chinese ship with the engine), and name the field by its
-label in that language.
+label in that language. The module sits below every engine layer (it imports only the
+metamodel's `MetacrmError`), so security, the record engine, automation and the channels
+raise and catch the same classes without importing each other.
 """
 
 from __future__ import annotations
