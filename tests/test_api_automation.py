@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from metacrm.engine.api import create_app
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
 from metacrm.engine.security import auth
 from tests.conftest import install
 from metacrm.engine.identity.actor import SYSTEM

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation.tables import execution_log, outbox
-from metacrm.engine.records.service import RecordService, history_table
-from metacrm.engine import identity
-from metacrm.engine.security import auth
 from metacrm.engine.identity.audit import audit_log
+from metacrm.engine.records.service import RecordService, history_table
+from metacrm.engine.security import auth
 from metacrm.engine.storage import sequences
 from tests.conftest import install
 from metacrm.engine.identity.actor import SYSTEM

@@ -11,9 +11,9 @@ from datetime import date
 import sqlalchemy as sa
 from sqlalchemy import event
 
+from metacrm.engine import identity
 from metacrm.engine.automation.tables import timers
 from metacrm.engine.identity.actor import SYSTEM, Actor
-from metacrm.engine import identity
 from tests.conftest import install
 
 ACCOUNT = """

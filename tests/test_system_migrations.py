@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from metacrm.engine import identity
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.worker import Worker
@@ -23,7 +24,6 @@ from metacrm.engine.expressions.evaluator import FixedClock
 from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from metacrm.engine.storage import system_migrations
 from metacrm.engine.storage.metastore import SYSTEM_METADATA

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 
 from metacrm.engine import identity
-from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.errors import NotFound, PermissionDenied, UnknownObject
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from tests.conftest import install
 

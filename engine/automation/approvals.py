@@ -22,10 +22,10 @@ from metacrm.engine.automation import outbox, recipients
 from metacrm.engine.automation.actions import ActionContext, run as run_action
 from metacrm.engine.automation.event import Event
 from metacrm.engine.automation.tables import approval_history, approvals
-from metacrm.engine.expressions import EvaluationError, Evaluator
-from metacrm.engine.records.relations import related_values
-from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.errors import FieldError, NotFound, Refused, translate
+from metacrm.engine.expressions import EvaluationError, Evaluator
+from metacrm.engine.identity.actor import SYSTEM, Actor
+from metacrm.engine.records.relations import related_values
 from metacrm.metamodel.automation import ApprovalProcessDef
 
 

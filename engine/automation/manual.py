@@ -19,9 +19,9 @@ from metacrm.engine.automation.actions import ActionContext, describe
 from metacrm.engine.automation.authorization import authorize_write
 from metacrm.engine.automation.event import Event
 from metacrm.engine.automation.runner import Automation
+from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from metacrm.engine.expressions import Evaluator
 from metacrm.engine.identity.actor import SYSTEM, Actor
-from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.relations import fill_read_time
 from metacrm.metamodel.automation import RuleDef

@@ -17,8 +17,8 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation import recipients
 from metacrm.engine.automation.tables import pool_claims, pool_entries
-from metacrm.engine.identity.actor import Actor
 from metacrm.engine.errors import FieldError, NotFound, Refused
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.automation import PoolDef
 

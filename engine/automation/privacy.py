@@ -17,15 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metacrm.engine.automation import erasure
+from metacrm.engine.automation.erasure import ERASABLE_TYPES
 from metacrm.engine.errors import AutomationError
-from metacrm.engine.identity.actor import Actor
 from metacrm.engine.errors import FieldError, ValidationFailed
+from metacrm.engine.identity import audit
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import MAX_LIMIT, Query, QueryError
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.records.service import RecordService, history_table
-from metacrm.engine.identity import audit
-from metacrm.engine.automation import erasure
-from metacrm.engine.automation.erasure import ERASABLE_TYPES
 from metacrm.metamodel.model import FieldDef
 
 ERASED_TEXT = "erased"

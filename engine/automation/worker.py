@@ -27,11 +27,11 @@ from metacrm.engine.automation import delivery, sla
 from metacrm.engine.automation import timers as timer_rules
 from metacrm.engine.automation.event import Event
 from metacrm.engine.automation.runner import Automation, write_log_entries
-from metacrm.engine.errors import AutomationError
 from metacrm.engine.automation.tables import outbox, schedules, timers
+from metacrm.engine.errors import AutomationError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.expressions.evaluator import Clock, Evaluator
 from metacrm.engine.identity.actor import Actor
-from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.relations import fill_read_time
 from metacrm.engine.records.service import RecordService

@@ -24,12 +24,12 @@ from decimal import Decimal
 from typing import Any, Iterator, Sequence
 
 from metacrm.engine.errors import AutomationError
-from metacrm.metamodel.coercion import CoercionError, coerce, is_blank
-from metacrm.metamodel.errors import MetacrmError
-from metacrm.engine.identity.actor import Actor
 from metacrm.engine.errors import FieldError, RecordError
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.records.service import BulkResult, RecordService
+from metacrm.metamodel.coercion import CoercionError, coerce, is_blank
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
 BATCH = 1000  # rows per bulk call

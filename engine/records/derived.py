@@ -27,10 +27,10 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
-from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records import integrity
-from metacrm.engine.identity.actor import Actor
 from metacrm.engine.errors import FieldError, ValidationFailed
+from metacrm.engine.expressions import Evaluator
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.records import integrity
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.query import kind_of
 from metacrm.engine.records.relations import fill_read_time, prefetch, related_values

@@ -19,9 +19,9 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.identity.actor import Actor
-from metacrm.engine.errors import FieldError
 from metacrm.engine import identity
+from metacrm.engine.errors import FieldError
+from metacrm.engine.identity.actor import Actor
 from metacrm.metamodel.concealment import path_cells
 from metacrm.metamodel.model import ObjectDef, pick_label
 from metacrm.metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess

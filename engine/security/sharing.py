@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.identity.actor import Actor
-from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from metacrm.engine import identity
+from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
