@@ -284,8 +284,8 @@ def test_export_streams_pages_respects_permissions_hidden_fields_and_audits(api,
     calls = []
     original = service.list
 
-    def spy(object_name, query, actor, **kwargs):
-        page = original(object_name, query, actor, **kwargs)
+    def spy(object_name, query, *, actor, **kwargs):
+        page = original(object_name, query, actor=actor, **kwargs)
         calls.append((query.limit, len(page.records)))
         return page
 
