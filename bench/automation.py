@@ -25,7 +25,7 @@ from metacrm.engine.automation.tables import outbox
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.metamodel.loader import load_documents
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -42,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import sqlalchemy as sa  # noqa: E402
 
 from pgdb import pg_create, pg_drop  # noqa: E402  (bench/pgdb.py)
-from metacrm.engine.records.context import SYSTEM, Actor  # noqa: E402
+from metacrm.engine.identity.actor import SYSTEM, Actor  # noqa: E402
 from metacrm.engine.storage.ids import new_id  # noqa: E402
 from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402

@@ -53,7 +53,7 @@ from metacrm.engine.records.query import Query  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
 from metacrm.engine.runtime import Runtime  # noqa: E402
 from metacrm.metamodel.loader import load_documents  # noqa: E402
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 DEFAULT_PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_DOCS = ROOT / "docs" / "performance.md"

@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import automation  # noqa: E402  (bench/automation.py)
 import run  # noqa: E402  (bench/run.py)
 from pgdb import pg_create, pg_drop  # noqa: E402
-from metacrm.engine.records.context import SYSTEM  # noqa: E402
+from metacrm.engine.identity.actor import SYSTEM  # noqa: E402
 from metacrm.engine.records.service import RecordService  # noqa: E402
 from metacrm.engine.runtime import Runtime  # noqa: E402
 from metacrm.metamodel.loader import load_documents  # noqa: E402

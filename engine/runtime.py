@@ -16,11 +16,17 @@ import pluggy
 import sqlalchemy as sa
 
 from metacrm.engine import i18n
+from metacrm.engine.automation import hooks as automation_hooks
+from metacrm.engine.automation.log import ExecutionLog
 from metacrm.engine.config import Settings
+from metacrm.engine.identity import audit
 from metacrm.engine.plugins import new_manager, plugin_actions, plugin_translations
+from metacrm.engine.records.recompute import recompute
+from metacrm.engine.records.rollups import refresh_all
 from metacrm.engine.storage import metastore, system_migrations
 from metacrm.engine.storage.columns import sqlite_limits
 from metacrm.engine.storage.database import Database
+from metacrm.engine.storage.decimal_upgrade import legacy_decimal_columns, upgrade_decimal_storage
 from metacrm.engine.storage.migrator import StepHook, apply_plan
 from metacrm.engine.storage.planner import Plan, make_plan, missing_index_changes
 from metacrm.engine.storage.tables import build_tables, existing_indexes
@@ -40,13 +46,14 @@ class _State:
 
 class Runtime:
     def __init__(self, db: Database, plugins: pluggy.PluginManager | None = None, settings: Settings | None = None):
-        from metacrm.engine.automation.log import ExecutionLog
-
         self.db = db
         #: how this process runs (engine/config.py); read by the API, the worker, token issuing
         self.settings = settings if settings is not None else Settings(database_url=db.url)
-        #: this runtime's plugins (installed entry points unless a manager is given)
+        #: this runtime's plugins (installed entry points unless a manager is given), with the
+        #: built-in automation registered like any plugin (it implements the record lifecycle hooks)
         self.plugins = plugins if plugins is not None else new_manager()
+        if not self.plugins.is_registered(automation_hooks):
+            self.plugins.register(automation_hooks, name=automation_hooks.NAME)
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
         self.schema_steps: list[str] = []  # system schema steps this runtime applied
@@ -92,8 +99,6 @@ class Runtime:
     def upgrade_storage(self) -> list[str]:
         """Bring data an earlier release stored up to this release's storage (decimals on
         SQLite: engine.storage.decimal_upgrade). A read-only check when there is nothing to do."""
-        from metacrm.engine.storage.decimal_upgrade import legacy_decimal_columns, upgrade_decimal_storage
-
         if not self.db.is_sqlite:
             return []
         with self.db.read() as conn:
@@ -107,8 +112,6 @@ class Runtime:
     def _recompute_converted_rollups(self, conn, converted: list[str]) -> None:
         """Rollups stored as floats were rounded: recompute them from the converted children, since
         count and sum rollups from now on move by delta from the stored value (engine.records.rollups)."""
-        from metacrm.engine.records.rollups import refresh_all
-
         for obj in self.model.objects.values():
             for f in obj.fields:
                 if f.rollup is not None and f"{obj.table_name}.{f.name}" in converted:
@@ -168,10 +171,6 @@ class Runtime:
 
     def apply(self, plan: Plan, *, on_step: StepHook | None = None, user_id: str | None = None) -> int:
         """Apply a plan atomically, then make the new model live."""
-        from metacrm.engine.records.recompute import recompute
-
-        from metacrm.engine.identity import audit
-
         revision = apply_plan(self.db, plan, on_step=on_step,
                               recompute=lambda conn, model, changes: recompute(conn, model, changes))
         with self.db.begin() as conn:  # the revision row itself records who, when and what

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.service import RecordService
 
 

@@ -34,7 +34,7 @@ import pytest
 import sqlalchemy as sa
 
 from metacrm.engine import identity
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime, find_template
 from metacrm.engine.sample_data import load_sample_data

@@ -14,7 +14,7 @@ import uvicorn
 
 from metacrm.engine.api import create_app
 from metacrm.engine import identity
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
 from metacrm.engine.security import auth

@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from metacrm.engine import identity
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.security import auth
 from tests.conftest import install
 

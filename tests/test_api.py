@@ -7,11 +7,11 @@ from datetime import timedelta
 import pytest
 from starlette.testclient import TestClient
 
-from metacrm.engine.api import create_app
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ACCOUNT = """
 name: account

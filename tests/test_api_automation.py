@@ -8,9 +8,10 @@ from starlette.testclient import TestClient
 from metacrm.engine.api import create_app
 from metacrm.engine.config import Settings
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 LEAD = """
 name: lead

@@ -11,15 +11,15 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation.tables import execution_log, outbox
-from metacrm.engine.records.service import RecordService, history_table
-from metacrm.engine import identity
-from metacrm.engine.security import auth
 from metacrm.engine.identity.audit import audit_log
+from metacrm.engine.records.service import RecordService, history_table
+from metacrm.engine.security import auth
 from metacrm.engine.storage import sequences
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 CONTACT = """
 name: contact
@@ -284,8 +284,8 @@ def test_export_streams_pages_respects_permissions_hidden_fields_and_audits(api,
     calls = []
     original = service.list
 
-    def spy(object_name, query, actor, **kwargs):
-        page = original(object_name, query, actor, **kwargs)
+    def spy(object_name, query, *, actor, **kwargs):
+        page = original(object_name, query, actor=actor, **kwargs)
         calls.append((query.limit, len(page.records)))
         return page
 

@@ -24,12 +24,12 @@ from hypothesis import strategies as st
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from metacrm.metamodel.loader import load_documents
 

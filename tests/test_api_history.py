@@ -3,7 +3,7 @@ absent, an unreadable record 404), on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 

@@ -3,7 +3,7 @@ related lists as the caller may read them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 
 

@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query, QueryError
 from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 

@@ -4,7 +4,7 @@ own, and none about a record they can no longer read; on SQLite and PostgreSQL."
 from __future__ import annotations
 
 from metacrm.engine.automation.delivery import store_notifications
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.security import auth
 from tests.reads_world import World, world  # noqa: F401, F811  (fixture)
 

@@ -37,12 +37,12 @@ from schemathesis.checks import (content_type_conformance, not_a_server_error, r
 from schemathesis.config import SchemathesisConfig
 from schemathesis.errors import FailureGroup
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
 from metacrm.engine.sample_data import load_sample_data
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 
 # schemathesis (4.32+) also mixes string constants it extracts from the application's modules into

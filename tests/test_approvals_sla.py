@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from metacrm.engine import identity
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.automation.sla import add_business_time, business_time_between
 from metacrm.engine.automation.worker import Worker
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine import identity
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.metamodel.automation import CalendarDef
 from tests.conftest import install
 

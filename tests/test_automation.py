@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from metacrm.engine import identity
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.runner import MAX_DEPTH
 from metacrm.engine.automation.tables import execution_log, outbox
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.plugins import hookimpl
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine import identity
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 

@@ -15,7 +15,7 @@ from metacrm.engine.runtime import Runtime
 from metacrm.engine.config import Settings
 from metacrm.engine.storage.database import Timeouts
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ACCOUNT = """
 name: account

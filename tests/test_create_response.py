@@ -4,7 +4,7 @@ changed the record after the write."""
 
 from __future__ import annotations
 
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from tests.conftest import install
 
 DEAL = """

@@ -9,17 +9,17 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from metacrm.engine import identity
+from metacrm.engine.automation import pools
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine.automation.worker import Worker
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import find_template
-from metacrm.engine import identity
-from metacrm.engine.security import pools
 from tests.receivers import SMTPServer
 
 MONDAY_9 = datetime(2026, 11, 23, 1, 0, tzinfo=timezone.utc)  # Monday 09:00 in Shanghai

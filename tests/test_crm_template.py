@@ -6,8 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query
 from metacrm.engine.runtime import TEMPLATES_DIR, find_template
 from metacrm.engine.sample_data import load_sample_data

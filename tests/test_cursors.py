@@ -14,12 +14,12 @@ import json
 import pytest
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 DEAL = """
 name: deal

@@ -28,9 +28,9 @@ from decimal import ROUND_HALF_UP, Context, Decimal
 from hypothesis import HealthCheck, Phase, given, note, settings
 from hypothesis import strategies as st
 
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.records.csvio import export_rows
-from metacrm.engine.records.context import SYSTEM
-from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine.records.query import Query
 from tests.conftest import install
 

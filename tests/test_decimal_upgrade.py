@@ -16,18 +16,18 @@ from decimal import Decimal
 import pytest
 import sqlalchemy as sa
 
-from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine.storage import metastore
 from metacrm.engine.storage.columns import ExactDecimal
 from metacrm.engine.storage.database import Database
 from metacrm.engine.storage.decimal_upgrade import DecimalUpgradeError, legacy_decimal_columns, upgrade_decimal_storage
+from metacrm.engine.storage.ids import new_id
 from metacrm.engine.storage.tables import build_tables
 from metacrm.metamodel.compiler import compile_model
 from tests.conftest import documents
 from tests.test_cli import cli
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ACCOUNT = """
 name: account

@@ -18,12 +18,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from metacrm.engine.api import create_app
-from metacrm.engine.records.csvio import export_rows, import_rows, parse_csv
-from metacrm.engine.records.context import SYSTEM
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM
+from metacrm.engine.records.csvio import export_rows, import_rows, parse_csv
+from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine.security import auth
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.errors import MetadataError

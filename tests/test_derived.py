@@ -10,16 +10,16 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation.tables import execution_log
 from metacrm.engine.automation.worker import Worker
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.storage.ids import new_id
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import Query, QueryError
-from metacrm.engine import identity
 from metacrm.engine.security import auth
+from metacrm.engine.storage.ids import new_id
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install

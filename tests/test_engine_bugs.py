@@ -10,11 +10,11 @@ import logging
 import pytest
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation.actions import ActionFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.plugins import hookimpl
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from tests.conftest import install
 

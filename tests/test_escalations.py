@@ -10,12 +10,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.approvals import Approvals
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
-from metacrm.engine import identity
+from metacrm.engine.errors import NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.security import auth, sharing
 from tests.conftest import install
 

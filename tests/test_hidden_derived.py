@@ -14,11 +14,11 @@ import sys
 import pytest
 from starlette.testclient import TestClient
 
-from metacrm.engine.api import create_app
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
+from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.security import auth
 from tests.conftest import ROOT, install
 

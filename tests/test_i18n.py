@@ -59,7 +59,7 @@ def test_every_message_id_is_translated_in_both_chinese():
 
 def test_record_engine_messages_are_translated_too():
     """The record engine's coded field messages (engine/records/errors.py) meet the same bar."""
-    from metacrm.engine.records.errors import MESSAGES
+    from metacrm.engine.errors import MESSAGES
 
     for code, texts in MESSAGES.items():
         for language in TRANSLATED:

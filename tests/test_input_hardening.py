@@ -20,15 +20,15 @@ import sqlalchemy as sa
 from jinja2 import TemplateError
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
-from metacrm.engine.automation.runner import AutomationError
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.templates import TemplateLimitError, render
+from metacrm.engine.errors import AutomationError
+from metacrm.engine.errors import RecordError
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.plugins import hookimpl
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import RecordError
 from metacrm.engine.runtime import Runtime
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.errors import MetadataError

@@ -3,6 +3,7 @@ pyproject.toml ([tool.importlinter]) over every import, including imports inside
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -42,8 +43,6 @@ def test_a_broken_contract_fails_the_check(tmp_path):
 def _dialect_branches(path: Path) -> list[str]:
     """Where a module asks which database it is on: `<x>.dialect.name`, or an import of a
     dialect's own constructs (sqlalchemy.dialects)."""
-    import ast
-
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Attribute) and node.attr == "name" and isinstance(node.value, ast.Attribute) \
@@ -63,3 +62,34 @@ def test_dialect_knowledge_stays_in_storage():
     assert len(modules) > 50
     assert [hit for path in modules for hit in _dialect_branches(path)] == []
     assert _dialect_branches(storage / "dialect.py")  # the check sees a branch where there is one
+
+
+def _function_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every import of metacrm placed inside a function of `path`, unless the
+    function says why above it with a `# lazy:` comment (a heavy optional module)."""
+    source = path.read_text(encoding="utf-8")
+    lines = source.splitlines()
+    found = []
+    for function in ast.walk(ast.parse(source)):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for node in ast.walk(function):
+            if isinstance(node, ast.ImportFrom):
+                modules = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            explained = any("# lazy:" in line for line in lines[function.lineno - 1:node.lineno - 1])
+            found += [(node.lineno, m) for m in modules if m.startswith("metacrm") and not explained]
+    return found
+
+
+def test_no_import_inside_a_function_dodges_a_cycle():
+    """Layers that point down need no imports hidden in functions: every metacrm import is at the
+    top of its module, where import-linter and a reader see it (imports under TYPE_CHECKING are
+    not inside functions; a deliberately lazy one says why with `# lazy:`)."""
+    offenders = [f"{path.relative_to(ROOT)}:{line} imports {module}"
+                 for folder in ("engine", "metamodel", "plugins") for path in sorted((ROOT / folder).rglob("*.py"))
+                 for line, module in _function_imports(path)]
+    assert offenders == []

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from metacrm.engine.records.query import Query
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 DEAL = """
 name: deal
@@ -194,7 +194,7 @@ def test_own_scope_default_list_reads_an_index(runtime, records):
     """A user who may read only their own records gets the default list from an index on
     (owner, created_at DESC, id): no sort over all of their records, however many they own."""
     from metacrm.engine import identity
-    from metacrm.engine.records.context import Actor
+    from metacrm.engine.identity.actor import Actor
 
     install(runtime, DEAL + "permissions:\n  rep: {create: true, read: own, edit: own}\n")
     with runtime.db.begin() as conn:

@@ -8,12 +8,12 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from metacrm.engine import identity
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine import identity
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

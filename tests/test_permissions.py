@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import NotFound, PermissionDenied, ValidationFailed
-from metacrm.engine.records.query import Query, QueryError
 from metacrm.engine import identity
-from metacrm.engine.security import pools, sharing
+from metacrm.engine.automation import pools
+from metacrm.engine.errors import NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
+from metacrm.engine.records.query import Query, QueryError
+from metacrm.engine.security import sharing
 from tests.conftest import install
 
 DEAL = """

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.plugins import hookimpl, new_manager, plugin_actions
-from metacrm.engine.records.context import Actor
 from metacrm.engine.runtime import Runtime
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import install

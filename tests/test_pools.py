@@ -7,12 +7,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from metacrm.engine.automation.worker import Worker
-from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine import identity
-from metacrm.engine.security import pools
+from metacrm.engine.automation import pools
+from metacrm.engine.automation.worker import Worker
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.expressions.evaluator import FixedClock
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install
 

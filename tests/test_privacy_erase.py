@@ -11,14 +11,14 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
+from metacrm.engine import identity
 from metacrm.engine.api import create_app
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import execution_log, notifications, outbox
 from metacrm.engine.automation.worker import Worker
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import ValidationFailed
-from metacrm.engine import identity
+from metacrm.engine.errors import ValidationFailed
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.security import auth
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver

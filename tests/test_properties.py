@@ -41,13 +41,13 @@ import yaml
 from hypothesis import HealthCheck, Phase, event, given, note, settings
 from hypothesis import strategies as st
 
-from metacrm.engine.records.errors import ValidationFailed
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.records.query import Query
 from metacrm.engine.storage.columns import ID_TYPE, column_type
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.model import FieldDef
 from tests.conftest import documents, install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 OPTIONS = ("a", "b", "c")
 PRECISION = 12

@@ -7,10 +7,10 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import Query, QueryError
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 CONTACT = """
 name: contact

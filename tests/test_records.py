@@ -7,9 +7,9 @@ from decimal import Decimal
 
 import pytest
 
+from metacrm.engine.errors import Conflict, NotFound, UnknownObject, ValidationFailed
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import Conflict, NotFound, UnknownObject, ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from tests.conftest import install
 
 ACCOUNT = """

@@ -13,7 +13,7 @@ from metacrm.engine.storage.migrator import ApplyError
 from metacrm.engine.storage.planner import CHECK, DESTRUCTIVE, SAFE
 from metacrm.metamodel.errors import MetadataError
 from tests.conftest import documents, install, table_columns
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 V1 = """
 name: account

@@ -16,14 +16,14 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+from metacrm.engine import identity
 from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import outbox
 from metacrm.engine.automation.worker import Worker
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
-from metacrm.engine import identity
 from metacrm.engine.security import auth
 from metacrm.engine.storage import system_migrations
 from metacrm.engine.system_schema import OWNERS, system_metadata, system_tables

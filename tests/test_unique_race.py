@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 from starlette.testclient import TestClient
 
-from metacrm.engine.api import create_app
-from metacrm.engine.records.errors import ValidationFailed
 from metacrm.engine import identity
+from metacrm.engine.api import create_app
+from metacrm.engine.errors import ValidationFailed
 from metacrm.engine.security import auth
 from tests.conftest import install
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 
 ITEM = """
 name: item

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.web.assets import static_url
 from tests.conftest import install
 from tests.web import csrf_of, make_user, sign_in, site_client

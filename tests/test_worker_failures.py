@@ -16,7 +16,7 @@ from metacrm.engine.automation.delivery import MailSettings
 from metacrm.engine.automation.tables import execution_log, outbox, timers
 from metacrm.engine.automation.worker import Worker, retry_dead
 from metacrm.engine.expressions.evaluator import FixedClock
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from tests.conftest import install
 from tests.receivers import SMTPServer, WebhookReceiver
 

@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from metacrm.engine.automation import outbox as outbox_queue

@@ -12,12 +12,12 @@ from starlette.responses import JSONResponse, Response
 from metacrm.engine.api.bodies import awaited, read_json, read_object
 from metacrm.engine.api.context import authenticate
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import FieldError
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.identity import audit
 from metacrm.engine import identity
-from metacrm.engine.security import privacy
+from metacrm.engine.automation import privacy
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.metamodel.errors import MetadataError
 from metacrm.metamodel.loader import load_documents

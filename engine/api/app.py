@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
-from metacrm.engine.api import automation, docs, meta, records, session
+from metacrm.engine.api import (admin, automation, csvio, docs, history, me, meta, notifications, openapi, records,
+                                session, sharing)
 from metacrm.engine.api.context import Gate
 from metacrm.engine.api.problems import Problem, from_record_error, problem_response, speaker
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.runtime import Runtime
 from metacrm.engine.storage.database import unavailable_reason
@@ -89,9 +90,6 @@ def lifespan(runtime: Runtime, owns_runtime: bool):
 def create_app(runtime: Runtime, *, owns_runtime: bool = False) -> Starlette:
     """The API. Every handler is a plain function that Starlette runs in its thread pool, so a
     request waiting on the database never holds up another one (or the event loop)."""
-    from metacrm.engine.api import admin, csvio, openapi
-    from metacrm.engine.api import history, me, notifications, sharing
-
     routes = [
         Route("/api/v1/auth/login", session.login, methods=["POST"]),
         Route("/api/v1/auth/logout", session.logout, methods=["POST"]),

@@ -15,8 +15,8 @@ from metacrm.engine.api.problems import Problem, status_of
 from metacrm.engine.api.session import client_address, too_many
 from metacrm.engine.automation import manual
 from metacrm.engine.automation.approvals import Approvals
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, NotFound
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import FieldError, NotFound
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.identity import audit
 from metacrm.engine.security import auth

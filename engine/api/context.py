@@ -30,7 +30,7 @@ from sqlalchemy.engine import Connection
 from starlette.requests import Request
 
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine import i18n, identity
 from metacrm.engine.security import auth
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.views import visible_view
 from metacrm.engine.security.access import rights_of
 from metacrm.metamodel.concealment import thaw

@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse
 from metacrm.engine.api.context import request_unit
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.security.access import Access, conceals
 from metacrm.metamodel.model import FieldDef, Model, ObjectDef, pick_label
 

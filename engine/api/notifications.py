@@ -11,7 +11,7 @@ from metacrm.engine.api.bodies import whole_number
 from metacrm.engine.api.context import authenticate, request_unit
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.serialize import to_jsonable
-from metacrm.engine.security import notifications as inbox
+from metacrm.engine.automation import inbox
 
 LIST_PARAMS = frozenset({"unread", "limit", "cursor"})
 

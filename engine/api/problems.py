@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse
 from metacrm.engine import i18n
 from metacrm.engine.records.bulkfailure import BulkFailed
 
-from metacrm.engine.records.errors import (
+from metacrm.engine.errors import (
     Conflict,
     FieldError,
     NotFound,

@@ -22,6 +22,7 @@ import threading
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from metacrm.engine.api.app import create_app
+from metacrm.engine.automation.worker import Worker
 from metacrm.engine.config import Settings
 from metacrm.engine.runtime import Runtime
 
@@ -59,7 +60,5 @@ def build_app(settings: Settings, *, with_worker: bool, factory=create_app):
 
 def _start_worker(app, runtime: Runtime) -> None:
     """A daemon thread with its own Runtime; it ends with the server process."""
-    from metacrm.engine.automation.worker import Worker
-
     worker = Worker(Runtime.open(settings=runtime.settings))
     threading.Thread(target=worker.run_forever, kwargs={"poll": 1.0}, daemon=True, name="metacrm-worker").start()

@@ -9,13 +9,16 @@ from typing import Any, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.automation import assignment, outbox, recipients
+from metacrm.engine.automation import assignment, outbox, pools, recipients
+from metacrm.engine.automation.authorization import authorize_write
+from metacrm.engine.automation.event import Event, scope
 from metacrm.engine.automation.templates import render
 from metacrm.engine.expressions import Evaluator
 from metacrm.engine.plugins import plugin_actions
 from metacrm.engine.records.query import where_clause
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.metamodel.automation import ActionDef
+from metacrm.metamodel.coercion import coerce
 from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import Model
 from metacrm.metamodel.names import SYSTEM_COLUMNS
@@ -31,7 +34,7 @@ class ActionContext:
     model: Model
     tables: Mapping[str, sa.Table]
     service: Any  # RecordService
-    event: Any  # runner.Event
+    event: Event
     label: str
     record: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # what the log line should mention
@@ -49,13 +52,9 @@ class ActionContext:
         the record it runs on was checked before it started (engine.automation.manual)."""
         if self.event.kind != "manual" or (object_name == self.event.obj.name and ids == [self.event.record.get("id")]):
             return
-        from metacrm.engine.automation.manual import authorize_write
-
         authorize_write(self.service, self.conn, object_name, ids, self.event.actor, related=True)
 
     def names(self) -> dict[str, Any]:
-        from metacrm.engine.automation.runner import scope
-
         return scope(self.conn, self.tables, self.model, self.event, self.record)
 
     def evaluate(self, expression, names: Mapping[str, Any]) -> Any:
@@ -77,9 +76,6 @@ class ActionContext:
 
 def set_values(conn, model, tables, event, action: ActionDef) -> dict[str, Any]:
     """The typed values a `set` action gives the event's record (before-save rules)."""
-    from metacrm.engine.automation.runner import scope
-    from metacrm.metamodel.coercion import coerce
-
     if event.names is None:
         event.names = scope(conn, tables, model, event)
     evaluator = Evaluator(event.actor.clock, event.actor.user_id)
@@ -206,8 +202,6 @@ def _jsonish(value: Any) -> Any:
 
 
 def _pool(context: ActionContext, action: ActionDef) -> None:
-    from metacrm.engine.security import pools
-
     object_name, record_id = context.event.obj.name, context.record["id"]
     if action.options["operation"] == "add":
         pools.put(context.service, context.conn, object_name, record_id, action.options["pool"], context.actor)

@@ -20,12 +20,12 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation import outbox, recipients
 from metacrm.engine.automation.actions import ActionContext, run as run_action
-from metacrm.engine.automation.runner import Event
+from metacrm.engine.automation.event import Event
 from metacrm.engine.automation.tables import approval_history, approvals
+from metacrm.engine.errors import FieldError, NotFound, Refused, translate
 from metacrm.engine.expressions import EvaluationError, Evaluator
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.relations import related_values
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import FieldError, NotFound, Refused
 from metacrm.metamodel.automation import ApprovalProcessDef
 
 
@@ -46,6 +46,19 @@ def pending_processes(conn: Connection, object_name: str, record_ids: list[str])
         found.update((row.record_id, row.process) for row in
                      conn.execute(statement, {"ids": record_ids[start:start + 1000]}))
     return found
+
+
+def locks(conn: Connection, obj, ids: list[str], actor: Actor) -> dict[str, FieldError]:
+    """{id: the error} of the records among `ids` locked for `actor` by a pending approval, in one
+    query: the engine's own writes are never locked, nor records of objects without a process."""
+    if not obj.approval_processes or actor.system or not ids:
+        return {}
+    processes = {p.name for p in obj.approval_processes}
+    locking = {p.name for p in obj.approval_processes if p.lock}
+    error = FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
+                                                 object=obj.label(actor.language)))
+    return {record_id: error for record_id, process in pending_processes(conn, obj.name, ids).items()
+            if process in locking or process not in processes}
 
 
 def find_process(model, object_name: str, name: str) -> ApprovalProcessDef:

@@ -16,12 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 
 from metacrm.engine.automation.actions import ActionContext, describe
-from metacrm.engine.automation.runner import Event
+from metacrm.engine.automation.authorization import authorize_write
+from metacrm.engine.automation.event import Event
+from metacrm.engine.automation.runner import Automation
+from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records import readtime
-from metacrm.engine.records.context import SYSTEM, Actor
-from metacrm.engine.records.errors import FieldError, NotFound, PermissionDenied, RecordError, ValidationFailed
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.relations import fill_read_time
 from metacrm.metamodel.automation import RuleDef
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
@@ -75,35 +77,7 @@ def _run_one(service, model, rule: RuleDef, record_id: str, actor: Actor) -> boo
             authorize_write(service, conn, rule.object, [visible["id"]], actor)
         record = service.get(rule.object, visible["id"], actor=SYSTEM, conn=conn)  # the rule sees the whole record
         event = Event("manual", model.object(rule.object), record, record, actor)
-        return service.automation.run_rule(conn, model, rule, event)
-
-
-def authorize_write(service, conn, object_name: str, ids: list[str] | None, actor: Actor,
-                    related: bool = False) -> None:
-    """Raise unless `actor` may write these records like any write of theirs: NotFound for one they
-    may not see, PermissionDenied for one they may not edit (or, with ids=None, if they may not create),
-    ValidationFailed for one locked by a pending approval. System actors may write anything.
-    `related` records (found by the rule, not named by the runner) they may not see are a
-    PermissionDenied that names no id."""
-    if actor.system:
-        return
-    obj, table = service.object_and_table(object_name)
-    access = service.access(obj, actor, conn)
-    if ids is None:
-        if not access.rights.create:
-            raise service.forbidden(obj, actor, "create")
-        return
-    seen = service.load_for_update(conn, object_name, ids, actor=actor)
-    for record_id in ids:
-        if record_id not in seen:
-            raise service.forbidden(obj, actor, "edit") if related else service.not_found(obj, record_id, actor)
-    edit = access.edit_clause(table)
-    if edit is not None and len(service.load_for_update(conn, object_name, ids, actor=actor, scope="edit")) != len(set(ids)):
-        raise service.forbidden(obj, actor, "edit")
-    for record_id in ids:
-        locked = service.locked(conn, obj, record_id, actor=actor)
-        if locked is not None:
-            raise ValidationFailed([locked])
+        return Automation(service.runtime, service).run_rule(conn, model, rule, event)
 
 
 def _denial(exc: RecordError) -> RecordError:
@@ -131,6 +105,7 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
     if clause is not None:
         query = query.where(clause)
     report = []
+    automation = Automation(service.runtime, service)
     with service.runtime.db.engine.connect() as conn:
         scope = service.access(obj, actor, conn).read_clause(table)  # a user's dry run shows only their records
         if scope is not None:
@@ -138,11 +113,11 @@ def dry_run(service, key: str, record_id: str | None = None, limit: int = 20, ac
         for row in conn.execute(query):
             record = dict(row._mapping)
             evaluator = Evaluator(actor.clock, actor.user_id)
-            readtime.fill(conn, model, service.runtime.tables(model), obj, [record], evaluator)
+            fill_read_time(conn, model, service.runtime.tables(model), obj, [record], evaluator)
             event = Event("dry_run", obj, record, record, actor)
             entry: dict[str, Any] = {"id": record["id"], "title": record.get(obj.title_field)}
             try:
-                entry["matches"] = service.automation.condition_holds(conn, model, rule, event)
+                entry["matches"] = automation.condition_holds(conn, model, rule, event)
             except Exception as exc:  # report, do not stop the dry run
                 entry.update(matches=False, error=str(exc))
             if entry["matches"]:

@@ -25,13 +25,15 @@ from croniter import croniter
 
 from metacrm.engine.automation import delivery, sla
 from metacrm.engine.automation import timers as timer_rules
-from metacrm.engine.automation.runner import AutomationError, Event, write_log_entries
+from metacrm.engine.automation.event import Event
+from metacrm.engine.automation.runner import Automation, write_log_entries
 from metacrm.engine.automation.tables import outbox, schedules, timers
+from metacrm.engine.errors import AutomationError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.expressions.evaluator import Clock, Evaluator
-from metacrm.engine.records import readtime
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import where_clause
+from metacrm.engine.records.relations import fill_read_time
 from metacrm.engine.records.service import RecordService
 
 log = logging.getLogger("metacrm.worker")
@@ -63,6 +65,7 @@ class Worker:
         if self.mail is None:
             self.mail = self.runtime.settings.mail
         self.records = RecordService(self.runtime)
+        self.automation = Automation(self.runtime, self.records)
         self.stats = WorkerStats()
 
     # -- loop ------------------------------------------------------------------------------
@@ -216,8 +219,8 @@ class Worker:
         if actions:
             record = dict(conn.execute(sa.select(tables[obj.name]).where(tables[obj.name].c.id == row.record_id)).one()._mapping)
             actor = Actor(system=True, channel="automation", clock=self.clock)
-            readtime.fill(conn, model, tables, obj, [record], Evaluator(self.clock))
-            self.records.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
+            fill_read_time(conn, model, tables, obj, [record], Evaluator(self.clock))
+            self.automation.run_actions(conn, model, Event("sla", obj, record, record, actor), actions,
                                                 f"{obj.name}.{row.rule}")
 
     def _run_on_record(self, conn, model, rule, record_id: str, kind: str) -> bool:
@@ -227,9 +230,9 @@ class Worker:
         if row is None:
             return False
         record = dict(row._mapping)
-        readtime.fill(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
+        fill_read_time(conn, model, self.runtime.tables(model), obj, [record], Evaluator(self.clock))
         actor = Actor(system=True, channel="automation", clock=self.clock)
-        return self.records.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
+        return self.automation.run_rule(conn, model, rule, Event(kind, obj, record, record, actor))
 
     # -- schedules -------------------------------------------------------------------------
     def run_schedules(self) -> int:

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from metacrm.engine import identity
 from metacrm.engine.cli.errors import UsageError
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 
 
 def add_option(parser) -> None:

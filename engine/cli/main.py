@@ -15,23 +15,30 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from metacrm.engine import i18n
-from metacrm.engine.cli import acting
+import sqlalchemy as sa
+
+from metacrm.engine import i18n, identity
+from metacrm.engine.automation import manual
+from metacrm.engine.automation.tables import execution_log, outbox
+from metacrm.engine.automation.worker import Worker, retry_dead
+from metacrm.engine.cli import acting, transfer, users
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.cli.language import cli_language
 from metacrm.engine.cli.output import Labels, dumps, print_records
-from metacrm.metamodel.coercion import json_integer, json_number
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.errors import RecordError
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.csvio import ImportRefused
-from metacrm.engine.records.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.config import Settings
 from metacrm.engine.runtime import Runtime, find_template
 from metacrm.engine.sample_data import SampleDataError, load_sample_data
+from metacrm.engine.security import auth
+from metacrm.engine.storage import metastore
 from metacrm.engine.storage.database import DEFAULT_URL, SettingError
 from metacrm.engine.storage.migrator import ApplyError
 from metacrm.engine.storage.system_migrations import SchemaVersionError
+from metacrm.metamodel.coercion import json_integer, json_number
 from metacrm.metamodel.errors import MetadataError
 
 FILTER = re.compile(r"^(?P<field>[a-z][a-z0-9_]*)(?::(?P<op>[a-z_]+))?(?P<sym>!=|>=|<=|=|>|<)(?P<value>.*)$", re.S)
@@ -273,8 +280,6 @@ def cmd_apply(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_revisions(runtime: Runtime, args, actor: Actor) -> int:
-    from metacrm.engine.storage import metastore
-
     with runtime.db.engine.connect() as conn:
         for rev in metastore.revisions(conn):
             print(f"{rev.id}  {rev.created_at:%Y-%m-%d %H:%M:%S}  {rev.author or '-'}  {len(rev.summary)} change(s)")
@@ -300,8 +305,6 @@ def cmd_template(runtime: Runtime, args, actor: Actor) -> int:
 def cmd_records(runtime: Runtime, args, actor: Actor) -> int:
     actor = acting.acting(runtime, args, actor)
     if args.action in ("import", "export"):
-        from metacrm.engine.cli import transfer
-
         if args.action == "import":
             return transfer.import_file(runtime, args, actor)
         args.limit, args.cursor = None, None
@@ -400,11 +403,6 @@ def demo(args, settings: Settings) -> int:
 
 def _demo_admin(runtime: Runtime) -> str | None:
     """Create the demo admin once; returns a new API token the first time."""
-    import sqlalchemy as sa
-
-    from metacrm.engine import identity
-    from metacrm.engine.security import auth
-
     with runtime.db.begin() as conn:
         if conn.execute(sa.select(identity.users.c.id).where(identity.users.c.email == DEMO_EMAIL)).first():
             return None
@@ -457,8 +455,6 @@ def list_query(args) -> Query:
 
 
 def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
-    from metacrm.engine.automation.worker import Worker
-
     from datetime import timedelta
 
     worker = Worker(runtime, lease=timedelta(seconds=args.lease), batch=args.batch)
@@ -475,9 +471,6 @@ def cmd_worker(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
-    from metacrm.engine.automation import manual
-    from metacrm.engine.automation.tables import execution_log
-
     service = RecordService(runtime)
     if args.action == "test":
         for entry in manual.dry_run(service, args.rule, args.record, args.limit, actor):
@@ -490,8 +483,6 @@ def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
         if errors:
             return 1
     else:
-        import sqlalchemy as sa
-
         with runtime.db.engine.connect() as conn:
             rows = conn.execute(sa.select(execution_log).order_by(execution_log.c.id.desc()).limit(args.limit))
             print_records([dict(r._mapping) for r in rows], "table", sys.stdout,
@@ -500,11 +491,6 @@ def cmd_automation(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
-    import sqlalchemy as sa
-
-    from metacrm.engine.automation.tables import outbox
-    from metacrm.engine.automation.worker import retry_dead
-
     if args.action == "retry":
         print(f"queued again: {retry_dead(runtime, args.ids)} dead letter(s)")
         return 0
@@ -518,6 +504,7 @@ def cmd_outbox(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
+    # lazy: the web server (uvicorn, Starlette) is loaded only by the command that serves
     import uvicorn
 
     from metacrm.engine.api.server import PROTOCOL, WORKER_ENV, build_app
@@ -541,8 +528,6 @@ def cmd_serve(runtime: Runtime, args, actor: Actor) -> int:
 
 
 def cmd_user(runtime: Runtime, args, actor: Actor) -> int:
-    from metacrm.engine.cli import users
-
     return users.run(runtime, args)
 
 

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from metacrm.engine.cli.errors import UsageError
 from metacrm.engine.identity import audit
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.csvio import (ImportResult, export_query, export_rows, import_rows, parse_csv,
                                           parse_mapping)
 from metacrm.engine.records.service import RecordService

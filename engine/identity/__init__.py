@@ -1,7 +1,8 @@
 """Identity: users, groups (teams), roles and record shares: who can own records, be assigned,
-be notified, and who may see what was shared with them. A low package (it knows only storage
-and the metamodel), so records, automation and security all build on it; `audit` beside it is
-the append-only log of who did what.
+be notified, and who may see what was shared with them. A low package (it knows only storage,
+the expression clock and the metamodel), so records, automation and security all build on it;
+`actor` beside it says who is acting in each call (`Actor`, `SYSTEM`), and `audit` is the
+append-only log of who did what.
 
 These are engine tables, not metadata objects: every template relies on them, and
 their shape is fixed. Users have a manager (for "notify the owner's manager" and

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.engine.errors import FieldError, ValidationFailed
 
 
 class BulkFailed(ValidationFailed):

@@ -23,13 +23,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterator, Sequence
 
-from metacrm.engine.automation.runner import AutomationError
-from metacrm.metamodel.coercion import CoercionError, coerce, is_blank
-from metacrm.metamodel.errors import MetacrmError
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.errors import AutomationError
+from metacrm.engine.errors import FieldError, RecordError
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.records.service import BulkResult, RecordService
+from metacrm.metamodel.coercion import CoercionError, coerce, is_blank
+from metacrm.metamodel.errors import MetacrmError
 from metacrm.metamodel.model import FieldDef, ObjectDef
 
 BATCH = 1000  # rows per bulk call

@@ -27,13 +27,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from metacrm.engine.errors import FieldError, ValidationFailed
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records import integrity, readtime
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.records import integrity
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.query import kind_of
-from metacrm.engine.records.relations import prefetch, related_values
+from metacrm.engine.records.relations import fill_read_time, prefetch, related_values
 from metacrm.engine.records.rollups import add_deltas, deltas, refresh_rollups
 from metacrm.engine.storage import dialect
 from metacrm.metamodel import filters as flt
@@ -191,15 +191,12 @@ class Propagation:
         self._run_automation(obj, pairs)
 
     def _run_automation(self, obj: ObjectDef, pairs: list[Pair]) -> None:
-        from metacrm.engine.automation.runner import Event
-
+        """Announce the change as an update by the system (`metacrm_after_write`, system=True)."""
         if obj.read_time_formulas:  # conditions see them as of now, on both sides
             for side in (0, 1):
-                readtime.fill(self.conn, self.model, self.tables, obj, [p[side] for p in pairs], self.evaluator)
-        events = [Event("updated", obj, before, after, self.system, system=True) for before, after in pairs]
-        self.service.automation.arm_timers(self.conn, self.model, events)
-        for event in events:
-            self.service.automation.after_write(self.conn, self.model, event, armed=True)
+                fill_read_time(self.conn, self.model, self.tables, obj, [p[side] for p in pairs], self.evaluator)
+        self.service.hooks.metacrm_after_write(service=self.service, conn=self.conn, model=self.model, obj=obj,
+                                               kind="updated", pairs=pairs, actor=self.system, logs=None, system=True)
 
 
 # -- what depends on what (computed once per model) --------------------------------------------

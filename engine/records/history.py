@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import QueryError
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
+from metacrm.engine.security.access import history_fields
 
 history_table = SYSTEM_TABLES["metacrm_field_history"]
 MAX_PAGE = 1000
@@ -35,8 +36,6 @@ class HistoryPage:
 
 def history_page(records, object_name: str, record_id: str, *, actor: Actor, limit: int = 50,
                  cursor: str | None = None, conn: Connection | None = None) -> HistoryPage:
-    from metacrm.engine.security.access import history_fields
-
     obj, _ = records.object_and_table(object_name)
     with records.reading(conn) as c:
         record = records.get(object_name, record_id, actor=actor, conn=c)  # NotFound if not readable

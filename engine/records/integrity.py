@@ -14,6 +14,8 @@ import re
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from metacrm.engine.errors import FieldError
+
 log = logging.getLogger("metacrm.records")
 
 CODES = {"23505": "not_unique", "23503": "invalid_reference"}  # PostgreSQL SQLSTATEs
@@ -58,8 +60,6 @@ def _detail_columns(detail: str | None) -> list[str]:
 
 def field_error(pipeline, broken: tuple[str, str] | None, value=None):
     """The FieldError a user sees for a refused write (`pipeline` gives language and labels)."""
-    from metacrm.engine.records.errors import FieldError
-
     if broken is None:
         label = pipeline.obj.label(pipeline.language)
         return FieldError(None, "integrity", f"the database refused the write to {label} (a constraint of its "

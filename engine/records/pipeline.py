@@ -13,11 +13,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from functools import lru_cache
 from typing import Any, Mapping
 
+from metacrm.engine.errors import FieldError, translate
 from metacrm.engine.expressions import EvaluationError, Evaluator
-from metacrm.metamodel.expressions import Expression
+from metacrm.engine.identity.actor import Actor
 from metacrm.metamodel.coercion import CoercionError, coerce, round_decimal
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, translate
+from metacrm.metamodel.expressions import Expression
 from metacrm.metamodel.model import FieldDef, ObjectDef, pick_label
 from metacrm.metamodel.patterns import full_match
 from metacrm.metamodel.types import RELATION_TYPES

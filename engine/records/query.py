@@ -19,10 +19,10 @@ from typing import Any, Sequence
 
 import sqlalchemy as sa
 
+from metacrm.engine.errors import FieldError, ValidationFailed
 from metacrm.engine.expressions.evaluator import Clock
-from metacrm.metamodel.coercion import CoercionError, coerce
-from metacrm.engine.records.errors import FieldError, ValidationFailed
 from metacrm.metamodel import filters as flt
+from metacrm.metamodel.coercion import CoercionError, coerce
 from metacrm.metamodel.model import FieldDef, ObjectDef
 from metacrm.metamodel.names import SYSTEM_COLUMNS
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.records.derived import rollup_inputs, stored_formulas
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.relations import prefetch, related_values

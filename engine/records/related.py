@@ -16,11 +16,12 @@ from typing import Any, Sequence
 
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import FieldError, RecordError
 from metacrm.engine.records.query import Query
 from metacrm.metamodel.concealment import thaw
 from metacrm.metamodel.model import Model, ObjectDef
+from metacrm.engine.security.access import rights_of
 
 FIRST_PAGE = 10
 
@@ -83,8 +84,6 @@ def resolve(model: Model, obj: ObjectDef, names: Sequence[str], actor: Actor) ->
 
 def readable(model: Model, item: RelatedList, actor: Actor) -> bool:
     """Whether the actor may read the list: its object at all, and the lookup it goes through."""
-    from metacrm.engine.security.access import rights_of
-
     rights = rights_of(model.object(item.object), actor)
     return rights.read != "none" and item.via not in rights.hidden
 
@@ -93,8 +92,6 @@ def first_pages(records, model: Model, record_id: str, lists: Sequence[tuple[str
                 actor: Actor, conn: Connection | None = None,
                 limit: int = FIRST_PAGE) -> dict[str, RelatedPage]:
     """The first page of each list the actor may read, by the name it was asked for."""
-    from metacrm.engine.security.access import rights_of
-
     pages: dict[str, RelatedPage] = {}
     for name, item in lists:
         if not readable(model, item, actor):

@@ -5,17 +5,27 @@ bulk import of contacts of the same account reads that account once. For a batch
 records known in advance, `prefetch` fills the cache with one SELECT per lookup hop. A user
 who points a lookup at a record they may not see gets that lookup's paths as if the record
 did not exist (`scopes`), so no formula, default or validation rule answers with its values.
+
+It also fills in the formulas computed when read (see metamodel.readtime) on records the engine
+reads (`fill_read_time`): every path that hands a stored record to a person or to an expression
+— get, list, the records loaded before an update or delete, relation paths such as
+`account.days_open`, automation on timers and schedules — calls it, so these values are those
+of the reading moment and the reading user, never a stale copy from the last write. The two
+are one module because they recurse into each other: a read-time formula reads relation paths,
+and a relation path may end at a read-time formula.
 """
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any, Mapping
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records.pipeline import relation_paths
+from metacrm.engine.identity.actor import SYSTEM
+from metacrm.engine.records.pipeline import Pipeline, relation_paths
 from metacrm.metamodel.model import Model, ObjectDef
 
 
@@ -60,9 +70,7 @@ def prefetch(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj
         if target is not None and path[-1] in target.read_time_formulas:
             fresh = [r for r in records if ("read_time", target.name, r["id"]) not in cache]
             cache.update({("read_time", target.name, r["id"]): True for r in fresh})
-            from metacrm.engine.records.readtime import fill
-
-            fill(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
+            fill_read_time(conn, model, tables, target, fresh, evaluator, cache, depth + 1)
 
 
 def _fetch_many(conn: Connection, table: sa.Table, ids: list[str], cache: dict, batch: int = 1000,
@@ -92,12 +100,10 @@ def prefetch_scoped(conn: Connection, tables: Mapping[str, sa.Table], model: Mod
 
 def _fill_once(conn, model: Model, tables, obj: ObjectDef, row: dict[str, Any], cache: dict,
                evaluator: Evaluator | None, depth: int) -> None:
-    from metacrm.engine.records.readtime import fill
-
     key = ("read_time", obj.name, row["id"])
     if key not in cache:
         cache[key] = True
-        fill(conn, model, tables, obj, [row], evaluator, cache, depth + 1)
+        fill_read_time(conn, model, tables, obj, [row], evaluator, cache, depth + 1)
 
 
 def _fetch(conn: Connection, table: sa.Table, record_id: str, cache: dict,
@@ -111,3 +117,38 @@ def _fetch(conn: Connection, table: sa.Table, record_id: str, cache: dict,
         row = conn.execute(statement).first()
         cache[key] = dict(row._mapping) if row else None
     return cache[key]
+
+
+#: How many relation hops of read-time formulas reading read-time formulas are followed
+#: (only a cycle in the data, such as two accounts each other's parent, gets this far).
+MAX_READ_TIME_DEPTH = 8
+
+
+def fill_read_time(conn: Connection, model: Model, tables: Mapping[str, sa.Table], obj: ObjectDef, rows: list[dict[str, Any]],
+         evaluator: Evaluator | None = None, cache: dict | None = None, depth: int = 0) -> None:
+    """Compute `obj`'s read-time formulas in place on `rows` (in dependency order)."""
+    names = obj.read_time_formulas
+    if not names or not rows:
+        return
+    evaluator = evaluator or Evaluator()
+    cache = {} if cache is None else cache
+    pipeline = Pipeline(obj, SYSTEM, evaluator)
+    paths = _paths(obj)
+    if paths and depth <= MAX_READ_TIME_DEPTH:
+        prefetch(conn, model, tables, obj, rows, cache, paths, evaluator, depth)
+    for row in rows:
+        if depth > MAX_READ_TIME_DEPTH:
+            row.update(dict.fromkeys(names))
+            continue
+        related = related_values(conn, model, tables, obj, row, cache, paths=paths, evaluator=evaluator,
+                                 depth=depth) if paths else {}
+        pipeline.compute_formulas(row, related, [], names)
+
+
+@lru_cache(maxsize=256)
+def _paths(obj: ObjectDef) -> tuple[tuple[str, ...], ...]:
+    """The relation paths that the read-time formulas of `obj` read."""
+    found: set[tuple[str, ...]] = set()
+    for name in obj.read_time_formulas:
+        found |= obj.field(name).expression.relation_paths
+    return tuple(sorted(found))

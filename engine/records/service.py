@@ -18,20 +18,23 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from metacrm.engine.errors import (AutomationError, Conflict, FieldError, NotFound, PermissionDenied,
+                                   UnknownObject, ValidationFailed, translate)
 from metacrm.engine.expressions import Evaluator
-from metacrm.engine.records import integrity, readtime
+from metacrm.engine.identity import users
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.records import integrity
 from metacrm.engine.records import query as q
 from metacrm.engine.records.autonumber import assign_numbers
 from metacrm.engine.records.bulkfailure import BulkFailed
-from metacrm.engine.records.context import Actor
 from metacrm.engine.records.derived import Propagation, feeds_others
-from metacrm.engine.records.errors import (Conflict, FieldError, NotFound, PermissionDenied, UnknownObject,
-                                   ValidationFailed, translate)
 from metacrm.engine.storage import dialect
-from metacrm.engine.storage.ids import new_id
 from metacrm.engine.records.pipeline import Pipeline, relation_paths
-from metacrm.engine.records.relations import prefetch, prefetch_scoped, related_values
+from metacrm.engine.records.relations import fill_read_time, prefetch, prefetch_scoped, related_values
 from metacrm.engine.records.retry import retrying
+from metacrm.engine.security.access import Access, history_fields, rights_of
+from metacrm.engine.security.owners import OwnerRule
+from metacrm.engine.storage.ids import canonical_id, new_id
 from metacrm.engine.storage.metastore import SYSTEM as SYSTEM_TABLES
 from metacrm.engine.storage.scaled import ROLLUP_OVERFLOW, numeric_overflow
 from metacrm.metamodel import types as ft
@@ -62,10 +65,10 @@ class BulkResult:
 
 class RecordService:
     def __init__(self, runtime):
-        from metacrm.engine.automation.runner import Automation
-
         self.runtime = runtime
-        self.automation = Automation(runtime, self)
+        #: the lifecycle hooks of a write (engine/plugins/hookspecs.py): the built-in automation
+        #: and any plugin implement them; this service calls them and imports neither
+        self.hooks = runtime.plugins.hook
 
     # -- plumbing ----------------------------------------------------------------------
     def _object(self, model: Model, name: str) -> tuple[ObjectDef, sa.Table]:
@@ -109,7 +112,7 @@ class RecordService:
         clauses = {"read": access.read_clause, "edit": access.edit_clause, "delete": access.delete_clause}
         if scope not in clauses:
             raise ValueError(f"unknown scope {scope!r}")
-        return self._load(conn, table, [_id(i) for i in ids], clauses[scope](table))
+        return self._load(conn, table, [canonical_id(i) for i in ids], clauses[scope](table))
 
     def locked(self, conn: Connection, obj: ObjectDef, record_id: str, *, actor: Actor) -> FieldError | None:
         """The error to show when `record_id` is locked for `actor` by a pending approval, else None."""
@@ -124,10 +127,11 @@ class RecordService:
         return self._not_found(obj, record_id, actor)
 
     # -- reads -----------------------------------------------------------------------------
-    def access(self, obj: ObjectDef, actor: Actor, conn: Connection):
-        from metacrm.engine.security.access import Access
-
-        return Access(obj, actor, conn)
+    def access(self, obj: ObjectDef, actor: Actor, conn: Connection) -> Access:
+        """What `actor` may do with records of `obj`; every read and write starts here."""
+        if actor is None:  # a forgotten actor must be an error, never full (SYSTEM) access
+            raise TypeError("actor is required (SYSTEM for the engine's own work), not None")
+        return Access(obj, actor, conn, self.hooks)
 
     def get(self, object_name: str, record_id: str, *, actor: Actor, conn: Connection | None = None) -> dict[str, Any]:
         """One record as this actor may see it; a record they may not see does not exist for them."""
@@ -135,7 +139,7 @@ class RecordService:
         obj, table = self._object(model, object_name)
         with self._reading(conn) as c:
             access = self.access(obj, actor, c)
-            statement = sa.select(table).where(table.c.id == _id(record_id))
+            statement = sa.select(table).where(table.c.id == canonical_id(record_id))
             scope = access.read_clause(table)
             if scope is not None:
                 statement = statement.where(scope)
@@ -146,11 +150,9 @@ class RecordService:
             self._fill(c, model, obj, [record], actor)
         return access.visible(record)
 
-    def list(self, object_name: str, query: q.Query = q.Query(), *legacy: Actor, actor: Actor | None = None,
+    def list(self, object_name: str, query: q.Query = q.Query(), *, actor: Actor,
              conn: Connection | None = None) -> Page:
-        """One page of records as this actor may see them. `actor` is required; the positional form is
-        kept only for engine/api/csvio.py until that module moves into the records layer."""
-        actor = _required_actor("list", legacy, actor)
+        """One page of records as this actor may see them."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         limit = max(1, min(query.limit, q.MAX_LIMIT))
@@ -203,14 +205,12 @@ class RecordService:
         the name they had when written: a renamed field keeps its history (under its current name),
         and a field hidden from the actor stays out whatever it was called then. Fields removed
         since (they may have been hidden) are shown to system actors and admins only."""
-        from metacrm.engine.security.access import history_fields
-
         obj, _ = self._object(self.runtime.model, object_name)
         self.get(object_name, record_id, actor=actor)
         h = history_table
         names = history_fields(obj, actor)
         statement = (sa.select(h.c.field_id, h.c.field, h.c.old_value, h.c.new_value, h.c.changed_by, h.c.changed_at)
-                     .where(h.c.object == obj.name, h.c.record_id == _id(record_id))
+                     .where(h.c.object == obj.name, h.c.record_id == canonical_id(record_id))
                      .order_by(h.c.changed_at, h.c.id))
         if names is not None:
             statement = statement.where(h.c.field_id.in_(sorted(names)))
@@ -227,12 +227,9 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
-                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
-                    _single: bool = False) -> BulkResult:
-        """Create many records: each validated in Python, then written in batches of plain executemany.
-        `actor` is required (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
-        actor = _required_actor("bulk_create", legacy, actor)
+    def bulk_create(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
+                    all_or_none: bool = False, conn: Connection | None = None, _single: bool = False) -> BulkResult:
+        """Create many records: each validated in Python, then written in batches of plain executemany."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -257,7 +254,7 @@ class RecordService:
                           "updated_by": actor.user_id, "owner": values.pop("owner", None) or actor.user_id,
                           "version": 1, **values}
                 if not errors:
-                    pending_logs[index] = self.automation.before_save(c, model, "created", obj, None, record, actor)
+                    pending_logs[index] = self._before_save(c, model, "created", obj, None, record, actor)
                 related = self._related(c, model, obj, record, related_cache, pipeline)
                 pipeline.check(record, None, related, None, errors)
                 if errors:
@@ -293,12 +290,10 @@ class RecordService:
         return result.records[0]
 
     @retrying
-    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *legacy: Actor,
-                    actor: Actor | None = None, all_or_none: bool = False, conn: Connection | None = None,
+    def bulk_update(self, object_name: str, rows: Sequence[Mapping[str, Any]], *, actor: Actor,
+                    all_or_none: bool = False, conn: Connection | None = None,
                     versions: Sequence[int | None] | None = None, _single: bool = False) -> BulkResult:
-        """Update many records; each row carries "id" and optionally "version". `actor` is required
-        (a positional one is accepted only for engine/api/csvio.py, as in `list`)."""
-        actor = _required_actor("bulk_update", legacy, actor)
+        """Update many records; each row carries "id" and optionally "version"."""
         model = self.runtime.model
         obj, table = self._object(model, object_name)
         result = BulkResult(ids=[None] * len(rows))
@@ -306,7 +301,7 @@ class RecordService:
         with self._transaction(conn) as c:
             access = self.access(obj, actor, c)
             pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id), access.hidden, access.read_only)
-            ids = [_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
+            ids = [canonical_id(r.get("id")) if isinstance(r, Mapping) else None for r in rows]
             current = self._load(c, table, [i for i in ids if i], access.read_clause(table))
             self._fill(c, model, obj, list(current.values()), actor)
             editable = set(current) if access.edit_clause(table) is None else set(
@@ -351,7 +346,7 @@ class RecordService:
                 changes = pipeline.coerce_input(data, errors)
                 record = {**before, **changes}
                 if not errors:
-                    pending_logs[index] = self.automation.before_save(c, model, "updated", obj, before, record, actor)
+                    pending_logs[index] = self._before_save(c, model, "updated", obj, before, record, actor)
                     changes = {k: v for k, v in record.items() if before.get(k, _MISSING) != v}
                 related = self._related(c, model, obj, record, related_cache, pipeline, before)
                 pipeline.check(record, set(changes), related, before, errors)
@@ -413,7 +408,7 @@ class RecordService:
         obj, table = self._object(model, object_name)
         with self._transaction(conn) as c:
             access = self.access(obj, actor, c)
-            before = self._load(c, table, [_id(record_id)], access.read_clause(table)).get(_id(record_id))
+            before = self._load(c, table, [canonical_id(record_id)], access.read_clause(table)).get(canonical_id(record_id))
             if before is None:
                 raise self._not_found(obj, record_id, actor)
             self._fill(c, model, obj, [before], actor)
@@ -451,17 +446,12 @@ class RecordService:
 
     def _after_write(self, conn, model: Model, obj: ObjectDef, table: sa.Table, kind: str, pairs, actor: Actor,
                      logs: list | None = None, stored: bool = False):
-        """Run automations for each written record; returns the records as stored (after automations).
-        `stored`: the records already hold their stored values (INSERT ... RETURNING, then rollups
-        reloaded by `_propagate`); they are read again only if an automation may have changed them."""
-        from metacrm.engine.automation.runner import Event
-
-        events = [Event(kind, obj, before, after, actor, list(logs[index]) if logs else [])
-                  for index, (before, after) in enumerate(pairs)]
-        self.automation.arm_timers(conn, model, events)
-        changed = False
-        for event in events:
-            changed = self.automation.after_write(conn, model, event, armed=True) or changed
+        """Announce the written records (`metacrm_after_write`: automation runs there); returns the
+        records as stored (after automations). `stored`: the records already hold their stored
+        values (INSERT ... RETURNING, then rollups reloaded by `_propagate`); they are read again
+        only if an implementation says it may have changed them."""
+        changed = any(self.hooks.metacrm_after_write(service=self, conn=conn, model=model, obj=obj, kind=kind,
+                                                     pairs=pairs, actor=actor, logs=logs, system=False))
         afters = [after for _, after in pairs if after is not None]
         if not afters:
             return afters
@@ -521,16 +511,23 @@ class RecordService:
         return self._locks(conn, obj, [record_id], actor).get(record_id)
 
     def _locks(self, conn: Connection, obj: ObjectDef, ids: list[str], actor: Actor) -> dict[str, FieldError]:
-        """`_locked` for many records in one query: {id: the error} of those locked."""
-        if not obj.approval_processes or actor.system or not ids:
-            return {}
-        from metacrm.engine.automation.approvals import pending_processes
+        """`_locked` for many records at once (`metacrm_write_locks`: approvals lock records that
+        wait for them): {id: the error} of those locked."""
+        found: dict[str, FieldError] = {}
+        if ids:
+            for locks in self.hooks.metacrm_write_locks(conn=conn, obj=obj, ids=ids, actor=actor):
+                found.update({i: e for i, e in (locks or {}).items() if i not in found})
+        return found
 
-        locking = {p.name for p in obj.approval_processes if p.lock}
-        error = FieldError(None, "locked", translate("locked", actor.language, "is locked while it waits for approval",
-                                                     object=obj.label(actor.language)))
-        return {record_id: error for record_id, process in pending_processes(conn, obj.name, ids).items()
-                if process in locking or process not in {p.name for p in obj.approval_processes}}
+    def _before_save(self, conn: Connection, model: Model, kind: str, obj: ObjectDef, before, record: dict,
+                     actor: Actor) -> list[dict[str, Any]]:
+        """Let plugins change a record about to be written (`metacrm_before_save`: field-only rules
+        run there); returns the execution-log lines they produced."""
+        lines: list[dict[str, Any]] = []
+        for produced in self.hooks.metacrm_before_save(service=self, conn=conn, model=model, kind=kind, obj=obj,
+                                                       before=before, record=record, actor=actor):
+            lines += produced or []
+        return lines
 
     def _load(self, conn: Connection, table: sa.Table, ids: list[str],
               scope: sa.ColumnElement | None = None) -> dict[str, dict[str, Any]]:
@@ -595,8 +592,6 @@ class RecordService:
         """Every lookup value must name an existing record, and every owner or user field an existing
         user (one query per field). A lookup the caller sent must name a record they may see: one they
         may not see gets the same error as one that does not exist. Then the owner rule."""
-        from metacrm.engine.identity import users
-
         cache: dict = {}
         for f in [*obj.fields, _OWNER]:
             if f.type not in ft.RELATION_TYPES and f.type != "user":
@@ -629,8 +624,6 @@ class RecordService:
                              befores: Mapping[str, Any] | None) -> None:
         """The owner rule (docs/security.md): an owner the caller sends must be one they may give records
         to, and on an update the record must be one they may take from its owner."""
-        from metacrm.engine.security.owners import OwnerRule
-
         if pipeline.actor.system:
             return
         rule = None
@@ -678,8 +671,6 @@ class RecordService:
             table = self.runtime.tables(model)[child.name]
             count = conn.execute(sa.select(sa.func.count()).select_from(table).where(table.c[f.name] == record_id)).scalar_one()
             if count:
-                from metacrm.engine.security.access import rights_of
-
                 field = "—" if f.name in rights_of(child, actor).hidden else f.label(actor.language)
                 message = translate("restricted", actor.language, "", count=count, child=child.label(actor.language),
                                     field=field)
@@ -710,7 +701,7 @@ class RecordService:
     def _fill(self, conn, model: Model, obj: ObjectDef, rows: list[dict[str, Any]], actor: Actor) -> None:
         """Formulas computed when read (today(), now(), current_user()), as of now and for `actor`."""
         if obj.read_time_formulas and rows:
-            readtime.fill(conn, model, self.runtime.tables(model), obj, rows, Evaluator(actor.clock, actor.user_id))
+            fill_read_time(conn, model, self.runtime.tables(model), obj, rows, Evaluator(actor.clock, actor.user_id))
 
     def _write_history(self, conn, obj: ObjectDef, pairs, actor: Actor, now: datetime) -> None:
         if not obj.history:
@@ -759,8 +750,9 @@ _OWNER = FieldDef(id="owner", name="owner", type="user", labels={"en": "Owner", 
 
 
 class _Owned:
-    """A transaction of our own. If an automation action failed, the write is rolled back,
-    then the failure is logged in a new transaction and reported as a record error."""
+    """A transaction of our own. When it ends, plugins hear of it (`metacrm_write_ended`: the
+    automation logs a failed rule in a new transaction, or flushes its buffered log); a failed
+    automation action rolls the write back and is reported as a record error."""
 
     def __init__(self, runtime):
         self.runtime = runtime
@@ -770,14 +762,10 @@ class _Owned:
         return self._context.__enter__()
 
     def __exit__(self, exc_type, exc, tb):
-        from metacrm.engine.automation.runner import AutomationError, write_log_entries
-
         result = self._context.__exit__(exc_type, exc, tb)
+        self.runtime.plugins.hook.metacrm_write_ended(runtime=self.runtime, error=exc)
         if isinstance(exc, AutomationError):
-            with self.runtime.db.begin() as conn:
-                write_log_entries(conn, exc.entries)
             raise ValidationFailed([FieldError(None, "automation_failed", str(exc))]) from exc
-        self.runtime.automation_log.maybe_flush()
         return result
 
 
@@ -792,24 +780,3 @@ class _Reuse:
 
     def __exit__(self, *exc) -> None:
         return None
-
-
-def _required_actor(method: str, legacy: tuple, actor: Actor | None) -> Actor:
-    """The actor of a call: forgetting it must be an error, never full (SYSTEM) access."""
-    if len(legacy) > 1 or (legacy and actor is not None):
-        raise TypeError(f"{method}() takes one actor")
-    actor = legacy[0] if legacy else actor
-    if actor is None:
-        raise TypeError(f"{method}() missing required keyword argument: 'actor'")
-    return actor
-
-
-def _id(value: Any) -> Any:
-    """A record id in canonical form; anything that is not a UUID matches nothing."""
-    if not isinstance(value, str):
-        return "00000000-0000-0000-0000-000000000000"
-    text = value.strip().lower().replace("-", "")
-    if len(text) != 32 or any(ch not in "0123456789abcdef" for ch in text):
-        return "00000000-0000-0000-0000-000000000000"
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-

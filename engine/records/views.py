@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import FieldError, RecordError
 from metacrm.engine.records.query import Query, kind_of
 from metacrm.metamodel import filters as flt
 from metacrm.metamodel.concealment import thaw
 from metacrm.metamodel.model import ObjectDef
+from metacrm.engine.security.access import rights_of
 
 
 class UnknownView(RecordError):
@@ -50,8 +51,6 @@ def visible_view(obj: ObjectDef, view: dict[str, Any], hidden: frozenset[str]) -
 
 def views_for(obj: ObjectDef, actor: Actor) -> dict[str, dict[str, Any]]:
     """The list views of `obj` the actor may use, by name, as they see them."""
-    from metacrm.engine.security.access import rights_of
-
     hidden = rights_of(obj, actor).hidden
     found = {}
     for view in thaw(obj.layouts or {}).get("list_views", ()):

@@ -2,8 +2,9 @@
 
 Object permissions come from metadata (metamodel.permissions); the records an actor may
 see or change come from the scope (own / subordinates / team / all), plus records shared
-with the actor or their groups, plus (for reading) the pools they belong to. Hidden
-fields (declared, and everything computed from them: metamodel.concealment) never leave
+with the actor or their groups, plus (for reading) what plugins grant through the
+`metacrm_read_grants` hook (the built-in automation: the records of the pools they belong
+to). Hidden fields (declared, and everything computed from them: metamodel.concealment) never leave
 the engine: they are removed from results and history, are unknown to filters, sorting,
 search and writes, and no error tells them from fields that do not exist. System actors
 (the engine's own work, migrations, the admin CLI) are not restricted.
@@ -18,9 +19,9 @@ from typing import Any, Iterable, Mapping
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError
 from metacrm.engine import identity
+from metacrm.engine.errors import FieldError
+from metacrm.engine.identity.actor import Actor
 from metacrm.metamodel.concealment import path_cells
 from metacrm.metamodel.model import ObjectDef, pick_label
 from metacrm.metamodel.permissions import ADMIN_ROLE, FULL, RoleAccess
@@ -76,15 +77,19 @@ def history_fields(obj: ObjectDef, actor: Actor) -> frozenset[str] | None:
 
 @dataclass
 class Access:
-    """An actor's access to one object, resolved once per call (hierarchy and groups read lazily)."""
+    """An actor's access to one object, resolved once per call (hierarchy and groups read lazily).
+    `hooks` is the runtime's plugin hook relay (`runtime.plugins.hook`), asked for read grants;
+    without it (rights-only uses) the read scope is the role scope and shares alone."""
 
     obj: ObjectDef
     actor: Actor
     conn: Connection
+    hooks: Any = None
     rights: RoleAccess = field(init=False)
 
     def __post_init__(self) -> None:
         self.rights = rights_of(self.obj, self.actor)
+        self._granted: dict[sa.Table, list[sa.ColumnElement]] = {}
 
     @property
     def unrestricted(self) -> bool:
@@ -103,30 +108,27 @@ class Access:
         """WHERE clause of the records this actor may see (None: all of them)."""
         if self.rights.read == "all":
             return None
-        return self._scope_clause(table, self.rights.read, ("read", "edit"), with_pools=True)
+        return self._scope_clause(table, self.rights.read, ("read", "edit"), with_grants=True)
 
     def edit_clause(self, table: sa.Table) -> sa.ColumnElement | None:
         if self.rights.edit == "all":
             return None
-        return self._scope_clause(table, self.rights.edit, ("edit",), with_pools=False)
+        return self._scope_clause(table, self.rights.edit, ("edit",), with_grants=False)
 
     def delete_clause(self, table: sa.Table) -> sa.ColumnElement | None:
         if self.rights.delete == "all":
             return None
-        return self._scope_clause(table, self.rights.delete, (), with_pools=False)
+        return self._scope_clause(table, self.rights.delete, (), with_grants=False)
 
-    def _scope_clause(self, table: sa.Table, scope: str, share_access: tuple[str, ...], with_pools: bool):
+    def _scope_clause(self, table: sa.Table, scope: str, share_access: tuple[str, ...], with_grants: bool):
         user = self.actor.user_id
         if scope == "none" or user is None:
             return sa.false()
         clauses = [table.c.owner.in_(self._owners(scope, user))]
         if share_access and self._shared_with_me(share_access):
             clauses.append(table.c.id.in_(self._shares(share_access).with_only_columns(identity.shares.c.record_id)))
-        if with_pools and self._pools:
-            from metacrm.engine.automation.tables import pool_entries
-
-            clauses.append(table.c.id.in_(sa.select(pool_entries.c.record_id).where(
-                pool_entries.c.object == self.obj.name, pool_entries.c.pool.in_(self._pools))))
+        if with_grants:
+            clauses += self._grants(table)
         return sa.or_(*clauses)
 
     def _owners(self, scope: str, user: str) -> list[str]:
@@ -166,11 +168,13 @@ class Access:
     def _team(self) -> list[str]:
         return identity.team_member_ids(self.conn, self.actor.user_id)
 
-    @cached_property
-    def _pools(self) -> list[str]:
-        from metacrm.engine.security.pools import is_member
-
-        return [p.name for p in self.obj.pools if is_member(self.conn, p, self.actor.user_id)]
+    def _grants(self, table: sa.Table) -> list[sa.ColumnElement]:
+        """What plugins let the actor read besides their scope, asked once per table."""
+        if table not in self._granted:
+            found = [] if self.hooks is None else self.hooks.metacrm_read_grants(
+                conn=self.conn, obj=self.obj, actor=self.actor, table=table)
+            self._granted[table] = [clause for clause in found if clause is not None]
+        return self._granted[table]
 
     # -- fields --------------------------------------------------------------------------
     def visible(self, record: Mapping[str, Any]) -> dict[str, Any]:

@@ -19,9 +19,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
 from metacrm.engine import identity
+from metacrm.engine.errors import FieldError, NotFound, PermissionDenied, ValidationFailed
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
 ACCESS_LEVELS = ("read", "edit")
@@ -87,10 +88,8 @@ def _editable(service, conn: Connection, object_name: str, record_id: str, actor
 
 def _principal(conn: Connection, user_id: Any, group: Any) -> dict[str, str]:
     """{"user_id": id} or {"group_id": id} of an existing user or group (else a 422)."""
-    from metacrm.engine.records.service import _id
-
     if user_id is not None:
-        found = conn.execute(sa.select(identity.users.c.id).where(identity.users.c.id == _id(user_id))).scalar() \
+        found = conn.execute(sa.select(identity.users.c.id).where(identity.users.c.id == canonical_id(user_id))).scalar() \
             if isinstance(user_id, str) else None
         if found is None:
             raise ValidationFailed([FieldError("user_id", "unknown_user", f"there is no user {user_id!r}")])

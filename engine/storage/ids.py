@@ -28,3 +28,15 @@ def new_id() -> str:
     value = (millis & ((1 << 48) - 1)) << 80 | 0x7 << 76 | (counter & 0xFFF) << 64 | 0b10 << 62 | rand
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def canonical_id(value: object) -> str:
+    """A record id in canonical form (lower case, dashed); anything that is not a UUID becomes
+    the nil UUID, which matches no record."""
+    if not isinstance(value, str):
+        return "00000000-0000-0000-0000-000000000000"
+    text = value.strip().lower().replace("-", "")
+    if len(text) != 32 or any(ch not in "0123456789abcdef" for ch in text):
+        return "00000000-0000-0000-0000-000000000000"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+

@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from metacrm.engine.storage import system_migrations
 from metacrm.engine.storage.tables import new_metadata, system_tables
 from metacrm.metamodel.compiler import compile_model
 from metacrm.metamodel.loader import Document
@@ -40,8 +41,6 @@ class Revision:
 def ensure_system_tables(conn: Connection) -> list[str]:
     """Bring the engine's own tables to the newest version (idempotent; a quick read when current).
     Returns the names of the steps applied now."""
-    from metacrm.engine.storage import system_migrations
-
     return system_migrations.upgrade(conn, load_model)
 
 

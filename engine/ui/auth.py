@@ -24,7 +24,7 @@ from metacrm.engine.api.context import SESSION_COOKIE, cache_key, gate, request_
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.identity import audit
 from metacrm.engine import identity
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.security import auth
 from metacrm.engine.ui import strings
 from metacrm.engine.ui.render import page

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from metacrm.engine.api.problems import Problem, status_of
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.storage.database import unavailable_reason
 from metacrm.engine.ui import strings
 from metacrm.engine.ui.auth import FormExpired, SignInRequired, language_of, sign_in_redirect

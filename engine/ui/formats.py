@@ -7,9 +7,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable
 
+import sqlalchemy as sa
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
+from metacrm.engine import identity
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.ui import strings
@@ -100,10 +102,8 @@ def lookup_titles(service: RecordService, obj: ObjectDef, fields: Iterable[Field
             continue
         titles.update({str(r["id"]): str(r.get(title) or r["id"]) for r in found})
     users = {str(r[f.name]) for f in fields if f.type == "user" for r in rows if r.get(f.name)}
-    if users:
-        from metacrm.engine import identity  # noqa: PLC0415 — placeholder until a batched name lookup exists
-        for user_id in users:
-            user = identity.get_user(unit.conn, user_id)
-            if user is not None:
-                titles[user_id] = user.name
+    if users:  # user names in one query
+        found = unit.conn.execute(sa.select(identity.users.c.id, identity.users.c.name)
+                                  .where(identity.users.c.id.in_(sorted(users))))
+        titles.update({str(user_id): name for user_id, name in found})
     return titles

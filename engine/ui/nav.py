@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.security.access import rights_of
 from metacrm.metamodel.model import Model, ObjectDef
 

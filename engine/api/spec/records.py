@@ -12,6 +12,7 @@ from metacrm.engine.automation.manual import may_run
 from metacrm.engine.records.query import MAX_LIMIT
 from metacrm.engine.security.access import Access
 from metacrm.metamodel.model import ObjectDef
+from metacrm.engine.api.layouts import visible_layouts
 
 BULK_LIMIT = 1000
 RULE_IDS_LIMIT = 500
@@ -69,8 +70,6 @@ class ObjectPaths:
         return params
 
     def list_views(self) -> list[dict[str, Any]]:
-        from metacrm.engine.api.layouts import visible_layouts  # the layouts as this caller sees them
-
         return visible_layouts(self._model, self.obj, self.actor).get("list_views", [])
 
     # -- operations -------------------------------------------------------------------------
@@ -257,8 +256,6 @@ class ObjectPaths:
 
 def shared_schemas() -> dict[str, Any]:
     """Schemas every object's operations refer to."""
-    from metacrm.engine.api.spec.common import FIELD_ERROR  # noqa: F401 (documented alongside)
-
     return {
         "Share": obj({"id": {"type": "integer"}, "record_id": UUID, "user_id": nullable(UUID),
                       "group": {"type": ["string", "null"]}, "access": {"type": "string", "enum": ["read", "edit"]},

@@ -2,7 +2,9 @@
 
 Messages are given in the actor's language where a translation exists (English,
 Simplified and Traditional Chinese ship with the engine), and name the field by its
-label in that language.
+label in that language. The module sits below every engine layer (it imports only the
+metamodel's `MetacrmError`), so security, the record engine, automation and the channels
+raise and catch the same classes without importing each other.
 """
 
 from __future__ import annotations
@@ -125,3 +127,13 @@ class PermissionDenied(RecordError):
 
 class UnknownObject(RecordError):
     """No object of that name in the metadata."""
+
+
+class AutomationError(MetacrmError):
+    """A rule's action failed: the triggering write is rolled back. `entries` are its execution-log
+    lines, written after the rollback (engine.automation.hooks). Declared here, below the record
+    engine, so that the record engine and importers can recognise it without importing automation."""
+
+    def __init__(self, message: str, entries: list[dict[str, Any]]):
+        super().__init__(message)
+        self.entries = entries

@@ -6,7 +6,7 @@ its field history, and the records of other objects that refer to it through a l
 erase_person: anonymize the record in one transaction — its text, email, phone, URL,
 long-text and JSON fields become blank (required ones a placeholder), and so do its archived
 columns; its field history is deleted; every copy of its values elsewhere is removed
-(engine.security.erasure: pending messages cancelled, the rest scrubbed); no automation runs;
+(engine.automation.erasure: pending messages cancelled, the rest scrubbed); no automation runs;
 and an audit entry says which fields were erased, by whom and why — never the values.
 """
 
@@ -17,15 +17,15 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from metacrm.engine.automation.runner import AutomationError
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, ValidationFailed
+from metacrm.engine.automation import erasure
+from metacrm.engine.automation.erasure import ERASABLE_TYPES
+from metacrm.engine.errors import AutomationError
+from metacrm.engine.errors import FieldError, ValidationFailed
+from metacrm.engine.identity import audit
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.query import MAX_LIMIT, Query, QueryError
 from metacrm.engine.records.serialize import to_jsonable
 from metacrm.engine.records.service import RecordService, history_table
-from metacrm.engine.identity import audit
-from metacrm.engine.security import erasure
-from metacrm.engine.security.erasure import ERASABLE_TYPES
 from metacrm.metamodel.model import FieldDef
 
 ERASED_TEXT = "erased"
@@ -88,7 +88,7 @@ def placeholder(f: FieldDef, record_id: str) -> Any:
 
 def erase_person(service: RecordService, object_name: str, record_id: str, actor: Actor,
                  reason: str) -> dict[str, Any]:
-    """Anonymize one record and every copy of its values (see engine.security.erasure), in one
+    """Anonymize one record and every copy of its values (see engine.automation.erasure), in one
     transaction; returns what was erased, deleted, cancelled and scrubbed."""
     if not isinstance(reason, str) or not reason.strip():
         raise ValidationFailed([FieldError("reason", "required", "give the reason for the erasure")])

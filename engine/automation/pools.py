@@ -9,6 +9,7 @@ automations see it like any other write.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,9 +17,10 @@ from sqlalchemy.engine import Connection
 
 from metacrm.engine.automation import recipients
 from metacrm.engine.automation.tables import pool_claims, pool_entries
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import FieldError, NotFound, Refused
+from metacrm.engine.errors import FieldError, NotFound, Refused
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.storage import dialect
+from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.automation import PoolDef
 
 
@@ -115,10 +117,9 @@ def assign(service, object_name: str, record_id: str, user_id: str, actor: Actor
 
 
 def _locked_entry(conn: Connection, object_name: str, record_id: str):
-    from metacrm.engine.records.service import _id
 
     query = sa.select(pool_entries).where(pool_entries.c.object == object_name,
-                                          pool_entries.c.record_id == _id(record_id))
+                                          pool_entries.c.record_id == canonical_id(record_id))
     found = conn.execute(dialect.locked(conn, query)).first()
     if found is None:
         raise Refused("not_in_pool", "this record is not in a pool (someone may have claimed it)")
@@ -126,6 +127,4 @@ def _locked_entry(conn: Connection, object_name: str, record_id: str):
 
 
 def _system(actor: Actor) -> Actor:
-    from dataclasses import replace
-
     return replace(actor, system=True)
