@@ -1,41 +1,56 @@
-// Form controls: search-as-you-type lookups and multi-selects (Tom Select), date pickers
-// (flatpickr; the browser's own date input when it is missing). Re-applied after htmx swaps the
-// form body (conditional fields are evaluated on the server, engine/ui/conditions.py).
+// Form controls: search-as-you-type lookups (a search box that refills the lookup's <select>
+// from /app/o/<target>/options, searched on the server as the user) and date pickers (flatpickr;
+// the browser's own date input when it is missing). Re-applied after htmx swaps the form body
+// (conditional fields are evaluated on the server, engine/ui/conditions.py). Tom Select is not
+// used here: it applies inline styles, which the pages' Content-Security-Policy blocks.
 (() => {
+  const fill = (select, items) => {
+    const chosen = select.value;
+    const kept = [...select.options].filter((o) => o.value === "" || o.value === chosen);
+    select.replaceChildren(...kept);
+    for (const item of items) {
+      if (item.value === chosen) continue;
+      select.add(new Option(item.text, item.value));
+    }
+  };
+  const searchBox = (select) => {
+    const box = document.createElement("input");
+    box.type = "search";
+    box.className = "lookup-search";
+    box.placeholder = select.form ? select.form.dataset.choose : "";
+    box.setAttribute("aria-label", `${box.placeholder} ${select.labels[0] ? select.labels[0].textContent : ""}`);
+    let timer = null;
+    box.addEventListener("input", () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        fetch(`${select.dataset.source}?q=${encodeURIComponent(box.value)}`, {credentials: "same-origin",
+          headers: {Accept: "application/json"}})
+          .then((r) => (r.ok ? r.json() : [])).then((items) => fill(select, items)).catch(() => {});
+      }, 250);
+    });
+    box.addEventListener("change", (event) => event.stopPropagation()); // not a field of the form
+    select.before(box);
+  };
   const enhance = (root) => {
-    const form = root.closest ? (root.closest("form") || document.querySelector("form.record-form")) : null;
-    const hint = form ? form.dataset.choose : "";
-    const language = form ? form.dataset.language : "en";
-    if (window.TomSelect) {
-      for (const select of root.querySelectorAll('select[data-enhance="lookup"]')) {
-        if (select.tomselect) continue;
-        const source = select.dataset.source;
-        new TomSelect(select, {
-          valueField: "value", labelField: "text", searchField: ["text"], placeholder: hint,
-          maxOptions: 20, loadThrottle: 250, preload: "focus",
-          load: (query, done) => {
-            fetch(`${source}?q=${encodeURIComponent(query)}`, {credentials: "same-origin",
-              headers: {Accept: "application/json"}})
-              .then((r) => (r.ok ? r.json() : [])).then(done).catch(() => done());
-          },
-        });
-      }
-      for (const select of root.querySelectorAll('select[data-enhance="multi"]')) {
-        if (!select.tomselect) new TomSelect(select, {plugins: ["remove_button"], placeholder: hint});
+    for (const select of root.querySelectorAll('select[data-enhance="lookup"]')) {
+      if (!select.dataset.ready) {
+        select.dataset.ready = "1";
+        searchBox(select);
       }
     }
+    const form = document.querySelector("form.record-form");
+    const language = form ? form.dataset.language : "en";
     if (window.flatpickr) {
       const locale = language === "zh-TW" ? "zh_tw" : language === "zh-CN" ? "zh" : "default";
       for (const input of root.querySelectorAll("input[data-picker]")) {
         if (input._flatpickr) continue;
         const withTime = input.dataset.picker === "datetime";
         flatpickr(input, {allowInput: true, enableTime: withTime, time_24hr: true,
-          dateFormat: withTime ? "Y-m-d\\TH:i" : "Y-m-d", altInput: true,
-          altFormat: withTime ? "Y-m-d H:i" : "Y-m-d",
+          dateFormat: withTime ? "Y-m-d\\TH:i" : "Y-m-d",
           locale: (window.flatpickr.l10ns && window.flatpickr.l10ns[locale]) || "default"});
       }
     }
   };
   document.addEventListener("DOMContentLoaded", () => enhance(document));
-  document.addEventListener("htmx:afterSwap", (event) => enhance(event.detail.elt.parentNode || document));
+  document.addEventListener("htmx:afterSwap", () => enhance(document));
 })();
