@@ -183,7 +183,7 @@ class Form:
             "tabs": [{"label": t.label, "sections": [{"label": s.label, "columns": s.columns, "widgets": [
                 widgets.widget(f, shown.get(f.name), shown_raw, states[f.name], by_field.get(f.name),
                                unit.language, titles) for f in s.fields]} for s in t.sections]} for t in self.tabs],
-            "general_errors": general, "action": self._action(), "cancel": self._cancel(),
+            "general_errors": general, "field_errors": bool(by_field), "action": self._action(), "cancel": self._cancel(),
             "version": self.record["version"] if self.record else None,
             "nav": navigation(self.service.runtime.model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
         }
