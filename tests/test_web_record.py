@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import re
 
+import gzip
+
+from metacrm.engine.automation.approvals import Approvals
+from metacrm.engine.automation.worker import Worker
 from metacrm.engine.records.context import SYSTEM
 from tests.conftest import install
 from tests.web import csrf_of, make_user, sign_in, site_client
@@ -42,8 +46,20 @@ state_machines:
     transitions:
       - {from: new, to: won}
       - {from: new, to: lost}
+automations:
+  - name: announce_won
+    trigger: {on: changed, fields: [stage], to: [won]}
+    actions:
+      - email: {to: [owner], subject: "Won: {{ record.title }}", body: "Margin {{ record.margin }}"}
+      - notify: {to: owner, message: "{{ record.title }} was won"}
+approval_processes:
+  - name: big_deal
+    label: {en: Big deal approval}
+    steps:
+      - {name: boss, approvers: ["role:boss"]}
 permissions:
   rep: {create: true, read: own, edit: own, fields: {margin: hidden}}
+  boss: {read: all}
 """
 TASK = """
 name: deal_task
@@ -62,6 +78,7 @@ def setup(runtime, records):
     install(runtime, DEAL, TASK)
     rita = make_user(runtime, "Rita Rep", "rita@example.com", ["rep"])
     make_user(runtime, "Otto Other", "otto@example.com", ["rep"])
+    make_user(runtime, "Bella Boss", "bella@example.com", ["boss"])
     deal = records.create("deal", {"title": XSS, "stage": "new", "amount": "1200.5", "margin": "777.77",
                                    "site": "https://example.org/?q=<b>", "owner": rita}, actor=SYSTEM)
     records.create("deal_task", {"subject": "Call the buyer", "due": "2026-12-24", "deal": deal["id"],
@@ -184,3 +201,63 @@ def test_lookup_options_are_only_records_the_user_may_see(runtime, records):
     assert found.status_code == 200
     assert [o["value"] for o in found.json()] == [deal["id"]]
     assert client.get("/app/people?q=otto").json()[0]["text"] == "Otto Other"
+
+
+def test_the_timeline_merges_history_approvals_messages_and_follow_ups_as_each_user_may_see_them(runtime, records):
+    deal = setup(runtime, records)
+    records.update("deal", deal["id"], {"margin": "123.45", "title": "Renamed <b>deal</b>"}, actor=SYSTEM)
+    Approvals(records).submit("deal", deal["id"], "big_deal", SYSTEM, comment="please <i>approve</i>")
+    Approvals(records).recall(_pending_id(runtime, deal["id"]), SYSTEM)
+    client = client_of(runtime)
+    page = client.get(f"/app/o/deal/{deal['id']}")
+    move = client.post(f"/app/o/deal/{deal['id']}/move", data={"csrf_token": csrf_of(page.text), "field": "stage",
+                                                                "to": "won"})
+    assert move.status_code == 303
+    Worker(runtime).deliver_due()  # notifications reach the inbox through the outbox
+    timeline = client.get(f"/app/o/deal/{deal['id']}").text.split('class="timeline"')[1]
+    kinds = re.findall(r'<li class="tl tl-(\w+)">', timeline)
+    assert kinds[0] in ("change", "email", "notification") and kinds[-1] == "created"
+    assert {"change", "approval", "email", "notification", "activity", "created"} <= set(kinds)
+    assert "Renamed &lt;b&gt;deal&lt;/b&gt;" in timeline and "<b>deal" not in timeline
+    assert "Secret margin" not in timeline and "123.45" not in timeline and "777" not in timeline
+    assert "Big deal approval" in timeline and "please &lt;i&gt;approve&lt;/i&gt;" in timeline
+    assert "Won: Renamed &lt;b&gt;deal&lt;/b&gt;" in timeline  # her own e-mail's subject, as text
+    assert "was won" in timeline and "Call the buyer" in timeline
+    boss = client_of(runtime, "bella@example.com").get(f"/app/o/deal/{deal['id']}").text
+    assert "Secret margin" in boss and "123.45" in boss  # the same page shows it to a user who may see it
+    boss_timeline = boss.split('class="timeline"')[1]
+    assert "Won: Renamed" not in boss_timeline and "was won" not in boss_timeline  # not her e-mail or inbox
+
+
+def _pending_id(runtime, record_id):
+    import sqlalchemy as sa
+    from metacrm.engine.automation.tables import approvals
+    with runtime.db.engine.connect() as conn:
+        return conn.execute(sa.select(approvals.c.id).where(approvals.c.record_id == record_id)).scalar_one()
+
+
+def test_hidden_fields_are_in_no_form_and_no_form_fragment(runtime, records):
+    deal = setup(runtime, records)
+    client = client_of(runtime)
+    for path in ("/app/o/deal/new", f"/app/o/deal/{deal['id']}/edit"):
+        html = client.get(path).text
+        assert "margin" not in html and "Secret" not in html and "777" not in html, path
+    token = csrf_of(client.get("/app/o/deal/new").text)
+    fragment = client.post("/app/o/deal/form-state", data={"csrf_token": token, "id": deal["id"], "stage": "lost",
+                                                             "margin": "1"})
+    assert fragment.status_code == 200 and "margin" not in fragment.text and "777" not in fragment.text
+    smuggled = client.post(f"/app/o/deal/{deal['id']}/edit", data={
+        "csrf_token": token, "version": str(deal["version"]), "title": "t", "stage": "new", "margin": "1"})
+    assert smuggled.status_code == 303  # a field not on the user's form is ignored, never written
+    assert str(records.get("deal", deal["id"], actor=SYSTEM)["margin"]) == "777.77"
+
+
+def test_the_form_page_stays_within_the_page_budget(runtime, records):
+    setup(runtime, records)
+    client = client_of(runtime)
+    html = client.get("/app/o/deal/new").text
+    linked = [part.split('"')[0] for part in html.split('src="')[1:] + html.split('href="')[1:]
+              if part.startswith("/static/")]
+    assert any("forms.js" in url for url in linked) and any("flatpickr" in url for url in linked)
+    sent = sum(len(gzip.compress(client.get(url).content, 9)) for url in linked)
+    assert sent <= 200_000, f"the form page loads {sent} bytes of JS and CSS, compressed"

@@ -25,10 +25,19 @@
       timer = setTimeout(() => {
         fetch(`${select.dataset.source}?q=${encodeURIComponent(box.value)}`, {credentials: "same-origin",
           headers: {Accept: "application/json"}})
-          .then((r) => (r.ok ? r.json() : [])).then((items) => fill(select, items)).catch(() => {});
+          .then((r) => (r.ok ? r.json() : [])).then((items) => {
+            fill(select, items);
+            select.size = Math.max(2, Math.min(select.options.length, 7)); // the results as an open list
+          }).catch(() => {});
       }, 250);
     });
     box.addEventListener("change", (event) => event.stopPropagation()); // not a field of the form
+    const close = () => { select.size = 0; };
+    select.addEventListener("change", close);
+    select.addEventListener("blur", close);
+    box.addEventListener("keydown", (event) => {
+      if (event.key === "ArrowDown" && select.size > 1) { event.preventDefault(); select.focus(); }
+    });
     select.before(box);
   };
   const enhance = (root) => {
