@@ -261,3 +261,30 @@ def test_the_form_page_stays_within_the_page_budget(runtime, records):
     assert any("forms.js" in url for url in linked) and any("flatpickr" in url for url in linked)
     sent = sum(len(gzip.compress(client.get(url).content, 9)) for url in linked)
     assert sent <= 200_000, f"the form page loads {sent} bytes of JS and CSS, compressed"
+
+
+def test_approval_submit_and_decide_from_the_record_page(runtime, records):
+    deal = setup(runtime, records)
+    rita = client_of(runtime)
+    page = rita.get(f"/app/o/deal/{deal['id']}").text
+    assert "Submit for Big deal approval" in page and "Approve" not in page
+    sent = rita.post(f"/app/o/deal/{deal['id']}/approval", data={
+        "csrf_token": csrf_of(page), "action": "submit", "process": "big_deal", "comment": "<b>please</b>"})
+    assert sent.status_code == 303
+    locked = rita.get(f"/app/o/deal/{deal['id']}").text
+    assert "Waiting for approval: Big deal approval" in locked and f"/app/o/deal/{deal['id']}/edit" not in locked
+    assert "Recall" in locked and ">Approve<" not in locked
+    assert rita.get(f"/app/o/deal/{deal['id']}/edit").status_code == 200  # the form opens; the engine refuses
+    bella = client_of(runtime, "bella@example.com")
+    seen = bella.get(f"/app/o/deal/{deal['id']}").text
+    assert ">Approve<" in seen and ">Reject<" in seen and "Recall" not in seen
+    approval = re.search(r'name="approval" value="(\d+)"', seen).group(1)
+    done = bella.post(f"/app/o/deal/{deal['id']}/approval", data={
+        "csrf_token": csrf_of(seen), "action": "approve", "approval": approval, "comment": "ok"})
+    assert done.status_code == 303
+    again = bella.post(f"/app/o/deal/{deal['id']}/approval", data={
+        "csrf_token": csrf_of(seen), "action": "approve", "approval": approval})
+    assert again.status_code == 422 and "already approved" in again.text
+    timeline = rita.get(f"/app/o/deal/{deal['id']}").text.split('class="timeline"')[1]
+    assert "Bella Boss: approved" in timeline and "Rita Rep: submitted for approval" in timeline
+    assert "&lt;b&gt;please&lt;/b&gt;" in timeline

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.automation.manual import may_run
 from metacrm.engine.records.query import Query
-from metacrm.engine.ui import conditions, formats, formlayout, timeline
+from metacrm.engine.ui import approvals, conditions, formats, formlayout, timeline
 from metacrm.engine.ui.auth import signed_in
 from metacrm.engine.ui.nav import navigation, readable_object
 from metacrm.engine.ui.render import page
@@ -56,6 +56,7 @@ def render_record(request: Request, unit, alerts: list[str] | None = None, statu
         "path": _path(obj, record, access.hidden, unit.language),
         "moves": _moves(obj, record, unit.actor, access, unit.language) if editable else [],
         "rules": _rules(obj, unit.actor, unit.language), "editable": editable,
+        "approval": approvals.buttons(unit.conn, obj, record, unit.actor, editable, unit.language),
         "related": related, "timeline": timeline.entries(service, unit, obj, record, _followups(related)),
         "alerts": alerts or [], "nav": navigation(model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
     }, status=status, language=unit.language)
@@ -161,5 +162,6 @@ def _related_list(service, unit, obj: ObjectDef, record: dict[str, Any], layout:
 
 def _followups(related: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Follow-up records for the timeline: the related records of activity-like objects."""
-    return [{"at": row["created_at"], "who": "", "text": row["title"], "link": f"/app/o/{r['object']}/{row['id']}"}
+    return [{"at": row["created_at"], "who": row["created_by"], "text": row["title"], "kind": r["label"],
+             "link": f"/app/o/{r['object']}/{row['id']}"}
             for r in related if r["activity_like"] for row in r["rows"]]

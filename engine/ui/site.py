@@ -33,6 +33,7 @@ def web_routes() -> list:
         Route("/app/o/{object}/{id}/edit", forms.edit_page, methods=["GET", "POST"]),
         Route("/app/o/{object}/{id}/move", actions.move, methods=["POST"]),
         Route("/app/o/{object}/{id}/run", actions.run_rule, methods=["POST"]),
+        Route("/app/o/{object}/{id}/approval", actions.approval, methods=["POST"]),
     ]
 
 

@@ -36,7 +36,7 @@ class Entry:
     link: str = ""
     changes: list[dict[str, str]] = field(default_factory=list)
     decision: str = ""  # approval steps: submitted, approved, rejected, recalled
-    subject: str = ""  # approval steps: the process
+    subject: str = ""  # approval steps: the process; follow-ups: their related list
 
     @property
     def sort_key(self) -> datetime:
@@ -49,11 +49,12 @@ def entries(service, unit, obj: ObjectDef, record: dict[str, Any], followups: li
     found = _changes(service, unit, obj, record)
     found += _approvals(service, unit, obj, record)
     found += _messages(unit, obj, record)
-    found += [Entry(f["at"], "activity", f.get("who", ""), f["text"], f["link"]) for f in followups]
+    found += [Entry(f["at"], "activity", f.get("who") or "", f["text"], f["link"], subject=f["kind"])
+              for f in followups]
     found.append(Entry(record.get("created_at"), "created", record.get("created_by") or ""))
     who = people.names(unit.conn, [e.who for e in found])
     for entry in found:
-        entry.who = who.get(entry.who, "") if entry.kind != "activity" else entry.who
+        entry.who = who.get(entry.who, "")
     return sorted(found, key=lambda e: e.sort_key, reverse=True)
 
 
