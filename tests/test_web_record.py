@@ -288,3 +288,17 @@ def test_approval_submit_and_decide_from_the_record_page(runtime, records):
     timeline = rita.get(f"/app/o/deal/{deal['id']}").text.split('class="timeline"')[1]
     assert "Bella Boss: approved" in timeline and "Rita Rep: submitted for approval" in timeline
     assert "&lt;b&gt;please&lt;/b&gt;" in timeline
+
+
+def test_a_related_lists_new_prefills_the_lookup_with_the_parent(runtime, records):
+    deal = setup(runtime, records)
+    client = client_of(runtime)
+    form = client.get(f"/app/o/deal_task/new?deal={deal['id']}&margin=1")
+    assert form.status_code == 200
+    assert f'<option value="{deal["id"]}" selected>&lt;script&gt;alert(1)' in form.text
+    assert 'href="/app/o/deal/new"' in form.text  # "+ New" for the lookup's target
+    saved = client.post("/app/o/deal_task/new", data={"csrf_token": csrf_of(form.text), "subject": "Follow up",
+                                                      "deal": deal["id"], "due": "2026-12-31"})
+    assert saved.status_code == 303
+    page = client.get(f"/app/o/deal/{deal['id']}").text
+    assert "Follow up" in page.split('class="timeline"')[1]

@@ -175,14 +175,15 @@ class Form:
         if self.record is None and raw is None:
             shown_raw = None  # defaults show as the stored value would
         by_field, general = _errors(errors, self.names)
+        creatable = self._creatable_targets()
         titles = formats.lookup_titles(self.service, self.obj, self.fields, [shown] + ([{
             f.name: raw.get(f.name) for f in self.fields}] if raw else []), unit)
         context = {
             "obj": self.obj, "object_label": self.obj.label(unit.language), "record": self.record,
             "title": self._title(), "conflict": self._conflict(raw or {}, titles) if conflict else [],
             "tabs": [{"label": t.label, "sections": [{"label": s.label, "columns": s.columns, "widgets": [
-                widgets.widget(f, shown.get(f.name), shown_raw, states[f.name], by_field.get(f.name),
-                               unit.language, titles) for f in s.fields]} for s in t.sections]} for t in self.tabs],
+                dict(widgets.widget(f, shown.get(f.name), shown_raw, states[f.name], by_field.get(f.name),
+                                    unit.language, titles), can_create=f.target in creatable) for f in s.fields]} for s in t.sections]} for t in self.tabs],
             "general_errors": general, "field_errors": bool(by_field), "action": self._action(), "cancel": self._cancel(),
             "version": self.record["version"] if self.record else None,
             "nav": navigation(self.service.runtime.model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
@@ -190,6 +191,12 @@ class Form:
         if as_fragment:
             return fragment(self.request, "form_body.html", context, language=unit.language)
         return page(self.request, "form.html", context, status=status, language=unit.language)
+
+    def _creatable_targets(self) -> set[str]:
+        """Lookup targets the user may create records of (their lookups offer "New" in a new tab)."""
+        model = self.service.runtime.model
+        targets = {f.target for f in self.fields if f.target and f.target in model}
+        return {t for t in targets if self.service.access(model.object(t), self.unit.actor, self.unit.conn).rights.create}
 
     def _title(self) -> str:
         if self.record is None:
