@@ -190,6 +190,9 @@ def test_conditional_fields_follow_the_input_and_transitions_go_through_the_engi
     back = client.post(f"/app/o/deal/{deal['id']}/move", data={"csrf_token": csrf_of(page.text), "field": "stage",
                                                                 "to": "new"})
     assert back.status_code == 422 and "cannot go from Won to New deal" in back.text
+    other = client.post(f"/app/o/deal/{deal['id']}/move", data={"csrf_token": csrf_of(page.text), "field": "title",
+                                                                 "to": "renamed"})
+    assert other.status_code == 400 and records.get("deal", deal["id"], actor=SYSTEM)["title"] == XSS
     assert "Move to" not in client.get(f"/app/o/deal/{deal['id']}").text  # no transition out of won
 
 

@@ -25,6 +25,8 @@ def move(request: Request) -> Response:
         obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
         actor = unit.actor
     record_id = request.path_params["id"]
+    if form.get("field") not in {m.field for m in obj.state_machines}:
+        raise Problem(400, "only a state field moves with this button")
     version = int(form["version"]) if form.get("version", "").isdigit() else None
     try:
         service.update(obj.name, record_id, {form.get("field", ""): form.get("to", "")}, actor=actor, version=version)

@@ -25,6 +25,7 @@ from metacrm.metamodel.permissions import ADMIN_ROLE
 from metacrm.metamodel.types import RELATION_TYPES
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+LIMIT = 100  # newest entries shown; older history stays available through the API
 
 
 @dataclass
@@ -55,7 +56,7 @@ def entries(service, unit, obj: ObjectDef, record: dict[str, Any], followups: li
     who = people.names(unit.conn, [e.who for e in found])
     for entry in found:
         entry.who = who.get(entry.who, "")
-    return sorted(found, key=lambda e: e.sort_key, reverse=True)
+    return sorted(found, key=lambda e: e.sort_key, reverse=True)[:LIMIT]
 
 
 def _changes(service, unit, obj: ObjectDef, record: dict[str, Any]) -> list[Entry]:
