@@ -305,3 +305,22 @@ def test_a_related_lists_new_prefills_the_lookup_with_the_parent(runtime, record
     assert saved.status_code == 303
     page = client.get(f"/app/o/deal/{deal['id']}").text
     assert "Follow up" in page.split('class="timeline"')[1]
+
+
+def test_odd_input_gets_a_clear_answer_never_a_server_error(runtime, records):
+    deal = setup(runtime, records)
+    client = client_of(runtime)
+    token = csrf_of(client.get("/app/o/deal/new").text)
+    for amount in ("9" * 5000, "1e-999999999", "NaN", "Infinity"):
+        refused = client.post("/app/o/deal/new", data={"csrf_token": token, "title": "x", "amount": amount})
+        assert refused.status_code == 422 and 'data-field="amount"' in refused.text, amount
+    assert client.post("/app/o/deal/new", data={"csrf_token": token, "title": "a\x00b"}).status_code == 422
+    assert client.post("/app/o/deal/new", data={"csrf_token": token, "title": "x" * 300_000}).status_code == 413
+    assert client.get("/app/people?q=%00").status_code == 200
+    assert client.get("/app/o/deal/options?q=%00%25_").json() == []
+    huge = client.post(f"/app/o/deal/{deal['id']}/approval", data={"csrf_token": token, "action": "approve",
+                                                                   "approval": "9" * 30})
+    assert huge.status_code == 400
+    stale = client.post(f"/app/o/deal/{deal['id']}/edit", data={"csrf_token": token, "version": "9" * 30,
+                                                                 "title": "y"})
+    assert stale.status_code in (303, 409)

@@ -27,7 +27,7 @@ def move(request: Request) -> Response:
     record_id = request.path_params["id"]
     if form.get("field") not in {m.field for m in obj.state_machines}:
         raise Problem(400, "only a state field moves with this button")
-    version = int(form["version"]) if form.get("version", "").isdigit() else None
+    version = int(form["version"]) if form.get("version", "").isdigit() and len(form["version"]) <= 18 else None
     try:
         service.update(obj.name, record_id, {form.get("field", ""): form.get("to", "")}, actor=actor, version=version)
     except NotFound:
@@ -70,7 +70,7 @@ def approval(request: Request) -> Response:
     try:
         if action == "submit":
             approvals.submit(obj.name, record_id, form.get("process", ""), actor, comment)
-        elif action in DECISIONS and form.get("approval", "").isdigit():
+        elif action in DECISIONS and form.get("approval", "").isdigit() and len(form["approval"]) <= 18:
             getattr(approvals, action)(int(form["approval"]), actor, comment)
         else:
             raise Problem(400, "unknown approval action")

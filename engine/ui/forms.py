@@ -75,7 +75,7 @@ def _save(request: Request, record_id: str | None) -> Response:
         raw = form.raw_of(flat, lists)
         data = form.data_of(raw)
         actor, name = unit.actor, form.obj.name
-    version = int(flat["version"]) if flat.get("version", "").isdigit() else None
+    version = int(flat["version"]) if flat.get("version", "").isdigit() and len(flat["version"]) <= 18 else None
     try:
         if record_id is None:
             saved = service.create(name, data, actor=actor)

@@ -16,9 +16,14 @@ from metacrm.engine.web.templating import PAGE_HEADERS
 LIMIT = 20
 
 
+def search_text(request: Request) -> str:
+    """What the user typed: at most 200 characters, without NUL (no database stores or matches it)."""
+    return request.query_params.get("q", "")[:200].replace("\x00", "")
+
+
 def options(request: Request) -> Response:
     service = request.app.state.records
-    text = request.query_params.get("q", "")[:200]
+    text = search_text(request)
     with signed_in(request) as unit:
         obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
         hidden = service.access(obj, unit.actor, unit.conn).hidden
@@ -34,6 +39,6 @@ def options(request: Request) -> Response:
 
 def people_options(request: Request) -> Response:
     with signed_in(request) as unit:
-        found = people.search(unit.conn, request.query_params.get("q", "")[:200], LIMIT)
+        found = people.search(unit.conn, search_text(request), LIMIT)
     return JSONResponse([{"value": i, "text": n} for i, n in found],
                         headers={**PAGE_HEADERS, "Cache-Control": "no-store"})
