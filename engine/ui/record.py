@@ -133,8 +133,10 @@ def _rules(obj: ObjectDef, actor, language: str) -> list[dict[str, str]]:
 
 
 def _related_list(service, unit, obj: ObjectDef, record: dict[str, Any], layout: dict[str, Any]) -> dict[str, Any]:
-    """The first page of one related list, and where its full list and its "new" form are."""
+    """The first page of one related list, and where its full list (filtered by the lookup, which
+    the list page matches by the parent's title) and its "new" form are."""
     model = service.runtime.model
+    parent_hidden = service.access(obj, unit.actor, unit.conn).hidden
     child = model.object(layout["object"])
     hidden = service.access(child, unit.actor, unit.conn).hidden
     names = layout.get("columns") or [child.title_field]
@@ -153,7 +155,7 @@ def _related_list(service, unit, obj: ObjectDef, record: dict[str, Any], layout:
                                                       child.plural_labels.get(unit.language) or child.label(
                                                           unit.language)),
             "columns": [c.label(unit.language) for c in columns], "rows": rows, "more": bool(result.next_cursor),
-            "list_url": f"/app/o/{quote(child.name)}?f.{via}={quote(str(record['id']))}",
+            "list_url": f"/app/o/{quote(child.name)}?f.{via}={quote(_title(obj, record, parent_hidden))}",
             "new_url": f"/app/o/{quote(child.name)}/new?{via}={quote(str(record['id']))}",
             "can_create": service.access(child, unit.actor, unit.conn).rights.create and layout["via"] not in
             service.access(child, unit.actor, unit.conn).read_only,
