@@ -67,3 +67,9 @@ def test_a_rep_fixes_a_validation_error_and_sees_the_change_in_the_timeline(page
     page.screenshot(path=str(screenshots / f"form-error-zh-CN-{width}.png"), full_page=True)
     page.select_option("#language", "en")  # the user's language is remembered: leave it as it was
     page.wait_for_selector("html[lang=en]")
+    page.click("text=Cancel")
+    page.click('.field-view:has(dt:text-is("Account")) a')  # a lookup opens the account's 360° page
+    page.wait_for_selector("section.related")
+    assert page.locator("section.related h2").count() >= 4  # contacts, opportunities, tickets, activities...
+    assert page.locator(".record-kind").inner_text().lower() == "account"
+    page.screenshot(path=str(screenshots / f"account-en-{width}.png"), full_page=True)

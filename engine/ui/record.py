@@ -159,7 +159,17 @@ def _related_list(service, unit, obj: ObjectDef, record: dict[str, Any], layout:
             "new_url": f"/app/o/{quote(child.name)}/new?{via}={quote(str(record['id']))}",
             "can_create": service.access(child, unit.actor, unit.conn).rights.create and layout["via"] not in
             service.access(child, unit.actor, unit.conn).read_only,
-            "activity_like": any(f.storage_type in ("date", "datetime") for f in child.fields)}
+            "activity_like": child.name in followup_objects(model)}
+
+
+def followup_objects(model) -> frozenset[str]:
+    """The objects whose records are follow-up activities, shown in the timeline: those that a
+    time trigger counts as follow-up (`since_related`, "no activity for 30 days"); in a model
+    without one, every object with a date or datetime field."""
+    named = frozenset(rule.trigger.since_related[0] for o in model.objects.values() for rule in o.automations
+                      if getattr(rule.trigger, "since_related", None))
+    return named or frozenset(o.name for o in model.objects.values()
+                              if any(f.storage_type in ("date", "datetime") for f in o.fields))
 
 
 def _followups(related: list[dict[str, Any]]) -> list[dict[str, Any]]:
