@@ -65,6 +65,10 @@ def test_a_rep_fixes_a_validation_error_and_sees_the_change_in_the_timeline(page
     page.click("form.record-form button[type=submit]")
     page.locator('.field[data-field="amount"] .field-error').wait_for()
     page.screenshot(path=str(screenshots / f"form-error-zh-CN-{width}.png"), full_page=True)
+    assert page.locator("#f-loss_reason").count() == 0  # visible_if: only for a lost deal
+    page.select_option("#f-stage", "closed_lost")  # the server re-evaluates the form (htmx)
+    page.locator("#f-loss_reason").wait_for()
+    assert page.locator("#f-amount").input_value() == "-1"  # the swap keeps what was typed
     page.select_option("#language", "en")  # the user's language is remembered: leave it as it was
     page.wait_for_selector("html[lang=en]")
     page.click("text=Cancel")
