@@ -33,12 +33,14 @@ fields:
   - {name: margin, type: decimal, precision: 12, scale: 2, label: {en: Secret margin}}
   - {name: why_lost, type: text, visible_if: "stage == 'lost'", label: {en: Why lost}}
   - {name: site, type: url, label: {en: Web site}}
+  - {name: net, type: formula, result_type: decimal, expression: "amount - margin", label: {en: Net}}
+  - {name: double, type: formula, result_type: decimal, expression: "amount * 2", label: {en: Double}}
 layouts:
   form:
     sections:
       - label: {en: Deal facts}
         columns: 2
-        fields: [title, stage, amount, margin, why_lost, site, owner]
+        fields: [title, stage, amount, margin, why_lost, site, net, double, owner]
   related_lists:
     - {object: deal_task, via: deal, label: {en: Tasks}, columns: [subject, due]}
 state_machines:
@@ -324,3 +326,14 @@ def test_odd_input_gets_a_clear_answer_never_a_server_error(runtime, records):
     stale = client.post(f"/app/o/deal/{deal['id']}/edit", data={"csrf_token": token, "version": "9" * 30,
                                                                  "title": "y"})
     assert stale.status_code in (303, 409)
+
+
+def test_formula_previews_never_compute_with_a_hidden_value(runtime, records):
+    deal = setup(runtime, records)
+    client = client_of(runtime)
+    edit = client.get(f"/app/o/deal/{deal['id']}/edit").text
+    assert "2,401.00" in edit and 'data-field="net"' not in edit  # a formula over the margin is hidden too
+    fragment = client.post("/app/o/deal/form-state", data={"csrf_token": csrf_of(edit), "id": deal["id"],
+                                                             "title": "t", "stage": "new", "amount": "1000"}).text
+    assert "2,000.00" in fragment  # amount * 2 follows the input
+    assert "Net" not in fragment and "422.73" not in fragment and "222.23" not in fragment

@@ -67,10 +67,11 @@ def states(model: Model, obj: ObjectDef, fields: list[FieldDef], values: Mapping
     return found
 
 
-def preview(obj: ObjectDef, values: dict[str, Any], paths: Mapping[str, Any], actor: Actor,
+def preview(model: Model, obj: ObjectDef, values: dict[str, Any], paths: Mapping[str, Any], actor: Actor,
             hidden: frozenset[str], read_only: frozenset[str], *, defaults: bool) -> dict[str, Any]:
     """`values` with defaults filled (a new record) and formulas computed, as the engine would on
-    save; a formula that reads a hidden value keeps no preview (None)."""
+    save. A formula that reads a value hidden from the user is not previewed: it keeps its stored
+    value (none on a new record), so changing inputs cannot be used to compute the hidden value."""
     pipeline = Pipeline(obj, actor, Evaluator(actor.clock, actor.user_id), hidden, read_only)
     record = dict(values)
     if defaults:
@@ -79,4 +80,7 @@ def preview(obj: ObjectDef, values: dict[str, Any], paths: Mapping[str, Any], ac
         pipeline.apply_defaults(filled, paths)
         record.update({k: v for k, v in filled.items() if k not in given})
     pipeline.compute_formulas(record, paths, [])
+    for name in obj.formula_order:
+        if conceals(model, obj, actor, obj.field(name).expression):
+            record[name] = values.get(name)
     return {k: v for k, v in record.items() if k not in hidden}

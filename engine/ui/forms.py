@@ -142,7 +142,7 @@ class Form:
 
     def data_of(self, raw: Mapping[str, Any]) -> dict[str, Any]:
         """What to write: the visible, editable fields the user filled (new) or changed (edit)."""
-        states = self.states(self.typed(raw))
+        states, _ = self.states(self.typed(raw))
         data = {}
         for f in self.fields:
             state = states[f.name]
@@ -157,20 +157,20 @@ class Form:
                 data[f.name] = None if empty else value
         return data
 
-    def states(self, values: Mapping[str, Any]) -> dict[str, conditions.FieldState]:
+    def states(self, values: Mapping[str, Any]) -> tuple[dict[str, conditions.FieldState], dict[str, Any]]:
+        """Each field's state for `values`, and the relation paths they were evaluated with."""
         paths = conditions.related(self.service, self.unit.conn, self.obj, values, self.unit.actor)
-        self._paths = paths
         return conditions.states(self.service.runtime.model, self.obj, self.fields, values, paths, self.unit.actor,
-                                 self.access.read_only)
+                                 self.access.read_only), paths
 
     # values -> page
     def render(self, raw: dict[str, Any] | None, *, errors=(), conflict: bool = False, status: int = 200,
                as_fragment: bool = False) -> Response:
         unit = self.unit
         values = self.typed(raw or {})
-        states = self.states(values)
-        shown = conditions.preview(self.obj, values, self._paths, unit.actor, self.access.hidden,
-                                   self.access.read_only, defaults=self.record is None)
+        states, paths = self.states(values)
+        shown = conditions.preview(self.service.runtime.model, self.obj, values, paths, unit.actor,
+                                   self.access.hidden, self.access.read_only, defaults=self.record is None)
         shown_raw = raw
         if self.record is None and raw is None:
             shown_raw = None  # defaults show as the stored value would
@@ -183,8 +183,10 @@ class Form:
             "title": self._title(), "conflict": self._conflict(raw or {}, titles) if conflict else [],
             "tabs": [{"label": t.label, "sections": [{"label": s.label, "columns": s.columns, "widgets": [
                 dict(widgets.widget(f, shown.get(f.name), shown_raw, states[f.name], by_field.get(f.name),
-                                    unit.language, titles), can_create=f.target in creatable) for f in s.fields]} for s in t.sections]} for t in self.tabs],
-            "general_errors": general, "field_errors": bool(by_field), "action": self._action(), "cancel": self._cancel(),
+                                    unit.language, titles), can_create=f.target in creatable)
+                for f in s.fields]} for s in t.sections]} for t in self.tabs],
+            "general_errors": general, "field_errors": bool(by_field), "action": self._action(),
+            "cancel": self._cancel(),
             "version": self.record["version"] if self.record else None,
             "nav": navigation(self.service.runtime.model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
         }
@@ -196,7 +198,8 @@ class Form:
         """Lookup targets the user may create records of (their lookups offer "New" in a new tab)."""
         model = self.service.runtime.model
         targets = {f.target for f in self.fields if f.target and f.target in model}
-        return {t for t in targets if self.service.access(model.object(t), self.unit.actor, self.unit.conn).rights.create}
+        return {t for t in targets
+                if self.service.access(model.object(t), self.unit.actor, self.unit.conn).rights.create}
 
     def _title(self) -> str:
         if self.record is None:
