@@ -187,12 +187,17 @@ class Form:
                 for f in s.fields]} for s in t.sections]} for t in self.tabs],
             "general_errors": general, "field_errors": bool(by_field), "action": self._action(),
             "cancel": self._cancel(),
-            "version": self.record["version"] if self.record else None,
+            "version": self.record["version"] if self.record else None, "live": self._live(),
             "nav": navigation(self.service.runtime.model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
         }
         if as_fragment:
             return fragment(self.request, "form_body.html", context, language=unit.language)
         return page(self.request, "form.html", context, status=status, language=unit.language)
+
+    def _live(self) -> bool:
+        """Whether the form changes as the user types: conditional fields or formulas on it."""
+        return any(f.visible_if is not None or f.required_if is not None or f.read_only_if is not None
+                   or f.type == "formula" for f in self.fields)
 
     def _creatable_targets(self) -> set[str]:
         """Lookup targets the user may create records of (their lookups offer "New" in a new tab)."""
