@@ -1,8 +1,8 @@
 // Form controls: search-as-you-type lookups (a search box that refills the lookup's <select>
 // from /app/o/<target>/options, searched on the server as the user) and date pickers (flatpickr;
 // the browser's own date input when it is missing). Re-applied after htmx swaps the form body
-// (conditional fields are evaluated on the server, engine/ui/conditions.py). Tom Select is not
-// used here: it applies inline styles, which the pages' Content-Security-Policy blocks.
+// (conditional fields are evaluated on the server, engine/ui/conditions.py). No inline styles:
+// the pages' Content-Security-Policy blocks them.
 (() => {
   const fill = (select, items) => {
     const chosen = select.value;
