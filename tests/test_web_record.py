@@ -339,3 +339,63 @@ def test_formula_previews_never_compute_with_a_hidden_value(runtime, records):
                                                              "title": "t", "stage": "new", "amount": "1000"}).text
     assert "2,000.00" in fragment  # amount * 2 follows the input
     assert "Net" not in fragment and "422.73" not in fragment and "222.23" not in fragment
+
+
+def test_every_crm_standard_object_has_a_record_page_and_forms(runtime, records):
+    from metacrm.engine.records.query import Query
+    from metacrm.engine.runtime import find_template
+    from metacrm.engine.sample_data import load_sample_data
+
+    template = find_template("crm_standard")
+    runtime.apply(runtime.plan(template.objects, author="tests"))
+    load_sample_data(records, template.sample_data, SYSTEM)
+    make_user(runtime, "Ada Admin", "ada@example.com", ["admin"])
+    client = client_of(runtime, "ada@example.com")
+    for name in runtime.model.objects:
+        first = records.list(name, Query(limit=1), actor=SYSTEM).records[0]
+        for path in (f"/app/o/{name}/{first['id']}", f"/app/o/{name}/{first['id']}/edit", f"/app/o/{name}/new"):
+            page = client.get(path)
+            assert page.status_code == 200, (path, page.text[-500:])
+        edit = client.get(f"/app/o/{name}/{first['id']}/edit").text
+        unchanged = client.post(f"/app/o/{name}/{first['id']}/edit", data=form_fields(edit))
+        assert unchanged.status_code == 303, (name, re.findall(r'class="field-error"[^>]*>([^<]*)', unchanged.text))
+        assert records.get(name, first["id"], actor=SYSTEM)["version"] == first["version"]  # nothing written
+
+
+def form_fields(html: str) -> dict[str, list[str]]:
+    """What a browser would submit for the record form in `html`, unchanged."""
+    from html.parser import HTMLParser
+
+    class Form(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.fields, self.select, self.textarea = [], None, None
+
+        def handle_starttag(self, tag, attrs):
+            a = dict(attrs)
+            if tag == "input" and a.get("name") and (a.get("type") != "checkbox" or "checked" in a):
+                self.fields.append((a["name"], a.get("value") or ("on" if a.get("type") == "checkbox" else "")))
+            elif tag == "select":
+                self.select = a.get("name")
+            elif tag == "option" and self.select and "selected" in a:
+                self.fields.append((self.select, a.get("value", "")))
+            elif tag == "textarea":
+                self.textarea = [a.get("name"), ""]
+
+        def handle_data(self, data):
+            if self.textarea:
+                self.textarea[1] += data
+
+        def handle_endtag(self, tag):
+            if tag == "select":
+                self.select = None
+            if tag == "textarea" and self.textarea:
+                self.fields.append(tuple(self.textarea))
+                self.textarea = None
+
+    parser = Form()
+    parser.feed(html.split('class="record-form"')[1])
+    fields: dict[str, list[str]] = {}
+    for name, value in parser.fields:
+        fields.setdefault(name, []).append(value)
+    return fields
