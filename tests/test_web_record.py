@@ -143,6 +143,7 @@ def test_an_edit_shows_in_the_timeline_and_a_stale_edit_shows_the_conflict(runti
     deal = setup(runtime, records)
     client = client_of(runtime)
     form = client.get(f"/app/o/deal/{deal['id']}/edit")
+    assert "<script>alert(1)" not in form.text and "Edit Deal: &lt;script&gt;alert(1)" in form.text
     token = csrf_of(form.text)
     version = re.search(r'name="version" value="(\d+)"', form.text).group(1)
     saved = client.post(f"/app/o/deal/{deal['id']}/edit", data={

@@ -22,7 +22,7 @@ WORDS: dict[str, dict[str, str]] = {
     "decision_recalled": {"en": "recalled", "zh-CN": "已撤回", "zh-TW": "已撤回"},
     "view_all": {"en": "View all", "zh-CN": "查看全部", "zh-TW": "檢視全部"},
     "new_record": {"en": "New {object}", "zh-CN": "新建{object}", "zh-TW": "新增{object}"},
-    "edit_record": {"en": "Edit {object}", "zh-CN": "编辑{object}", "zh-TW": "編輯{object}"},
+    "edit_record": {"en": "Edit {object}: {title}", "zh-CN": "编辑{object}：{title}", "zh-TW": "編輯{object}：{title}"},
     "required": {"en": "Required", "zh-CN": "必填", "zh-TW": "必填"},
     "fix_errors": {"en": "The record was not saved. Check the fields marked below.",
                    "zh-CN": "记录未保存，请检查下方标出的字段。", "zh-TW": "記錄未儲存，請檢查下方標示的欄位。"},
