@@ -27,6 +27,17 @@ environment = Environment(loader=ChoiceLoader([FileSystemLoader(HERE / "template
 environment.globals["static_url"] = static_url
 
 
+def _when(value, language: str) -> str:
+    """A moment in the user's language (Babel's medium date and time)."""
+    from babel import dates  # noqa: PLC0415 — only pages with timestamps need it
+
+    locale = {"zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW"}.get(language, "en_US")
+    return dates.format_datetime(value, format="medium", locale=locale)
+
+
+environment.filters["when"] = _when
+
+
 def page(request: Request, template: str, context: dict[str, Any], status: int = 200,
          language: str = "en") -> HTMLResponse:
     """Render `template` with `context` plus what every page needs; security headers on."""
@@ -35,3 +46,9 @@ def page(request: Request, template: str, context: dict[str, Any], status: int =
             "nav": [], "user": None, "csrf": "", **context}
     html = environment.get_template(template).render(full)
     return HTMLResponse(html, status_code=status, headers=SECURITY_HEADERS)
+
+
+def fragment(request: Request, template: str, context: dict[str, Any], status: int = 200,
+             language: str = "en") -> HTMLResponse:
+    """A piece of a page for htmx to swap in: the same context and security headers as `page`."""
+    return page(request, template, context, status=status, language=language)

@@ -12,7 +12,7 @@ from starlette.routing import Route
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.ui import auth, home, lists
+from metacrm.engine.ui import actions, auth, forms, home, lists, lookups, record
 from metacrm.engine.ui.auth import FormExpired, SignInRequired
 from metacrm.engine.ui.errors import dispatching
 
@@ -25,6 +25,15 @@ def web_routes() -> list:
         Route("/app", home.home_page, methods=["GET"]),
         Route("/app/language", auth.language_switch, methods=["POST"]),
         Route("/app/o/{object}", lists.list_page, methods=["GET"]),
+        Route("/app/people", lookups.people_options, methods=["GET"]),
+        Route("/app/o/{object}/new", forms.new_page, methods=["GET", "POST"]),
+        Route("/app/o/{object}/form-state", forms.form_state, methods=["POST"]),
+        Route("/app/o/{object}/options", lookups.options, methods=["GET"]),
+        Route("/app/o/{object}/{id}", record.record_page, methods=["GET"]),
+        Route("/app/o/{object}/{id}/edit", forms.edit_page, methods=["GET", "POST"]),
+        Route("/app/o/{object}/{id}/move", actions.move, methods=["POST"]),
+        Route("/app/o/{object}/{id}/run", actions.run_rule, methods=["POST"]),
+        Route("/app/o/{object}/{id}/approval", actions.approval, methods=["POST"]),
     ]
 
 
