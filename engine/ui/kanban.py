@@ -26,6 +26,7 @@ from metacrm.engine.ui import formats, listquery, strings
 from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.bulk import explain
 from metacrm.engine.ui.chrome import chrome
+from metacrm.engine.ui.lists import filter_bar_entry, picklist_color
 from metacrm.engine.ui.nav import readable_object
 from metacrm.engine.ui.render import page
 from metacrm.metamodel.model import ObjectDef
@@ -92,7 +93,7 @@ def _context(service, unit, obj: ObjectDef, kanban: dict[str, Any], state) -> di
         total = totals.get(option.value)
         count = total.count if total else 0
         columns.append({
-            "value": option.value, "label": option.label(language), "color": option.color, "count": count,
+            "value": option.value, "label": option.label(language), "color": picklist_color(group, option.value), "count": count,
             "sum": formats.display(sum_def, total.sum if total and total.sum is not None else 0, language)
             if sum_def else None,
             "more": max(0, count - len(found)),
@@ -111,9 +112,7 @@ def _context(service, unit, obj: ObjectDef, kanban: dict[str, Any], state) -> di
 
 
 def _filter_of(service, obj, item, state, language):
-    from metacrm.engine.ui.lists import _filter  # noqa: PLC0415 — one filter bar for lists and kanbans
-
-    return _filter(service, obj, item, state, language)
+    return filter_bar_entry(service, obj, item, state, language)
 
 
 def _card(obj: ObjectDef, record: dict[str, Any], cards, language: str, titles: dict[str, str],

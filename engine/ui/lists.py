@@ -73,7 +73,7 @@ def listing(service, unit, object_name: str, params, outcome: dict[str, Any] | N
         "rows": [_row(obj, state.columns, r, language, titles, path) for r in rows],
         "next_cursor": next_cursor, "next_url": state.url(path, cursor=next_cursor) if next_cursor else None,
         "first_url": state.url(path) if state.cursor else None,
-        "filters": [_filter(service, obj, f, state, language) for f in state.filters],
+        "filters": [filter_bar_entry(service, obj, f, state, language) for f in state.filters],
         "clear_url": state.url(path, drop_filters=True), "search": state.search,
         "export_url": state.url(path + "/export") if rights.export else None,
         "kanban_url": state.url(path + "/kanban", sort="") if "kanban" in visible_layouts(
@@ -100,13 +100,24 @@ def _row(obj: ObjectDef, columns, record: dict[str, Any], language: str, titles:
         if c.type in RELATION_TYPES and value and str(value) in titles:
             link = f"/app/o/{c.target}/{value}"
         cells.append({"name": c.name, "text": formats.display(c, value, language, titles), "type": c.storage_type,
-                      "link": link, "option": value if c.storage_type == "picklist" else None})
+                      "link": link, "option": value if c.storage_type == "picklist" else None,
+                      "color": picklist_color(c, value)})
     title = str(record.get(obj.title_field) or record["id"])
     return {"id": record["id"], "version": record.get("version"), "url": f"{path}/{record['id']}", "title": title,
             "cells": cells}
 
 
-def _filter(service, obj: ObjectDef, item: listquery.FilterField, state, language: str) -> dict[str, Any]:
+def picklist_color(f, value) -> str | None:
+    """A picklist option's colour, only when it is a plain #rrggbb (it ends up in a style property)."""
+    if f.storage_type != "picklist" or value is None:
+        return None
+    color = next((o.color for o in f.options if o.value == value), None)
+    if color and len(color) in (4, 7) and color[0] == "#" and all(ch in "0123456789abcdefABCDEF" for ch in color[1:]):
+        return color
+    return None
+
+
+def filter_bar_entry(service, obj: ObjectDef, item: listquery.FilterField, state, language: str) -> dict[str, Any]:
     f, key = item.field, f"f.{item.field.name}"
     shown: dict[str, Any] = {"name": f.name, "key": key, "label": f.label(language), "kind": item.kind,
                              "value": state.value(key), "min": state.value(key + ".min"),
@@ -128,7 +139,7 @@ def _bulk_choices(obj: ObjectDef, rights, unit, language: str) -> dict[str, Any]
     settable = [{"name": f.name, "label": f.label(language)} for f in obj.fields
                 if f.storage_type in BULK_TYPES and not f.is_computed and not f.read_only
                 and f.name not in rights.hidden and f.name not in rights.read_only and f.type not in RELATION_TYPES]
-    rules = [{"name": r.name, "label": pick_label(getattr(r, "labels", None) or {}, language, r.name)}
+    rules = [{"name": r.name, "label": r.name.replace("_", " ")}
              for r in obj.automations if r.trigger.on == "manual" and may_run(r, unit.actor)]
     choices = {"owner": rights.edit != "none", "set": settable if rights.edit != "none" else [],
                "delete": rights.delete != "none", "rules": rules}

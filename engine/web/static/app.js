@@ -3,6 +3,7 @@ document.addEventListener("DOMContentLoaded", () => {
   for (const select of document.querySelectorAll("select[data-autosubmit]")) {
     select.addEventListener("change", () => select.form.submit());
   }
+  paint(document);
   for (const button of document.querySelectorAll("[data-toggle]")) {
     const target = document.getElementById(button.dataset.toggle);
     button.addEventListener("click", () => {
@@ -11,6 +12,11 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   }
 });
+// an option's colour from the metadata (the CSP allows no style attribute: set it from a data- attribute)
+function paint(root) {
+  for (const tagged of root.querySelectorAll(".pill[data-color]")) tagged.style.borderLeftColor = tagged.dataset.color;
+}
+document.addEventListener("htmx:afterSwap", (event) => paint(event.target));
 // htmx (when present) sends the session's CSRF token on every unsafe request
 document.addEventListener("htmx:configRequest", (event) => {
   const meta = document.querySelector('meta[name="csrf-token"]');
