@@ -330,3 +330,20 @@ def test_the_inbox_shows_only_my_notifications_and_marks_them_read(runtime, crm)
     with runtime.db.begin() as conn:
         unread = conn.execute(sa.select(notifications.c.read_at).where(notifications.c.id == sam_id)).scalar_one()
     assert unread is None  # Rita cannot mark Sam's
+
+
+PAGE_BUDGET = 200_000  # bytes of JS + CSS per page, gzip-compressed (docs/ui.md)
+
+
+def test_each_page_sends_at_most_the_budget_of_compressed_js_and_css(runtime, crm):
+    client = client_for(runtime)
+    for path in ("/app", "/app/o/deal?view=all", "/app/o/deal/kanban", "/app/notifications"):
+        html = client.get(path).text
+        linked = re.findall(r'(?:src|href)="(/static/[^"]+)"', html)
+        assert any(link.startswith("/static/app.css") for link in linked), path
+        sent = 0
+        for link in linked:
+            got = client.get(link.replace("&amp;", "&"), headers={"Accept-Encoding": "gzip"})
+            assert got.status_code == 200, link
+            sent += int(got.headers["content-length"])
+        assert sent <= PAGE_BUDGET, f"{path} sends {sent} bytes of JS and CSS"

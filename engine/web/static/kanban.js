@@ -62,7 +62,7 @@
     for (const head of board.querySelectorAll("[data-color]")) head.style.borderTopColor = head.dataset.color;
     if (!("editable" in board.dataset)) return;
     for (const list of board.querySelectorAll("[data-cards]")) {
-      window.Sortable.create(list, {group: "lanes", animation: 150, filter: "select, a", preventOnFilter: false,
+      window.Sortable.create(list, {group: "lanes", animation: 150, forceFallback: true, fallbackTolerance: 4, filter: "select, a", preventOnFilter: false,
         ghostClass: "ghost", onEnd: (event) => {
           if (event.from !== event.to) settle(board, event.item, event.from, event.oldIndex);
         }});
