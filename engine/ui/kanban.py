@@ -138,8 +138,9 @@ def move_card(request: Request) -> Response:
     group = obj.field(kanban["group_by"])
     target = form.get("to", "")
     option = next((o for o in group.options if o.value == target), None)
-    if option is None:
-        raise Problem(400, "unknown column")
+    if option is None:  # answered as JSON, like every move: the page shows the reason
+        return JSONResponse({"ok": False, "reason": strings.text(actor.language, "move_refused", reason=target[:60])},
+                            status_code=400)
     version = form.get("version", "")
     try:
         saved = service.update(obj.name, form.get("id", ""), {group.name: target}, actor=actor,
