@@ -14,6 +14,8 @@ import sqlalchemy as sa
 
 from metacrm.engine.automation.tables import notifications
 from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.records.query import QueryError
+from metacrm.engine.records.totals import group_totals
 from metacrm.engine.security import auth
 from tests.conftest import install
 from tests.web import csrf_of, make_user, sign_in, site_client
@@ -77,6 +79,7 @@ permissions:
   rep: {create: true, read: all, edit: own, delete: own, export: true, fields: {margin: hidden}}
   viewer: {read: all}
   boss: {create: true, read: all, edit: all, delete: all, export: true}
+  blind: {read: all, fields: {amount: hidden, margin: hidden}}
 """
 FIRM = """
 name: firm
@@ -88,6 +91,7 @@ permissions:
   rep: {read: all}
   viewer: {read: all}
   boss: {read: all}
+  blind: {read: all}
 """
 
 DEALS = [  # title, stage, amount, margin, close date, firm
@@ -107,6 +111,7 @@ def crm(runtime, records):
     sam = make_user(runtime, "Sam Rep", "sam@example.com", ["rep"])
     make_user(runtime, "Vic Viewer", "vic@example.com", ["viewer"])
     make_user(runtime, "Bo Boss", "bo@example.com", ["boss"])
+    make_user(runtime, "Bea Blind", "bea@example.com", ["blind"])
     firms = {n: records.create("firm", {"name": n}, actor=SYSTEM)["id"] for n in ("Acme", "Globex", "Initech")}
     ids = {}
     for title, stage, amount, margin, close, firm in DEALS:
@@ -190,6 +195,16 @@ def test_a_hidden_field_is_in_no_column_filter_card_or_sum(runtime, crm):
     assert client.get("/app/o/deal?view=all&sort=margin").status_code == 200  # and the sort
     exported = client.get("/app/o/deal/export?view=all")
     assert "margin" not in exported.text
+
+
+def test_a_hidden_sum_field_is_not_summed_on_the_kanban_nor_through_the_engine(runtime, crm, records):
+    html = client_for(runtime, "bea@example.com").get("/app/o/deal/kanban").text
+    assert "data-sum" not in html and "Amount" not in html
+    assert not any(f"{Decimal(d[2]):,.2f}" in html for d in DEALS if d[2])
+    blind = Actor(user_id="x", roles=frozenset({"blind"}))
+    with pytest.raises(QueryError):
+        group_totals(records, "deal", "stage", "amount", actor=blind)
+    assert group_totals(records, "deal", "stage", None, actor=blind)["proposal"].count == 2
 
 
 def test_values_are_escaped_in_the_list_and_on_kanban_cards(runtime, crm):
