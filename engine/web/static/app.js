@@ -17,6 +17,12 @@ function paint(root) {
   for (const tagged of root.querySelectorAll(".pill[data-color]")) tagged.style.borderLeftColor = tagged.dataset.color;
 }
 document.addEventListener("htmx:afterSwap", (event) => paint(event.target));
+// htmx keeps a copy of the page for the back button: without the painted style attributes,
+// which the CSP would refuse when the copy is put back; they are painted again after
+document.addEventListener("htmx:beforeHistorySave", () => {
+  for (const tagged of document.querySelectorAll("[data-color][style]")) tagged.removeAttribute("style");
+});
+document.addEventListener("htmx:historyRestore", () => paint(document));
 // htmx (when present) sends the session's CSRF token on every unsafe request
 document.addEventListener("htmx:configRequest", (event) => {
   const meta = document.querySelector('meta[name="csrf-token"]');

@@ -16,6 +16,10 @@
   document.addEventListener("change", (event) => {
     const target = event.target;
     if (target.matches("[data-bulk-action]")) showFor(target.form);
+    // a choice in the filter bar applies at once; typed values apply with Enter or the Apply button
+    if (target.closest("form.filter-bar") && target.matches('input[type="checkbox"], input[type="radio"], select')) {
+      target.form.requestSubmit();
+    }
     if (target.matches("[data-select-all]")) {
       for (const box of document.querySelectorAll('input[name="ids"][form="bulk"]')) box.checked = target.checked;
     }
@@ -28,3 +32,11 @@
         !window.confirm(form.dataset.confirmDelete)) event.preventDefault();
   });
 })();
+// the filter bar's empty inputs stay out of the URL, which is then short enough to share
+document.addEventListener("htmx:configRequest", (event) => {
+  if (event.detail.verb !== "get" || !event.detail.elt.matches || !event.detail.elt.matches("form.filter-bar")) return;
+  const params = event.detail.parameters;
+  for (const key of Array.from(params.keys())) {
+    if (params.getAll(key).every((value) => value === "")) params.delete(key);
+  }
+});
