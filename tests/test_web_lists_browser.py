@@ -48,7 +48,7 @@ def drag(page, card, lane) -> None:
 
 @pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
 def test_filter_open_opportunities_and_move_cards_on_the_kanban(pages, live_app, screenshots, size):
-    from playwright.sync_api import expect  # noqa: PLC0415 — the fixtures skip (or fail in CI) without Playwright
+    from playwright.sync_api import expect  # here: the fixtures skip (or fail in CI) without Playwright
 
     service = RecordService(live_app.runtime)
     account = service.list("account", Query(limit=1), actor=SYSTEM).records[0]["id"]

@@ -29,7 +29,7 @@ from metacrm.engine.security.access import rights_of
 from metacrm.engine.ui import formats
 from metacrm.engine.ui.auth import signed_in
 from metacrm.engine.ui.chrome import chrome
-from metacrm.engine.ui.kanban import _sum_field
+from metacrm.engine.ui.kanban import summed_field
 from metacrm.engine.ui.render import page
 from metacrm.engine.ui.stages import closed_values
 from metacrm.metamodel.model import ObjectDef
@@ -94,7 +94,7 @@ def _due(service, unit, obj: ObjectDef, kanban: dict[str, Any]) -> list[dict[str
 
 def _mine(service, unit, obj: ObjectDef, kanban: dict[str, Any]) -> dict[str, Any]:
     language, actor = unit.language, unit.actor
-    group, sum_name = kanban["group_by"], _sum_field(obj, kanban)
+    group, sum_name = kanban["group_by"], summed_field(obj, kanban)
     open_filter = _open_filter(obj, group, actor.user_id)
     totals = group_totals(service, obj.name, group, sum_name, actor=actor, filter=open_filter, conn=unit.conn)
     count = sum(t.count for t in totals.values())

@@ -19,7 +19,6 @@ from starlette.responses import JSONResponse, Response
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.records.errors import RecordError
-from metacrm.engine.records.query import Query
 from metacrm.engine.records.totals import SUMMABLE, group_totals
 from metacrm.engine.security.access import rights_of
 from metacrm.engine.ui import formats, listquery, strings
@@ -41,7 +40,7 @@ def _board(model, obj: ObjectDef, actor) -> dict[str, Any]:
     return kanban
 
 
-def _sum_field(obj: ObjectDef, kanban: dict[str, Any]) -> str | None:
+def summed_field(obj: ObjectDef, kanban: dict[str, Any]) -> str | None:
     name = kanban.get("sum_field")
     if name and obj.has_field(name) and obj.field(name).storage_type in SUMMABLE \
             and name not in obj.read_time_formulas:
@@ -67,7 +66,7 @@ def kanban_page(request: Request) -> Response:
 def _context(service, unit, obj: ObjectDef, kanban: dict[str, Any], state) -> dict[str, Any]:
     language, actor = unit.language, unit.actor
     group = obj.field(kanban["group_by"])
-    sum_name = _sum_field(obj, kanban)
+    sum_name = summed_field(obj, kanban)
     hidden = rights_of(obj, actor).hidden
     cards = [formats.field_for(obj, n) for n in kanban.get("card_fields", ()) if n not in hidden]
     cards = [c for c in cards if c is not None]
@@ -149,7 +148,7 @@ def move_card(request: Request) -> Response:
         reason = explain(obj, exc.errors, actor.language)
         return JSONResponse({"ok": False, "reason": strings.text(actor.language, "move_refused", reason=reason)},
                             status_code=409 if type(exc).__name__ == "Conflict" else 422)
-    totals = _totals(service, obj, group.name, _sum_field(obj, kanban), actor,
+    totals = _totals(service, obj, group.name, summed_field(obj, kanban), actor,
                      state.filter if state.error is None else None, state.search or None)
     return JSONResponse({"ok": True, "version": saved.get("version"), "totals": totals,
                          "message": strings.text(actor.language, "move_saved", column=option.label(actor.language))})
