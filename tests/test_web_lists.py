@@ -362,3 +362,26 @@ def test_each_page_sends_at_most_the_budget_of_compressed_js_and_css(runtime, cr
             assert got.status_code == 200, link
             sent += int(got.headers["content-length"])
         assert sent <= PAGE_BUDGET, f"{path} sends {sent} bytes of JS and CSS"
+
+
+def test_list_and_kanban_pages_issue_as_many_statements_for_many_rows_as_for_few(runtime, crm, records):
+    from tests.test_statement_counts import counting
+
+    client = client_for(runtime)
+    pages = ("/app/o/deal?view=all", "/app/o/deal/kanban", "/app")
+
+    def statements() -> list[int]:
+        counts = []
+        for path in pages:
+            client.get(path)  # caches warm (signed-in caller, revision)
+            with counting(runtime.db.engine) as seen:
+                assert client.get(path).status_code == 200
+            counts.append(len(seen))
+        return counts
+
+    few = statements()
+    firms = list(crm["firms"].values())
+    records.bulk_create("deal", [{"title": f"More {i}", "stage": "new", "amount": i, "account": firms[i % 3],
+                                  "close_date": "2026-01-01", "owner": crm["rita" if i % 2 else "sam"]}
+                                 for i in range(40)], actor=SYSTEM)
+    assert statements() == few
