@@ -40,3 +40,11 @@ document.addEventListener("htmx:configRequest", (event) => {
     if (params.getAll(key).every((value) => value === "")) params.delete(key);
   }
 });
+// a filter with a value is marked in the bar (the bar stays in place while the records are swapped)
+document.addEventListener("htmx:afterSwap", () => {
+  for (const filter of document.querySelectorAll("form.filter-bar details.filter")) {
+    const set = Array.from(filter.querySelectorAll("input, select")).some((input) =>
+      (input.type === "checkbox" || input.type === "radio") ? input.checked && input.value !== "" : input.value !== "");
+    filter.classList.toggle("active", set);
+  }
+});
