@@ -210,3 +210,18 @@ def team_member_ids(conn: Connection, user_id: str) -> list[str]:
 
 def group_ids_of(conn: Connection, user_id: str) -> list[str]:
     return list(conn.execute(sa.select(group_members.c.group_id).where(group_members.c.user_id == user_id)).scalars())
+
+
+def user_names(conn: Connection, user_ids: Iterable[str]) -> dict[str, str]:
+    """{id: name} of these users in one query (a page showing many owners asks once)."""
+    wanted = sorted({str(i) for i in user_ids if i})
+    if not wanted:
+        return {}
+    return {str(r.id): r.name for r in conn.execute(sa.select(users.c.id, users.c.name).where(users.c.id.in_(wanted)))}
+
+
+def active_users(conn: Connection, limit: int = 500) -> list[tuple[str, str]]:
+    """(id, name) of active users by name: the people a record can be given to."""
+    rows = conn.execute(sa.select(users.c.id, users.c.name).where(users.c.active.is_(True))
+                        .order_by(users.c.name, users.c.id).limit(limit))
+    return [(str(r.id), r.name) for r in rows]

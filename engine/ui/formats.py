@@ -7,11 +7,11 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Iterable
 
-import sqlalchemy as sa
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 
 from metacrm.engine import identity
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
 from metacrm.engine.ui import strings
@@ -85,6 +85,7 @@ def lookup_titles(service: RecordService, obj: ObjectDef, fields: Iterable[Field
     """Titles of the records that `rows` point to through `fields`, read as the user (one query per
     target object): a record the user may not see gets no title, so its name is not disclosed."""
     model = service.runtime.model
+    fields = list(fields)
     wanted: dict[str, set[str]] = {}
     for field in fields:
         if field.type in RELATION_TYPES and field.target in model:
@@ -98,12 +99,9 @@ def lookup_titles(service: RecordService, obj: ObjectDef, fields: Iterable[Field
         query = Query(filter=[["id", "in", sorted(ids)]], fields=(title,), limit=len(ids))
         try:
             found = service.list(target, query, actor=unit.actor, conn=unit.conn).records
-        except Exception:  # noqa: BLE001 — no read right on the target: no titles, never an error page
+        except RecordError:  # no read right on the target: no titles, never an error page
             continue
         titles.update({str(r["id"]): str(r.get(title) or r["id"]) for r in found})
     users = {str(r[f.name]) for f in fields if f.type == "user" for r in rows if r.get(f.name)}
-    if users:  # user names in one query
-        found = unit.conn.execute(sa.select(identity.users.c.id, identity.users.c.name)
-                                  .where(identity.users.c.id.in_(sorted(users))))
-        titles.update({str(user_id): name for user_id, name in found})
+    titles.update(identity.user_names(unit.conn, users))  # one query for every user on the page
     return titles

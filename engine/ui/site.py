@@ -12,7 +12,7 @@ from starlette.routing import Route
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.ui import actions, auth, forms, home, lists, lookups, record
+from metacrm.engine.ui import actions, auth, bulk, forms, home, kanban, lists, lookups, notifications, record
 from metacrm.engine.ui.auth import FormExpired, SignInRequired
 from metacrm.engine.ui.errors import dispatching
 
@@ -24,7 +24,13 @@ def web_routes() -> list:
         Route("/logout", auth.logout_page, methods=["POST"]),
         Route("/app", home.home_page, methods=["GET"]),
         Route("/app/language", auth.language_switch, methods=["POST"]),
+        Route("/app/notifications", notifications.inbox_page, methods=["GET"]),
+        Route("/app/notifications/read", notifications.mark_read, methods=["POST"]),
         Route("/app/o/{object}", lists.list_page, methods=["GET"]),
+        Route("/app/o/{object}/export", lists.export_page, methods=["GET"]),
+        Route("/app/o/{object}/bulk", bulk.bulk_action, methods=["POST"]),
+        Route("/app/o/{object}/kanban", kanban.kanban_page, methods=["GET"]),
+        Route("/app/o/{object}/kanban/move", kanban.move_card, methods=["POST"]),
         Route("/app/people", lookups.people_options, methods=["GET"]),
         Route("/app/o/{object}/new", forms.new_page, methods=["GET", "POST"]),
         Route("/app/o/{object}/form-state", forms.form_state, methods=["POST"]),
