@@ -13,7 +13,7 @@ import pytest
 import sqlalchemy as sa
 
 from metacrm.engine.automation.tables import notifications
-from metacrm.engine.records.context import SYSTEM, Actor
+from metacrm.engine.identity.actor import SYSTEM, Actor
 from metacrm.engine.records.query import QueryError
 from metacrm.engine.records.totals import group_totals
 from metacrm.engine.security import auth

@@ -9,7 +9,7 @@ from decimal import Decimal
 
 import pytest
 
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.service import RecordService
 from tests.browser import DESKTOP, PHONE, browser, live_app, pages, screenshots  # noqa: F401 (fixtures)

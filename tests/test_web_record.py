@@ -11,7 +11,7 @@ import gzip
 
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.automation.worker import Worker
-from metacrm.engine.records.context import SYSTEM
+from metacrm.engine.identity.actor import SYSTEM
 from tests.conftest import install
 from tests.web import csrf_of, make_user, sign_in, site_client
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from metacrm.engine.records import query as q
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 
 SUMMABLE = frozenset({"integer", "decimal", "currency", "percent"})
 

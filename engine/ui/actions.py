@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 from metacrm.engine.automation import approvals as approval_engine
 from metacrm.engine.automation.manual import run_manual
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.errors import Conflict, NotFound, RecordError
+from metacrm.engine.errors import Conflict, NotFound, RecordError
 from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.nav import readable_object
 from metacrm.engine.ui.approvals import DECISIONS

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from metacrm.engine.api.bodies import awaited
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation.manual import run_manual
-from metacrm.engine.records.errors import FieldError, RecordError
+from metacrm.engine.errors import FieldError, RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.ui import formats
 from metacrm.engine.ui.auth import MAX_FORM_BYTES, signed_in

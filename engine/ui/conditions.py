@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from metacrm.engine.expressions import EvaluationError, Evaluator
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.records.pipeline import Pipeline
 from metacrm.engine.records.relations import related_values
 from metacrm.engine.security.access import conceals

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from metacrm.engine.api.layouts import visible_layouts
-from metacrm.engine.records.context import Actor
+from metacrm.engine.identity.actor import Actor
 from metacrm.engine.ui import formats
 from metacrm.metamodel.model import FieldDef, Model, ObjectDef, pick_label
 

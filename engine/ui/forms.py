@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from metacrm.engine.api.bodies import awaited
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.errors import Conflict, NotFound, PermissionDenied, RecordError
+from metacrm.engine.errors import Conflict, NotFound, PermissionDenied, RecordError
 from metacrm.engine.ui import conditions, formats, formlayout, widgets
 from metacrm.engine.ui.auth import MAX_FORM_BYTES, signed_in
 from metacrm.engine.ui.nav import navigation, readable_object

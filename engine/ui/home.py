@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from metacrm.engine import identity
 from metacrm.engine.api.layouts import visible_layouts
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.records.totals import group_totals
 from metacrm.engine.security.access import rights_of

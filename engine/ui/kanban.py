@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.problems import Problem
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.totals import SUMMABLE, group_totals
 from metacrm.engine.security.access import rights_of
 from metacrm.engine.ui import formats, listquery, strings

@@ -20,8 +20,8 @@ from urllib.parse import urlencode
 
 from starlette.datastructures import QueryParams
 
-from metacrm.engine.records.context import Actor
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.identity.actor import Actor
+from metacrm.engine.errors import RecordError
 from metacrm.engine.records.query import Query
 from metacrm.engine.security.access import rights_of
 from metacrm.engine.ui import formats

@@ -21,7 +21,7 @@ from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation.manual import may_run
 from metacrm.engine.identity import active_users, audit
 from metacrm.engine.records.csvio import export_query, export_rows
-from metacrm.engine.records.errors import RecordError
+from metacrm.engine.errors import RecordError
 from metacrm.engine.security.access import rights_of
 from metacrm.engine.ui import formats, listquery
 from metacrm.engine.ui.auth import signed_in

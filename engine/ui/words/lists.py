@@ -62,7 +62,6 @@ WORDS: dict[str, dict[str, str]] = {
     "due_today": {"en": "Today", "zh-CN": "今天", "zh-TW": "今天"},
     "nothing_due": {"en": "Nothing due. Well done.", "zh-CN": "没有到期事项。", "zh-TW": "沒有到期事項。"},
     "my_open": {"en": "My open {object}", "zh-CN": "我的进行中{object}", "zh-TW": "我的進行中{object}"},
-    "view_all": {"en": "View all", "zh-CN": "查看全部", "zh-TW": "檢視全部"},
     "near_breach": {"en": "Near SLA breach", "zh-CN": "即将超出 SLA", "zh-TW": "即將超出 SLA"},
     "nothing_near_breach": {"en": "Nothing at risk.", "zh-CN": "没有风险事项。", "zh-TW": "沒有風險事項。"},
     "notifications": {"en": "Notifications", "zh-CN": "通知", "zh-TW": "通知"},
