@@ -20,7 +20,8 @@ from metacrm.engine.api.problems import Problem
 from metacrm.engine.errors import Conflict, NotFound, PermissionDenied, RecordError
 from metacrm.engine.ui import conditions, formats, formlayout, widgets
 from metacrm.engine.ui.auth import MAX_FORM_BYTES, signed_in
-from metacrm.engine.ui.nav import navigation, readable_object
+from metacrm.engine.ui.chrome import chrome
+from metacrm.engine.ui.nav import readable_object
 from metacrm.engine.ui.render import fragment, page
 from metacrm.metamodel.coercion import CoercionError, coerce
 from metacrm.metamodel.model import FieldDef, ObjectDef
@@ -188,7 +189,7 @@ class Form:
             "general_errors": general, "field_errors": bool(by_field), "action": self._action(),
             "cancel": self._cancel(),
             "version": self.record["version"] if self.record else None, "live": self._live(),
-            "nav": navigation(self.service.runtime.model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
+            **chrome(self.service, unit),
         }
         if as_fragment:
             return fragment(self.request, "form_body.html", context, language=unit.language)

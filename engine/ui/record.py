@@ -18,7 +18,8 @@ from metacrm.engine.automation.manual import may_run
 from metacrm.engine.records.query import Query
 from metacrm.engine.ui import approvals, conditions, formats, formlayout, timeline
 from metacrm.engine.ui.auth import signed_in
-from metacrm.engine.ui.nav import navigation, readable_object
+from metacrm.engine.ui.chrome import chrome
+from metacrm.engine.ui.nav import readable_object
 from metacrm.engine.ui.render import page
 from metacrm.metamodel.model import FieldDef, ObjectDef, pick_label
 from metacrm.metamodel.types import RELATION_TYPES
@@ -58,7 +59,7 @@ def render_record(request: Request, unit, alerts: list[str] | None = None, statu
         "rules": _rules(obj, unit.actor, unit.language), "editable": editable,
         "approval": approvals.buttons(unit.conn, obj, record, unit.actor, editable, unit.language),
         "related": related, "timeline": timeline.entries(service, unit, obj, record, _followups(related)),
-        "alerts": alerts or [], "nav": navigation(model, unit.actor), "user": unit.actor, "csrf": unit.csrf,
+        "alerts": alerts or [], **chrome(service, unit),
     }, status=status, language=unit.language)
 
 
