@@ -36,6 +36,13 @@ fields:
       - {value: done, label: {en: Done, zh-CN: 完成, zh-TW: 完成}}
   - {name: account, type: lookup, target: account}
 intake: {fields: [subject, contact_email, visits, asked_on]}
+layouts:
+  list_views:
+    - name: open_inquiries
+      label: {en: Open inquiries, zh-CN: 未完成的咨询, zh-TW: 未完成的諮詢}
+      columns: [subject, stage, visits]
+      filter: [[stage, ne, done]]
+      sort: [subject]
 automations:
   - name: escalate
     trigger: {on: manual}

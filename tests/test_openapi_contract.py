@@ -226,3 +226,89 @@ def test_a_whole_number_written_with_a_fraction_is_an_integer(live):
         assert made.status_code == 201, made.text
         refused = http.post("/api/v1/auth/tokens", json={"name": "half days", "expires_in_days": 1.5})
         assert refused.status_code == 400
+
+
+def spec_in(live, language: str) -> dict:
+    with live.client() as http:
+        answer = http.get("/api/v1/openapi.json", headers={"Accept-Language": language})
+    assert answer.status_code == 200 and answer.headers["content-language"] == language, answer.text
+    return answer.json()
+
+
+def sentences(document: dict) -> list[str]:
+    """Every human sentence of the operations: summaries, parameter and response descriptions."""
+    found = [document["info"]["description"]]
+    found += [r["description"] for r in document["components"]["responses"].values()]
+    for ops in document["paths"].values():
+        for op in ops.values():
+            found.append(op["summary"])
+            found += [p["description"] for p in op.get("parameters", ()) if "description" in p]
+            found += [r["description"] for r in op["responses"].values() if "description" in r]
+    return found
+
+
+@pytest.mark.parametrize("language,listing", [("zh-CN", "列出咨询记录"), ("zh-TW", "列出諮詢記錄")])
+def test_summaries_are_in_the_callers_language_without_english_left(live, language, listing):
+    from tests.test_i18n import english_sentence, has_cjk
+
+    document = spec_in(live, language)
+    assert document["paths"]["/api/v1/records/inquiry"]["get"]["summary"] == listing
+    half = [s for s in sentences(document) if not has_cjk(s) or english_sentence(s)]
+    assert not half, f"{language} sentences with English left: {half[:10]}"
+    english = spec_in(live, "en")
+    assert english["paths"]["/api/v1/records/inquiry"]["get"]["summary"] == "List Inquiry records"
+
+
+def test_include_and_view_name_exactly_what_the_server_takes(live):
+    paths = spec_of(live)["paths"]
+    params = {p["name"]: p for p in paths["/api/v1/records/account/{id}"]["get"]["parameters"]}
+    include = params["include"]
+    assert include["style"] == "form" and include["explode"] is False
+    names = include["schema"]["items"]["enum"]
+    assert "contact" in names and "inquiry" in names
+    views = next(p for p in paths["/api/v1/records/inquiry"]["get"]["parameters"] if p["name"] == "view")
+    assert views["schema"]["enum"] == ["open_inquiries"]
+    with live.client() as http:
+        account = http.get("/api/v1/records/account", params={"limit": 1}).json()["records"][0]["id"]
+        for name in names:  # every name the document offers is one the server resolves
+            answer = http.get(f"/api/v1/records/account/{account}", params={"include": name})
+            assert answer.status_code == 200 and name in answer.json()["_related"], (name, answer.text)
+        both = http.get(f"/api/v1/records/account/{account}", params={"include": ",".join(names[:2])})
+        assert set(both.json()["_related"]) == set(names[:2])
+        assert http.get(f"/api/v1/records/account/{account}", params={"include": "nothing"}).status_code == 400
+        assert http.get("/api/v1/records/inquiry", params={"view": "open_inquiries"}).status_code == 200
+        assert http.get("/api/v1/records/inquiry", params={"view": "nothing"}).status_code == 400
+    related_less = {p["name"] for p in paths["/api/v1/records/inquiry/{id}"]["get"]["parameters"]}
+    assert "include" not in related_less  # inquiry has no child objects: no include= value would do
+
+
+def test_blank_clears_an_optional_field_and_the_schema_says_so(live):
+    import jsonschema
+
+    document = spec_of(live)
+    stage = document["components"]["schemas"]["inquiry_create"]["properties"]["stage"]
+    for value, valid in (("", True), ("  ", True), (None, True), ("new", True), ("bogus", False)):
+        assert jsonschema.Draft202012Validator(stage).is_valid(value) is valid, value
+    with live.client() as http:
+        for value in ("", "  "):
+            made = http.post("/api/v1/records/inquiry", json={"subject": "blank stage", "stage": value})
+            assert made.status_code == 201 and made.json()["stage"] is None, made.text
+        assert http.post("/api/v1/records/inquiry", json={"subject": "s", "stage": "bogus"}).status_code == 422
+
+
+def test_damaged_cursors_and_sign_in_text_are_refused_as_documented(live):
+    import jsonschema
+
+    paths = spec_of(live)["paths"]
+    assert "422" in paths["/api/v1/records/inquiry/{id}/history"]["get"]["responses"]
+    assert "422" in paths["/api/v1/notifications"]["get"]["responses"]
+    login = paths["/api/v1/auth/login"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    assert not jsonschema.Draft202012Validator(login).is_valid({"email": "a\x00@example.com", "password": "x"})
+    with live.client() as http:
+        rid = http.post("/api/v1/records/inquiry", json={"subject": "with a history"}).json()["id"]
+        damaged = http.get(f"/api/v1/records/inquiry/{rid}/history", params={"cursor": "garbage"})
+        assert damaged.status_code == 422 and damaged.json()["errors"][0]["field"] == "cursor"
+        assert http.get("/api/v1/notifications", params={"cursor": "garbage"}).status_code == 422
+    with live.client() as http:
+        refused = http.post("/api/v1/auth/login", json={"email": "a\x00@example.com", "password": "x"})
+        assert refused.status_code == 400, refused.text

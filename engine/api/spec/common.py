@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from metacrm.engine import i18n
 from metacrm.engine.api.problems import TITLES
 
 #: The languages metadata labels are given in; enum labels are described in each.
@@ -13,9 +14,9 @@ LANGUAGES = ("en", "zh-CN", "zh-TW")
 
 def summary(text: str, language: str, **values: Any) -> str:
     """An operation's summary or description in the caller's language. Every human sentence of
-    the document passes through here as a plain English template (`values` fill its {names}),
-    so a message catalogue can translate it without touching the generators."""
-    return text.format(**values) if values else text
+    the document passes through here as a plain English template, a message id of the catalogue
+    (engine/i18n/messages); `values` fill its {names} (an object's label already in `language`)."""
+    return i18n.translate(text, language, **values)
 
 
 def ref(name: str) -> dict[str, str]:
@@ -101,13 +102,13 @@ def problem(status: int) -> dict[str, Any]:
     return {"$ref": f"#/components/responses/Problem{status}"}
 
 
-def problem_responses() -> dict[str, Any]:
+def problem_responses(language: str) -> dict[str, Any]:
     """One reusable response per status; 429 and 503 carry Retry-After."""
     made = {}
     for status, title in TITLES.items():
         if status == 500:
             continue
-        response: dict[str, Any] = {"description": title, "content": {
+        response: dict[str, Any] = {"description": summary(title, language), "content": {
             "application/problem+json": {"schema": ref("Problem")}}}
         if status in (429, 503):
             response["headers"] = {"Retry-After": header("Retry-After")}

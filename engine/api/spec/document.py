@@ -9,12 +9,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.api.spec import admin, platform
 from metacrm.engine.api.spec.common import FIELD_ERROR, HEADERS, PROBLEM, obj, problem_responses, summary
 from metacrm.engine.api.spec.fields import object_schemas, value_schema
 from metacrm.engine.api.spec.records import ObjectPaths, shared_schemas
-from metacrm.engine.security.access import Access, rights_of
+from metacrm.engine.records import related
+from metacrm.engine.security.access import Access
 from metacrm.metamodel.permissions import ADMIN_ROLE
 
 PYPROJECT = Path(__file__).resolve().parents[3] / "pyproject.toml"
@@ -35,17 +35,10 @@ def package_version() -> str:
 
 
 def related_names(model, obj_def, actor) -> list[str]:
-    """What include= accepts on this object for this caller: the related lists of its layout
-    (by name, else by object) and every child object with a lookup here that the caller may read."""
-    names = [r.get("name") or r["object"] for r in visible_layouts(model, obj_def, actor).get("related_lists", [])]
-    for child in model.objects.values():
-        rights = rights_of(child, actor)
-        if rights.read == "none" or child.name in names:
-            continue
-        if any(f.target == obj_def.name and f.type in ("lookup", "master_detail") and f.name not in rights.hidden
-               for f in child.fields):
-            names.append(child.name)
-    return names
+    """What include= accepts on this object, as the server resolves it (engine.records.related):
+    every name of a related list the caller may read; the others would be left out anyway."""
+    return [name for name, item in related.related_lists(model, obj_def).items()
+            if related.readable(model, item, actor)]
 
 
 def intake_form(obj_def) -> dict[str, Any]:
@@ -57,9 +50,10 @@ def intake_form(obj_def) -> dict[str, Any]:
     return obj(properties, required, closed=True)
 
 
-def build(runtime, actor, conn) -> dict[str, Any]:
+def build(runtime, actor, conn, language: str | None = None) -> dict[str, Any]:
+    """The document for `actor`, its sentences in `language` (default: the actor's own)."""
     model = runtime.model
-    language = actor.language or "en"
+    language = language or actor.language or "en"
     schemas: dict[str, Any] = {"Problem": PROBLEM, "FieldError": FIELD_ERROR, **shared_schemas()}
     paths: dict[str, Any] = {}
     paths.update(platform.auth_paths(language))
@@ -75,7 +69,7 @@ def build(runtime, actor, conn) -> dict[str, Any]:
     paths.update(platform.meta_paths(language, visible))
     paths.update(platform.notification_paths(language))
     paths.update(platform.approval_paths(language))
-    paths.update(platform.intake_paths(language, {o.name: intake_form(o) for o in model.objects.values()
+    paths.update(platform.intake_paths(language, {o.name: (o.label(language), intake_form(o)) for o in model.objects.values()
                                                   if o.document.get("intake")}))
     if ADMIN_ROLE in actor.roles:
         paths.update(admin.admin_paths(language, list(model.objects)))
@@ -90,7 +84,7 @@ def build(runtime, actor, conn) -> dict[str, Any]:
         "paths": dict(sorted(paths.items())),
         "components": {
             "schemas": schemas,
-            "responses": problem_responses(),
+            "responses": problem_responses(language),
             "headers": HEADERS,
             "securitySchemes": {"token": {"type": "http", "scheme": "bearer",
                                           "description": summary("an API token (POST /api/v1/auth/tokens)", language)},

@@ -91,6 +91,22 @@ def value_schema(field: FieldDef) -> dict[str, Any]:
     return schema
 
 
+#: What the server takes as "no value" for a field that is not required, like null: blank text
+#: (engine: metamodel.coercion.is_blank), so a form's empty input clears the field.
+BLANK = {"type": "string", "pattern": r"^\s*$", "description": "blank: no value, like null"}
+
+
+def optional(schema: dict[str, Any]) -> dict[str, Any]:
+    """A value a caller may leave out: the value, null, or blank text (which the server stores as null).
+    A plain text schema already takes blank text; any other (picklist, number, date, a text with a
+    minimum length or a format) is described as "the value or blank"."""
+    made = nullable(schema)
+    plain_text = made.get("type") == ["string", "null"] and not ({"enum", "format", "minLength", "pattern"} & set(made))
+    if plain_text or not schema:
+        return made
+    return {"title": schema.get("title"), "anyOf": [{k: v for k, v in made.items() if k != "title"}, BLANK]}
+
+
 def object_schemas(obj_def: ObjectDef, access: Access) -> dict[str, Any]:
     """`<object>` (a record as read: id and version always, other fields when asked for),
     `<object>_create` and `<object>_update` (what a caller may write)."""
@@ -112,7 +128,7 @@ def object_schemas(obj_def: ObjectDef, access: Access) -> dict[str, Any]:
             if f.default is None and f.default_expression is None:
                 required.append(f.name)
         else:
-            writable[f.name] = nullable(schema)
+            writable[f.name] = optional(schema)
     update = obj(dict(writable), closed=True)
     create = obj(writable, required, closed=True)
     return {obj_def.name: record, f"{obj_def.name}_create": create, f"{obj_def.name}_update": update}

@@ -12,16 +12,20 @@ from metacrm.engine.records.query import MAX_LIMIT
 PUBLIC: list[dict[str, Any]] = []  # `security: []`: no sign-in needed
 MAX_LOGIN_EMAIL = 320
 MAX_TOKEN_NAME = 200
+#: Text without NUL characters (the sign-in refuses them with a 400: no stored email or password has one).
+NO_NUL = r"^[^\u0000]*$"
 
 
-def _op(op_id: str, text: str, language: str, responses: dict[str, Any], tag: str, **extra: Any) -> dict[str, Any]:
-    return {"operationId": op_id, "summary": summary(text, language), "tags": [tag], "responses": responses, **extra}
+def _op(op_id: str, text: str, language: str, responses: dict[str, Any], tag: str, *,
+        values: dict[str, Any] | None = None, **extra: Any) -> dict[str, Any]:
+    return {"operationId": op_id, "summary": summary(text, language, **(values or {})), "tags": [tag],
+            "responses": responses, **extra}
 
 
 def auth_paths(language: str) -> dict[str, Any]:
     say = lambda text: summary(text, language)  # noqa: E731
-    login_body = obj({"email": {"type": "string", "maxLength": MAX_LOGIN_EMAIL},
-                      "password": {"type": "string"}}, ["email", "password"])
+    login_body = obj({"email": {"type": "string", "maxLength": MAX_LOGIN_EMAIL, "pattern": NO_NUL},
+                      "password": {"type": "string", "pattern": NO_NUL}}, ["email", "password"])
     signed_in = obj({"user": obj({"id": UUID, "name": {"type": "string"}}, ["id", "name"]),
                      "csrf_token": {"type": "string", "description": say("send it as X-CSRF-Token on unsafe methods")}},
                     ["user", "csrf_token"])
@@ -111,7 +115,7 @@ def notification_paths(language: str) -> dict[str, Any]:
                ["items", "next", "unread"])
     return {
         "/api/v1/notifications": {"get": _op("list_notifications", "Your notifications, newest first", language, {
-            "200": json_response(say("a page of notifications"), page), **errors(400)}, "notifications",
+            "200": json_response(say("a page of notifications"), page), **errors(400, 422)}, "notifications",
             parameters=[query_param("unread", {"type": "boolean"}, say("only unread (true) or only read (false) ones")),
                         query_param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
                                     say("notifications per page")),
@@ -144,18 +148,18 @@ def approval_paths(language: str) -> dict[str, Any]:
         requestBody=json_body(body))}}
 
 
-def intake_paths(language: str, forms: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """One public form per object that declares `intake`; `forms` maps the object to the schema
-    of the fields it accepts."""
+def intake_paths(language: str, forms: dict[str, tuple[str, dict[str, Any]]]) -> dict[str, Any]:
+    """One public form per object that declares `intake`; `forms` maps the object to its label
+    (in `language`) and the schema of the fields it accepts."""
     say = lambda text, **v: summary(text, language, **v)  # noqa: E731
     made = {}
-    for name, schema in forms.items():
+    for name, (label, schema) in forms.items():
         made[f"/api/v1/intake/{name}"] = {"post": _op(
-            f"intake_{name}", say("Submit a public {name} form (no sign-in)", name=name), language, {
+            f"intake_{name}", "Submit a public {label} form (no sign-in)", language, {
                 "201": json_response(say("received"), obj({"id": UUID, "received": {"type": "boolean"}},
                                                           ["id", "received"])),
                 **errors(404, 422, 429, body=True, signed_in=False)}, "intake",
-            security=PUBLIC, requestBody=json_body(schema))}
+            values={"label": label}, security=PUBLIC, requestBody=json_body(schema))}
     return made
 
 

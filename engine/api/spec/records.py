@@ -57,10 +57,10 @@ class ObjectPaths:
             query_param("cursor", {"type": "string"}, say("the next_cursor of the previous page")),
         ]
         views = [v["name"] for v in self.list_views()]
-        view_schema: dict[str, Any] = {"type": "string", "enum": views} if views else {"type": "string"}
-        params.append(query_param("view", view_schema, say(
-            "a list view by name: its filter, sort and columns; filter= and field=value are added to its filter, "
-            "sort= and fields= replace its own")))
+        if views:  # an object without list views takes no view= value at all (400 for any)
+            params.append(query_param("view", {"type": "string", "enum": views}, say(
+                "a list view by name: its filter, sort and columns; filter= and field=value are added to its filter, "
+                "sort= and fields= replace its own")))
         hidden = self.access.hidden
         names = [n for n in FILTERABLE_SYSTEM] + [f.name for f in self.obj.fields if f.name not in hidden]
         for name in names:
@@ -119,20 +119,20 @@ class ObjectPaths:
                 "per name given in include= (one of: {names}), the first page of that list; a list you may not "
                 "read is absent", names=", ".join(self.related))}
             record = {"allOf": [ref(self.name), obj({"_related": related})]}
-        include_schema: dict[str, Any] = {"type": "string"}
         params = [self.id_param(),
                   query_param("fields", {"type": "string"},
                               self.say("comma-separated fields to return; id and version are always returned")),
-                  query_param("include", include_schema, self.say(
-                      "comma-separated related lists (by name, or a child object's name) to return in _related: "
-                      "the first {n} records of each the caller may read", n=INCLUDE_LIMIT)
-                      + (" — " + ", ".join(self.related) if self.related else "")),
                   {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                    "description": self.say("the ETag you have: 304 if the record is unchanged")}]
+        if self.related:  # an object with no related list the caller may read takes no include= value
+            params.insert(2, query_param("include", {
+                "type": "array", "items": {"type": "string", "enum": self.related}, "minItems": 1, "uniqueItems": True},
+                self.say("related lists (by name, or a child object's name) to return in _related: the first {n} "
+                         "records of each", n=INCLUDE_LIMIT), style="form", explode=False))
         return self.op("get", "Get a {label} record", {
             "200": json_response(self.say("the record"), record, {"ETag": header("ETag")}),
             "304": {"description": self.say("not modified since the ETag you sent"), "headers": {"ETag": header("ETag")}},
-            **errors(400, 404)}, parameters=params)
+            **errors(400, 404, 422)}, parameters=params)
 
     def if_match(self) -> dict[str, Any]:
         return {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string", "pattern": IF_MATCH},
@@ -194,11 +194,12 @@ class ObjectPaths:
                      "field": {"type": "string"}, "old": {}, "new": {}}, ["at", "user", "field", "old", "new"])
         page = obj({"items": {"type": "array", "items": entry}, "next": PAGE_NEXT}, ["items", "next"])
         return self.op("history", "Field history of a {label} record, newest first", {
-            "200": json_response(self.say("changes to the fields the caller may read"), page), **errors(400, 404)},
+            "200": json_response(self.say("changes to the fields the caller may read"), page),
+            **errors(400, 404, 422)},
             parameters=[self.id_param(),
                         query_param("limit", {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
                                     self.say("entries per page")),
-                        query_param("cursor", {"type": "string"}, self.say("from the next link of the previous page"))])
+                        query_param("cursor", {"type": "string"}, self.say("from the next link of the previous page (422 if damaged or another record's)"))])
 
     def share_ops(self) -> dict[str, Any]:
         share = ref("Share")
