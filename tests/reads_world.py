@@ -92,3 +92,16 @@ def world(runtime, records) -> World:
         companies[name] = records.create("company", {"name": name, "tier": tier, "secret": 4242, "owner": users[owner]},
                                          actor=SYSTEM)["id"]
     return World(TestClient(create_app(runtime)), users, tokens, companies)
+
+
+def leaf_values(value):
+    """Every scalar in a JSON document (keys included)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from leaf_values(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from leaf_values(item)
+    else:
+        yield value

@@ -100,7 +100,7 @@ def test_the_record_page_shows_the_layout_formatted_and_nothing_hidden(runtime, 
     assert page.status_code == 200
     html = page.text
     assert "Deal facts" in html and "Amount" in html and "1,200.50" in html and "Rita Rep" in html
-    assert "Secret margin" not in html and "777" not in html and "margin" not in html
+    assert "Secret margin" not in html and "777.77" not in html and "margin" not in html
     assert "Why lost" not in html  # visible_if is false for a new deal
     assert "Move to Won" in html and "Move to Lost" in html
     assert "Call the buyer" in html and f'/app/o/deal_task/new?deal={deal["id"]}' in html
@@ -226,7 +226,7 @@ def test_the_timeline_merges_history_approvals_messages_and_follow_ups_as_each_u
     assert kinds[0] in ("change", "email", "notification") and kinds[-1] == "created"
     assert {"change", "approval", "email", "notification", "activity", "created"} <= set(kinds)
     assert "Renamed &lt;b&gt;deal&lt;/b&gt;" in timeline and "<b>deal" not in timeline
-    assert "Secret margin" not in timeline and "123.45" not in timeline and "777" not in timeline
+    assert "Secret margin" not in timeline and "123.45" not in timeline and "777.77" not in timeline
     assert "Big deal approval" in timeline and "please &lt;i&gt;approve&lt;/i&gt;" in timeline
     assert "Won: Renamed &lt;b&gt;deal&lt;/b&gt;" in timeline  # her own e-mail's subject, as text
     assert "was won" in timeline and "Call the buyer" in timeline
@@ -248,11 +248,11 @@ def test_hidden_fields_are_in_no_form_and_no_form_fragment(runtime, records):
     client = client_of(runtime)
     for path in ("/app/o/deal/new", f"/app/o/deal/{deal['id']}/edit"):
         html = client.get(path).text
-        assert "margin" not in html and "Secret" not in html and "777" not in html, path
+        assert "margin" not in html and "Secret" not in html and "777.77" not in html, path
     token = csrf_of(client.get("/app/o/deal/new").text)
     fragment = client.post("/app/o/deal/form-state", data={"csrf_token": token, "id": deal["id"], "stage": "lost",
                                                              "margin": "1"})
-    assert fragment.status_code == 200 and "margin" not in fragment.text and "777" not in fragment.text
+    assert fragment.status_code == 200 and "margin" not in fragment.text and "777.77" not in fragment.text
     smuggled = client.post(f"/app/o/deal/{deal['id']}/edit", data={
         "csrf_token": token, "version": str(deal["version"]), "title": "t", "stage": "new", "margin": "1"})
     assert smuggled.status_code == 303  # a field not on the user's form is ignored, never written

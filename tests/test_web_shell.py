@@ -78,7 +78,7 @@ def test_the_list_page_shows_labels_and_formatted_values_and_nothing_hidden(runt
     sign_in(client, "rita@example.com")
     html = client.get("/app/o/deal").text
     assert "All deals" in html and "New deal" in html and "12,345.50" in html and 'class="type-user"></td>' in html
-    assert "Secret margin" not in html and "777" not in html and "margin" not in html
+    assert "Secret margin" not in html and "777.77" not in html and "margin" not in html
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
