@@ -82,7 +82,7 @@ def _duration(delta, language: str) -> str:
     from babel.dates import format_timedelta  # noqa: PLC0415 — only a refused claim needs it
 
     locale = {"zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW"}.get(language, "en_US")
-    return format_timedelta(delta, locale=locale, threshold=10)
+    return format_timedelta(delta, locale=locale)
 
 
 def _open_claim_pool(conn, object_name: str, record_id: str, user_id: str | None) -> str | None:
