@@ -18,6 +18,7 @@ from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation import pools
 from metacrm.engine.automation.tables import pool_claims, pool_entries
 from metacrm.engine.errors import NotFound, RecordError
+from metacrm.engine.records.query import MAX_LIMIT, Query
 from metacrm.engine.ui import strings
 from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.chrome import chrome
@@ -110,7 +111,7 @@ def _section(service, unit, pool: PoolDef) -> dict[str, Any]:
     held = unit.conn.execute(sa.select(pool_claims.c.record_id).where(
         pool_claims.c.object == obj.name, pool_claims.c.pool == pool.name,
         pool_claims.c.user_id == unit.actor.user_id, pool_claims.c.returned_at.is_(None)).order_by(
-        pool_claims.c.claimed_at)).scalars().all()
+        pool_claims.c.claimed_at).limit(MAX_LIMIT)).scalars().all()
     return {"object": obj.name, "pool": pool.name,
             "label": pool.labels.get(language) or pool.labels.get("en") or pool.name,
             "object_label": obj.plural_labels.get(language) or obj.label(language),
@@ -120,13 +121,22 @@ def _section(service, unit, pool: PoolDef) -> dict[str, Any]:
 
 
 def _records(service, unit, obj, ids) -> list[dict[str, Any]]:
-    """The records the user may see, as (id, title); one the engine will not show is left out."""
+    """The records the user may see, as (id, title), in the order of `ids`: one query (the
+    engine's list, so its permissions apply); a record the engine will not show is left out."""
+    if not ids:
+        return []
     hidden = rights_of(obj, unit.actor).hidden
+    wanted = [str(i) for i in ids]
+    try:
+        found = service.list(obj.name, Query(filter=[["id", "in", wanted]], limit=len(wanted)),
+                             actor=unit.actor, conn=unit.conn).records
+    except RecordError:
+        return []
+    by_id = {str(r["id"]): r for r in found}
     shown = []
-    for record_id in ids:
-        try:
-            record = service.get(obj.name, str(record_id), actor=unit.actor, conn=unit.conn)
-        except RecordError:
+    for record_id in wanted:
+        record = by_id.get(record_id)
+        if record is None:
             continue
         title = record.get(obj.title_field) if obj.title_field and obj.title_field not in hidden else None
         shown.append({"id": record["id"], "title": str(title) if title not in (None, "") else str(record["id"])})
