@@ -130,6 +130,11 @@ def test_bad_files_get_a_clear_message(runtime, records, people):
     assert latin.status_code == 400 and "not UTF-8" in latin.text and "Traceback" not in latin.text
     empty, _ = upload(client, b"")
     assert empty.status_code == 400
+    twice, token = upload(client, b"name,name\nAnn,Bob\n")
+    assert twice.status_code == 400 and "appears twice in the header" in twice.text
+    two_files = client.post("/app/o/person/import", data={"csrf_token": token, "step": "upload"},
+                            files=[("file", ("a.csv", b"name\nA\n", "text/csv")), ("file", ("b.csv", b"x", "text/csv"))])
+    assert two_files.status_code == 400
     assert count(records) == 0
 
 

@@ -126,3 +126,12 @@ def test_a_claim_without_the_csrf_token_is_refused(runtime, records, pool):
     bad = client.post("/app/pools/claim", data={"csrf_token": csrf_of(client.get("/app").text), "object": "nope",
                                                 "id": "x"})
     assert bad.status_code == 400 and "Traceback" not in bad.text
+
+
+@pytest.mark.parametrize("bad", ["x", "'; drop table x", "00000000-0000-0000-0000-000000000000", "9" * 400])
+def test_a_malformed_or_unknown_id_gets_the_reason_not_an_error_page(runtime, records, pool, bad):
+    client = client_for(runtime, "ann@example.com")
+    token = csrf_of(client.get("/app/pools").text)
+    for path in ("/app/pools/claim", "/app/pools/return"):
+        refused = post(client, path, bad, token)
+        assert refused.status_code == 409 and "no longer in the pool" in refused.text

@@ -24,6 +24,7 @@ from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.chrome import chrome
 from metacrm.engine.ui.render import page
 from metacrm.engine.security.access import rights_of
+from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.automation import PoolDef
 
 SHOWN = 100  # records listed per pool (oldest first: they have waited longest)
@@ -88,7 +89,7 @@ def _duration(delta, language: str) -> str:
 
 def _open_claim_pool(conn, object_name: str, record_id: str, user_id: str | None) -> str | None:
     return conn.execute(sa.select(pool_claims.c.pool).where(
-        pool_claims.c.object == object_name, pool_claims.c.record_id == record_id,
+        pool_claims.c.object == object_name, pool_claims.c.record_id == canonical_id(record_id),
         pool_claims.c.user_id == user_id, pool_claims.c.returned_at.is_(None))).scalars().first()
 
 
