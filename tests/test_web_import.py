@@ -10,10 +10,9 @@ import io
 import re
 
 import pytest
-import sqlalchemy as sa
-
 from metacrm.engine.identity.actor import SYSTEM
 from metacrm.engine.records.query import Query
+
 from tests.conftest import install
 from tests.web import csrf_of, make_user, sign_in, site_client
 

@@ -4,16 +4,14 @@ wait out the cooldown; a user outside the pool sees nothing of it; every claim n
 
 from __future__ import annotations
 
-import re
-
 import pytest
-
 from metacrm.engine import identity
 from metacrm.engine.automation import pools
 from metacrm.engine.identity.actor import SYSTEM
+from metacrm.engine.security import auth
+
 from tests.conftest import install
 from tests.web import PASSWORD, csrf_of, sign_in, site_client
-from metacrm.engine.security import auth
 
 LEAD = """
 name: prospect

@@ -13,21 +13,25 @@ import csv
 import io
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import Response
-
 from metacrm.engine.api.bodies import awaited, whole_number
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.errors import RecordError
-from metacrm.engine.records.csvio import CsvTable, ImportRefused, import_rows, parse_csv, plan_columns
+from metacrm.engine.records.csvio import (
+    CsvTable,
+    ImportRefused,
+    import_rows,
+    parse_csv,
+    plan_columns,
+)
 from metacrm.engine.ui import strings
 from metacrm.engine.ui.auth import signed_in
 from metacrm.engine.ui.chrome import chrome
 from metacrm.engine.ui.nav import readable_object
 from metacrm.engine.ui.render import page
+from starlette.requests import Request
+from starlette.responses import Response
 
 MAX_UPLOAD = 5 * 1024 * 1024  # bytes of one CSV through the browser (the API takes larger files)
-CSV_TYPES = frozenset({"text/csv", "application/csv", "text/plain", "application/vnd.ms-excel", ""})
 SHOWN_ERRORS = 200  # row errors listed on the page; the download has them all
 
 

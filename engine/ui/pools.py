@@ -11,21 +11,20 @@ from __future__ import annotations
 from typing import Any
 
 import sqlalchemy as sa
-from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
-
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation import pools
 from metacrm.engine.automation.tables import pool_claims, pool_entries
 from metacrm.engine.errors import NotFound, RecordError
 from metacrm.engine.records.query import MAX_LIMIT, Query
+from metacrm.engine.security.access import rights_of
+from metacrm.engine.storage.ids import canonical_id
 from metacrm.engine.ui import strings
 from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.chrome import chrome
 from metacrm.engine.ui.render import page
-from metacrm.engine.security.access import rights_of
-from metacrm.engine.storage.ids import canonical_id
 from metacrm.metamodel.automation import PoolDef
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
 
 SHOWN = 100  # records listed per pool (oldest first: they have waited longest)
 REASONS = {"holding_limit": "pool_refused_limit", "cooldown": "pool_refused_cooldown",
@@ -81,7 +80,7 @@ def _reason(model, form: dict[str, str], exc: RecordError, language: str) -> str
 
 
 def _duration(delta, language: str) -> str:
-    from babel.dates import format_timedelta  # noqa: PLC0415 — only a refused claim needs it
+    from babel.dates import format_timedelta
 
     locale = {"zh-CN": "zh_Hans_CN", "zh-TW": "zh_Hant_TW"}.get(language, "en_US")
     return format_timedelta(delta, locale=locale)
