@@ -76,6 +76,7 @@ def listing(service, unit, object_name: str, params, outcome: dict[str, Any] | N
         "filters": [filter_bar_entry(service, obj, f, state, language) for f in state.filters],
         "clear_url": state.url(path, drop_filters=True), "search": state.search,
         "export_url": state.url(path + "/export") if rights.export else None,
+        "import_url": path + "/import" if rights.create else None,
         "kanban_url": state.url(path + "/kanban", sort="") if "kanban" in visible_layouts(
             model, obj, unit.actor) else None,
         "bulk": _bulk_choices(obj, rights, unit, language), "error": error, "outcome": outcome,

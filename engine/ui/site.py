@@ -12,7 +12,7 @@ from starlette.routing import Route
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.ui import actions, auth, bulk, forms, home, kanban, lists, lookups, notifications, record
+from metacrm.engine.ui import actions, auth, bulk, forms, home, imports, kanban, lists, lookups, notifications, pools, record
 from metacrm.engine.ui.auth import FormExpired, SignInRequired
 from metacrm.engine.ui.errors import dispatching
 
@@ -26,12 +26,17 @@ def web_routes() -> list:
         Route("/app/language", auth.language_switch, methods=["POST"]),
         Route("/app/notifications", notifications.inbox_page, methods=["GET"]),
         Route("/app/notifications/read", notifications.mark_read, methods=["POST"]),
+        Route("/app/pools", pools.pools_page, methods=["GET"]),
+        Route("/app/pools/claim", pools.claim, methods=["POST"]),
+        Route("/app/pools/return", pools.give_back, methods=["POST"]),
         Route("/app/o/{object}", lists.list_page, methods=["GET"]),
         Route("/app/o/{object}/export", lists.export_page, methods=["GET"]),
         Route("/app/o/{object}/bulk", bulk.bulk_action, methods=["POST"]),
         Route("/app/o/{object}/kanban", kanban.kanban_page, methods=["GET"]),
         Route("/app/o/{object}/kanban/move", kanban.move_card, methods=["POST"]),
         Route("/app/people", lookups.people_options, methods=["GET"]),
+        Route("/app/o/{object}/import", imports.import_page, methods=["GET", "POST"]),
+        Route("/app/o/{object}/import/failed", imports.failed_rows, methods=["POST"]),
         Route("/app/o/{object}/new", forms.new_page, methods=["GET", "POST"]),
         Route("/app/o/{object}/form-state", forms.form_state, methods=["POST"]),
         Route("/app/o/{object}/options", lookups.options, methods=["GET"]),
