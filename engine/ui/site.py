@@ -12,7 +12,7 @@ from starlette.routing import Route
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.ui import actions, auth, bulk, collab, forms, home, kanban, lists, lookups, notifications, record
+from metacrm.engine.ui import actions, auth, bulk, collab_actions, forms, home, kanban, lists, lookups, notifications, record
 from metacrm.engine.ui.auth import FormExpired, SignInRequired
 from metacrm.engine.ui.errors import dispatching
 
@@ -40,9 +40,9 @@ def web_routes() -> list:
         Route("/app/o/{object}/{id}/move", actions.move, methods=["POST"]),
         Route("/app/o/{object}/{id}/run", actions.run_rule, methods=["POST"]),
         Route("/app/o/{object}/{id}/approval", actions.approval, methods=["POST"]),
-        Route("/app/o/{object}/{id}/comment", collab.comment, methods=["POST"]),
-        Route("/app/o/{object}/{id}/follow", collab.follow, methods=["POST"]),
-        Route("/app/o/{object}/{id}/log-call", collab.log_call, methods=["POST"]),
+        Route("/app/o/{object}/{id}/comment", collab_actions.comment, methods=["POST"]),
+        Route("/app/o/{object}/{id}/follow", collab_actions.follow, methods=["POST"]),
+        Route("/app/o/{object}/{id}/log-call", collab_actions.log_call, methods=["POST"]),
     ]
 
 
