@@ -158,3 +158,23 @@ def test_log_a_call_creates_a_call_activity_linked_to_the_record(runtime, record
 def _query(deal):
     from metacrm.engine.records.query import Query
     return Query(filter=[["deal", "eq", deal["id"]]])
+
+
+def test_log_a_call_on_a_crm_standard_account_writes_a_done_call_activity(runtime, records):
+    from metacrm.engine.records.query import Query
+    from metacrm.engine.runtime import find_template
+    from metacrm.engine.sample_data import load_sample_data
+
+    template = find_template("crm_standard")
+    runtime.apply(runtime.plan(template.objects, author="tests"))
+    load_sample_data(records, template.sample_data, SYSTEM)
+    make_user(runtime, "Ada Admin", "ada@example.com", ["admin"])
+    account = records.list("account", Query(limit=1), actor=SYSTEM).records[0]
+    client = client_of(runtime, "ada@example.com")
+    assert "Log a call" in client.get(f"/app/o/account/{account['id']}").text
+    before = records.count("activity", [["account", "eq", account["id"]]], actor=SYSTEM)
+    assert post(client, f"/app/o/account/{account['id']}/log-call", {}).status_code == 303
+    calls = records.list("activity", Query(filter=[["account", "eq", account["id"]]], sort=("-created_at",), limit=1),
+                         actor=SYSTEM).records
+    assert records.count("activity", [["account", "eq", account["id"]]], actor=SYSTEM) == before + 1
+    assert calls[0]["type"] == "call" and calls[0]["status"] == "done"
