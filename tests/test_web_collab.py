@@ -178,3 +178,15 @@ def test_log_a_call_on_a_crm_standard_account_writes_a_done_call_activity(runtim
                          actor=SYSTEM).records
     assert records.count("activity", [["account", "eq", account["id"]]], actor=SYSTEM) == before + 1
     assert calls[0]["type"] == "call" and calls[0]["status"] == "done"
+
+
+def test_a_deleted_record_takes_its_comments_and_follows_with_it(runtime, records):
+    users, deal = setup(runtime, records)
+    rita = actor(users, "rita", "rep")
+    comments.add(records, "deal", deal["id"], "a note", rita)
+    comments.follow(records, "deal", deal["id"], rita)
+    records.delete("deal", deal["id"], actor=SYSTEM)
+    with runtime.db.begin() as conn:
+        assert not comments.following(conn, "deal", deal["id"], rita)
+        left = conn.execute(sa.select(sa.func.count()).select_from(comments.comments)).scalar_one()
+    assert left == 0

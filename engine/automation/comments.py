@@ -124,6 +124,15 @@ def notify_followers(conn: Connection, obj, kind: str, pairs: Iterable, actor: A
          "record_id": r.record_id, "created_at": now} for r in rows])
 
 
+def forget(conn: Connection, obj, kind: str, pairs: Iterable) -> None:
+    """A deleted record takes its comments and follows with it."""
+    if kind != "deleted":
+        return
+    ids = [str(before["id"]) for before, _ in pairs if before is not None]
+    for table in (comments, follows):
+        conn.execute(sa.delete(table).where(table.c.object == obj.name, table.c.record_id.in_(ids)))
+
+
 def _notify(conn: Connection, users: list[str], message: str, object_name: str, record_id: str, now) -> None:
     if users:
         conn.execute(notifications.insert(), [{"user_id": u, "message": message, "object": object_name,

@@ -13,6 +13,8 @@ NAME = "metacrm.follows"
 
 @hookimpl
 def metacrm_after_write(service, conn, model, obj, kind, pairs, actor, logs, system):
-    """Notify the followers of updated records (not the one who updated them); changes no record."""
+    """Notify the followers of updated records (not the one who updated them); a deleted record's
+    comments and follows go with it. Changes no record."""
     comments.notify_followers(conn, obj, kind, pairs, actor, system)
+    comments.forget(conn, obj, kind, pairs)
     return False
