@@ -16,7 +16,7 @@ import pluggy
 import sqlalchemy as sa
 
 from metacrm.engine import i18n
-from metacrm.engine.automation import hooks as automation_hooks
+from metacrm.engine.automation import follow_hooks, hooks as automation_hooks
 from metacrm.engine.automation.log import ExecutionLog
 from metacrm.engine.config import Settings
 from metacrm.engine.identity import audit
@@ -54,6 +54,8 @@ class Runtime:
         self.plugins = plugins if plugins is not None else new_manager()
         if not self.plugins.is_registered(automation_hooks):
             self.plugins.register(automation_hooks, name=automation_hooks.NAME)
+        if not self.plugins.is_registered(follow_hooks):
+            self.plugins.register(follow_hooks, name=follow_hooks.NAME)
         self._state = _State(Model({}, 0), {})
         self.automation_log = ExecutionLog(db)
         self.schema_steps: list[str] = []  # system schema steps this runtime applied

@@ -33,7 +33,7 @@ from tests.receivers import SMTPServer
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 NOW = datetime(2026, 11, 23, 9, tzinfo=timezone.utc)
-STEPS = ["0001_baseline", "0002_delivery_ids_and_timer_attempts", "0003_address_indexes"]
+STEPS = ["0001_baseline", "0002_delivery_ids_and_timer_attempts", "0003_address_indexes", "0004_comments_and_follows"]
 
 # the 0.1.0 shape of the two tables that changed since
 OLD_OUTBOX = sa.table("metacrm_outbox", *(sa.column(c) for c in (

@@ -1,4 +1,5 @@
-"""The engine's automation tables: outbox, timers, schedules, notifications, execution log.
+"""The engine's automation tables: outbox, timers, schedules, notifications, execution log, comments
+and follows of records.
 
 A change here needs a step in engine/storage/system_migrations (existing databases)."""
 
@@ -150,5 +151,26 @@ pool_claims = sa.Table(
     sa.Index("ix_metacrm_pool_claim_user", "object", "pool", "user_id", "returned_at"),
 )
 
+comments = sa.Table(
+    "metacrm_comment", METADATA,
+    sa.Column("id", BIGINT_ID, primary_key=True, autoincrement=True),
+    sa.Column("object", sa.Text, nullable=False),
+    sa.Column("record_id", ID_TYPE, nullable=False),
+    sa.Column("user_id", ID_TYPE),
+    sa.Column("body", sa.Text, nullable=False),
+    sa.Column("mentions", JSONText, nullable=False),       # user ids mentioned in the body
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Index("ix_metacrm_comment_record", "object", "record_id", "created_at"),
+)
+
+follows = sa.Table(
+    "metacrm_follow", METADATA,
+    sa.Column("object", sa.Text, primary_key=True),
+    sa.Column("record_id", ID_TYPE, primary_key=True),
+    sa.Column("user_id", ID_TYPE, primary_key=True),
+    sa.Column("since", UTCDateTime, nullable=False),
+)
+
 TABLES: tuple[sa.Table, ...] = (outbox, timers, schedules, notifications, assignment_cursors, execution_log,
-                                approvals, approval_history, sla_clocks, pool_entries, pool_claims)
+                                approvals, approval_history, sla_clocks, pool_entries, pool_claims, comments,
+                                follows)

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from metacrm.engine.api.layouts import visible_layouts
 from metacrm.engine.automation.manual import may_run
 from metacrm.engine.records.query import Query
-from metacrm.engine.ui import approvals, conditions, formats, formlayout, timeline
+from metacrm.engine.ui import approvals, collab, conditions, formats, formlayout, timeline
 from metacrm.engine.ui.auth import signed_in
 from metacrm.engine.ui.chrome import chrome
 from metacrm.engine.ui.nav import readable_object
@@ -45,8 +45,7 @@ def render_record(request: Request, unit, alerts: list[str] | None = None, statu
     paths = conditions.related(service, unit.conn, obj, record, unit.actor)
     states = conditions.states(model, obj, shown, record, paths, unit.actor, access.read_only)
     titles = formats.lookup_titles(service, obj, shown, [record], unit)
-    related = [_related_list(service, unit, obj, record, r) for r in
-               visible_layouts(model, obj, unit.actor).get("related_lists", [])]
+    related = related_lists(service, unit, obj, record)
     editable = _editable(service, unit, obj, record)
     return page(request, "record.html", {
         "obj": obj, "object_label": obj.label(unit.language), "record": record,
@@ -59,8 +58,14 @@ def render_record(request: Request, unit, alerts: list[str] | None = None, statu
         "rules": _rules(obj, unit.actor, unit.language), "editable": editable,
         "approval": approvals.buttons(unit.conn, obj, record, unit.actor, editable, unit.language),
         "related": related, "timeline": timeline.entries(service, unit, obj, record, _followups(related)),
-        "alerts": alerts or [], **chrome(service, unit),
+        "alerts": alerts or [], **collab.state(service, unit, obj, record, related), **chrome(service, unit),
     }, status=status, language=unit.language)
+
+
+def related_lists(service, unit, obj: ObjectDef, record: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first page of each related list of the record's layouts, as the user may see them."""
+    return [_related_list(service, unit, obj, record, r) for r in
+            visible_layouts(service.runtime.model, obj, unit.actor).get("related_lists", [])]
 
 
 def _title(obj: ObjectDef, record: dict[str, Any], hidden: frozenset[str]) -> str:
@@ -152,7 +157,7 @@ def _related_list(service, unit, obj: ObjectDef, record: dict[str, Any], layout:
              "cells": [{"text": formats.display(c, r.get(c.name), unit.language, titles), "type": c.storage_type}
                        for c in columns]} for r in result.records]
     via = quote(layout["via"])
-    return {"object": child.name, "label": pick_label(layout.get("label") or {}, unit.language,
+    return {"object": child.name, "via": layout["via"], "label": pick_label(layout.get("label") or {}, unit.language,
                                                       child.plural_labels.get(unit.language) or child.label(
                                                           unit.language)),
             "columns": [c.label(unit.language) for c in columns], "rows": rows, "more": bool(result.next_cursor),

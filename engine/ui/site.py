@@ -12,7 +12,8 @@ from starlette.routing import Route
 from metacrm.engine.api import server
 from metacrm.engine.api.app import create_app
 from metacrm.engine.runtime import Runtime
-from metacrm.engine.ui import actions, auth, bulk, forms, home, imports, kanban, lists, lookups, notifications, pools, record
+from metacrm.engine.ui import (actions, auth, bulk, collab_actions, forms, home, imports, kanban, lists, lookups,
+                               notifications, pools, record)
 from metacrm.engine.ui.auth import FormExpired, SignInRequired
 from metacrm.engine.ui.errors import dispatching
 
@@ -45,6 +46,9 @@ def web_routes() -> list:
         Route("/app/o/{object}/{id}/move", actions.move, methods=["POST"]),
         Route("/app/o/{object}/{id}/run", actions.run_rule, methods=["POST"]),
         Route("/app/o/{object}/{id}/approval", actions.approval, methods=["POST"]),
+        Route("/app/o/{object}/{id}/comment", collab_actions.comment, methods=["POST"]),
+        Route("/app/o/{object}/{id}/follow", collab_actions.follow, methods=["POST"]),
+        Route("/app/o/{object}/{id}/log-call", collab_actions.log_call, methods=["POST"]),
     ]
 
 

@@ -7,13 +7,13 @@ and tests/test_web_strings.py fails on any id without zh-CN and zh-TW.
 
 from __future__ import annotations
 
-from metacrm.engine.ui.words import lists, pools, record, shell
+from metacrm.engine.ui.words import collab, lists, pools, record, shell
 
 LANGUAGES = ("en", "zh-CN", "zh-TW")
 LANGUAGE_NAMES = {"en": "English", "zh-CN": "简体中文", "zh-TW": "繁體中文"}
 
 #: The areas whose words make up the UI's vocabulary (engine/web/words/<area>.py).
-AREAS = (shell, record, lists, pools)
+AREAS = (shell, record, lists, pools, collab)
 
 STRINGS: dict[str, dict[str, str]] = {key: value for area in AREAS for key, value in area.WORDS.items()}
 

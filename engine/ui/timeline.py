@@ -1,7 +1,7 @@
 """The activity timeline of a record page: everything that happened to the record, newest first.
 
 Merged from: field history (RecordService.history: fields hidden from the user are left out),
-approval steps, notifications the user received about the record, e-mails automations sent
+approval steps, comments (engine/automation/comments.py), notifications the user received about the record, e-mails automations sent
 about it (the subject only to a recipient or an admin: it is rendered from the whole record),
 and follow-up records (the related records of the page that are activity-like: their object
 has a date or datetime field). One query per source, none per entry.
@@ -15,6 +15,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from metacrm.engine.automation import comments
 from metacrm.engine.automation.approvals import Approvals
 from metacrm.engine.automation.tables import notifications, outbox
 from metacrm.engine import identity
@@ -31,7 +32,7 @@ LIMIT = 100  # newest entries shown; older history stays available through the A
 @dataclass
 class Entry:
     at: datetime | None
-    kind: str  # created, change, approval, notification, email, activity
+    kind: str  # created, change, approval, comment, notification, email, activity
     who: str = ""
     text: str = ""
     link: str = ""
@@ -50,6 +51,8 @@ def entries(service, unit, obj: ObjectDef, record: dict[str, Any], followups: li
     found = _changes(service, unit, obj, record)
     found += _approvals(service, unit, obj, record)
     found += _messages(unit, obj, record)
+    found += [Entry(c["created_at"], "comment", c["user_id"] or "", c["body"])
+              for c in comments.listed(service, obj.name, str(record["id"]), unit.actor, unit.conn)]
     found += [Entry(f["at"], "activity", f.get("who") or "", f["text"], f["link"], subject=f["kind"])
               for f in followups]
     found.append(Entry(record.get("created_at"), "created", record.get("created_by") or ""))

@@ -17,7 +17,7 @@ chain produces exactly the declared tables.
 from __future__ import annotations
 
 from metacrm.engine.storage.system_migrations import (m0001_baseline, m0002_delivery_ids_and_timer_attempts,
-                                              m0003_address_indexes)
+                                              m0003_address_indexes, m0004_comments_and_follows)
 from metacrm.engine.storage.system_migrations import runner
 from metacrm.engine.storage.system_migrations.runner import DataUpgrade, Migration, SchemaVersionError, version_table
 
@@ -25,6 +25,7 @@ MIGRATIONS: list[Migration] = [
     Migration("0001_baseline", m0001_baseline.upgrade),
     Migration("0002_delivery_ids_and_timer_attempts", m0002_delivery_ids_and_timer_attempts.upgrade),
     Migration("0003_address_indexes", m0003_address_indexes.upgrade),
+    Migration("0004_comments_and_follows", m0004_comments_and_follows.upgrade),
 ]
 
 #: One-time upgrades of the data in user tables (e.g. converting stored values after a
