@@ -17,14 +17,20 @@ from metacrm.engine.ui.approvals import DECISIONS
 from metacrm.engine.ui.record import render_record
 
 
-def move(request: Request) -> Response:
-    """POST /app/o/{object}/{id}/move: field, to, version."""
+
+def record_post(request: Request):
+    """What a POST about one record needs: its form (CSRF checked with the session), the record
+    service, the object (a 404 unless the user may read it), the user as actor, the record id."""
     form = read_form(request)
     service = request.app.state.records
     with signed_in(request, form) as unit:
         obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
         actor = unit.actor
-    record_id = request.path_params["id"]
+    return form, service, obj, actor, request.path_params["id"]
+
+def move(request: Request) -> Response:
+    """POST /app/o/{object}/{id}/move: field, to, version."""
+    form, service, obj, actor, record_id = record_post(request)
     if form.get("field") not in {m.field for m in obj.state_machines}:
         raise Problem(400, "only a state field moves with this button")
     version = int(form["version"]) if form.get("version", "").isdigit() and len(form["version"]) <= 18 else None
@@ -39,12 +45,7 @@ def move(request: Request) -> Response:
 
 def run_rule(request: Request) -> Response:
     """POST /app/o/{object}/{id}/run: rule (a manual rule of the object)."""
-    form = read_form(request)
-    service = request.app.state.records
-    with signed_in(request, form) as unit:
-        obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
-        actor = unit.actor
-    record_id = request.path_params["id"]
+    form, service, obj, actor, record_id = record_post(request)
     try:
         outcome = run_manual(service, f"{obj.name}.{form.get('rule', '')}", [record_id], actor)[0]
     except RecordError as exc:
@@ -59,12 +60,7 @@ def run_rule(request: Request) -> Response:
 def approval(request: Request) -> Response:
     """POST /app/o/{object}/{id}/approval: action (submit, approve, reject, recall), process or
     approval (its id), comment."""
-    form = read_form(request)
-    service = request.app.state.records
-    with signed_in(request, form) as unit:
-        obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
-        actor = unit.actor
-    record_id = request.path_params["id"]
+    form, service, obj, actor, record_id = record_post(request)
     action, comment = form.get("action", ""), form.get("comment", "")[:2000]
     approvals = approval_engine.Approvals(service)
     try:

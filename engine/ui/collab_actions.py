@@ -13,7 +13,7 @@ from starlette.responses import RedirectResponse, Response
 from metacrm.engine.api.problems import Problem
 from metacrm.engine.automation import comments
 from metacrm.engine.errors import NotFound, RecordError
-from metacrm.engine.ui.actions import refused
+from metacrm.engine.ui.actions import record_post, refused
 from metacrm.engine.ui.auth import read_form, signed_in
 from metacrm.engine.ui.collab import call_target, has_option
 from metacrm.engine.ui.nav import readable_object
@@ -25,12 +25,7 @@ TYPE_FIELDS = ("type", "activity_type")
 
 def comment(request: Request) -> Response:
     """POST /app/o/{object}/{id}/comment: body."""
-    form = read_form(request)
-    service = request.app.state.records
-    with signed_in(request, form) as unit:
-        obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
-        actor = unit.actor
-    record_id = request.path_params["id"]
+    form, service, obj, actor, record_id = record_post(request)
     try:
         comments.add(service, obj.name, record_id, form.get("body", ""), actor)
     except NotFound:
@@ -42,12 +37,7 @@ def comment(request: Request) -> Response:
 
 def follow(request: Request) -> Response:
     """POST /app/o/{object}/{id}/follow: action (follow or unfollow)."""
-    form = read_form(request)
-    service = request.app.state.records
-    with signed_in(request, form) as unit:
-        obj = readable_object(service.runtime.model, request.path_params["object"], unit.actor)
-        actor = unit.actor
-    record_id = request.path_params["id"]
+    form, service, obj, actor, record_id = record_post(request)
     if form.get("action") == "unfollow":
         comments.unfollow(service, obj.name, record_id, actor)
     else:
